@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and make:
+#   make run   - create the virtualenv, install, serve on 127.0.0.1:8080 from ./qahub.toml
+#   make test  - install the test dependencies and run the whole suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench install clean help
+
+help:
+	@echo "make run    serve on 127.0.0.1:8080 (first start prints the admin key once)"
+	@echo "make test   run the test suite"
+	@echo "make bench  run the benchmarks (they print figures)"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/qahub serve --config qahub.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,65 @@
+"""API keys on the wire: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+401 for a missing, malformed, unknown or revoked key; 403 for a suspended tenant or a key
+whose scope is too small. A key limited to one project sees nothing of other projects (404).
+`last_used_at` is recorded in batches by a background job, not written on every request.
+"""
+
+from __future__ import annotations
+
+from litestar import Request
+
+from ..core.clock import now_ms
+from ..core.errors import NotFound
+from ..core.tenancy import Principal, verify_key
+from .errors import ApiError
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    value = request.headers.get("x-api-key")
+    return value.strip() if value else None
+
+
+class KeyUsage:
+    """Last-use times waiting to be written; flushed by the `key-usage` background job."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = {}
+
+    def seen(self, key_id: str) -> None:
+        self.pending[key_id] = now_ms()
+
+    def take(self) -> dict[str, int]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+
+async def authenticate(request: Request, scope: str) -> Principal:
+    from .context import services  # late: context imports this module's users
+
+    svc = services(request)
+    key = presented_key(request)
+    if not key:
+        raise ApiError(401, "Missing or invalid API key")
+    async with svc.db.read() as conn:
+        principal = await verify_key(conn, key)
+    if principal is None:
+        raise ApiError(401, "Missing or invalid API key")
+    if principal.tenant_suspended:
+        raise ApiError(403, "Organization suspended: this tenant's keys are disabled")
+    svc.key_usage.seen(principal.key_id)
+    request.scope["qahub_key_id"] = principal.key_id  # for the rate limiter and logs (never the secret)
+    if not principal.allows(scope):
+        raise ApiError(403, f"This API key lacks the {scope} scope")
+    return principal
+
+
+def check_project(principal: Principal, project_id: str) -> None:
+    """A key limited to one project may not see others: answer as if they did not exist."""
+    if principal.project_id is not None and principal.project_id != project_id:
+        raise NotFound("Project not found")

@@ -1,0 +1,100 @@
+"""One error shape for every non-2xx answer of every dialect (STYLE.md habit 5):
+
+    {"error": "<HTTP reason phrase>", "message": "<a sentence for a person>", ...extras}
+
+It satisfies Qualigate (`error`, `message`, `retry_after`) and QA.tech (`message`) at once;
+QA Hub's 207 bodies are not errors and keep their own shape. No traceback ever leaves here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from http import HTTPStatus
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
+
+from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StorageFull
+from ..db.writer import WriterClosed
+
+log = logging.getLogger("qahub.api")
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """The body of every error answer."""
+
+    error: str
+    message: str
+    retry_after: int | None = None
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with `status` and `message` (plus optional headers)."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra) -> Response:
+    body = {"error": HTTPStatus(status).phrase, "message": message, **extra}
+    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403, StorageFull: 507}
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, (sqlite3.OperationalError, OSError)) and (
+        "database or disk is full" in text or "no space left" in text or getattr(exc, "errno", None) == 28
+    )
+
+
+def handle_exception(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+    if isinstance(exc, DomainError):
+        return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.message)
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(401, "Missing or invalid API key")
+    if isinstance(exc, PermissionDeniedException):
+        return error_response(403, "You don't have access to this resource")
+    if isinstance(exc, ValidationException):
+        return error_response(400, _validation_message(exc))
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        message = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else _DEFAULT_MESSAGES.get(
+            status, HTTPStatus(status).description or HTTPStatus(status).phrase
+        )
+        if status == 413:
+            message = "Request body is too large"
+        return error_response(status, message, dict(exc.headers or {}))
+    if _is_disk_full(exc):
+        log.error("storage full while serving %s %s: %s", request.method, request.url.path, exc)
+        return error_response(507, "The server's disk is full; nothing was stored. Try again later.")
+    if isinstance(exc, WriterClosed):
+        return error_response(503, "The server is shutting down; try again shortly.", {"Retry-After": "5"})
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return error_response(500, "An unexpected error occurred. Please try again later.")
+
+
+_DEFAULT_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed on this path",
+}
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            key = item.get("key") or ""
+            parts.append(f"{key}: {item.get('message')}" if key else str(item.get("message")))
+    return "; ".join(parts) or (exc.detail or "Invalid request")

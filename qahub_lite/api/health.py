@@ -1,0 +1,29 @@
+"""Liveness and readiness, for load balancers, systemd and scripts."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, get
+
+from .context import services
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> Health:
+    """The process is alive and serving."""
+    return Health("ok")
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> Response:
+    """The database answers a query."""
+    try:
+        async with services(request).db.read() as conn:
+            await conn.execute_fetchall("SELECT 1 FROM schema_migrations LIMIT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return Response({"error": "Service Unavailable", "message": f"database not ready: {exc}"}, status_code=503)
+    return Response(Health("ready"))

@@ -1,0 +1,89 @@
+"""A streaming reader for one file field of a multipart/form-data body.
+
+Litestar's form parser reads the whole body into memory first; an attachment must instead be
+streamed to disk and refused with 413 as soon as it passes the limit, without reading the
+rest. This reader yields the bytes of the first part named `file` (or the first file part).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from .errors import ApiError
+
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
+_NAME = re.compile(r'\bname="([^"]*)"', re.I)
+_FILENAME = re.compile(r'\bfilename\*?="?([^";\r\n]*)"?', re.I)
+_MAX_HEADER = 16 * 1024
+
+
+class FilePart:
+    def __init__(self) -> None:
+        self.field_name: str | None = None
+        self.file_name: str | None = None
+        self.content_type: str | None = None
+
+
+def boundary_of(content_type: str) -> bytes:
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(400, "Send the file as multipart/form-data with a field named 'file' (curl -F file=@path)")
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        raise ApiError(400, "multipart/form-data body without a boundary")
+    return match.group(1).encode("latin-1")
+
+
+async def file_chunks(stream: AsyncIterator[bytes], content_type: str, part: FilePart) -> AsyncIterator[bytes]:
+    """Yield the content of the file part; `part` is filled in once its headers are read."""
+    delimiter = b"--" + boundary_of(content_type)
+    buffer = b""
+    it = stream.__aiter__()
+
+    async def more() -> bool:
+        nonlocal buffer
+        try:
+            buffer += await it.__anext__()
+            return True
+        except StopAsyncIteration:
+            return False
+
+    while True:
+        # Find the next part's headers.
+        while True:
+            start = buffer.find(delimiter)
+            if start != -1 and buffer.find(b"\r\n\r\n", start) != -1:
+                break
+            if len(buffer) > _MAX_HEADER * 4 and start == -1:
+                buffer = buffer[-len(delimiter) :]  # preamble or an ignored field's content
+            if not await more():
+                raise ApiError(400, "multipart body has no field named 'file'")
+        header_end = buffer.find(b"\r\n\r\n", start)
+        headers = buffer[start + len(delimiter) : header_end].decode("utf-8", "replace")
+        if headers.startswith("--"):
+            raise ApiError(400, "multipart body has no field named 'file'")
+        buffer = buffer[header_end + 4 :]
+        name = _NAME.search(headers)
+        filename = _FILENAME.search(headers)
+        if filename or (name and name.group(1) == "file"):
+            part.field_name = name.group(1) if name else None
+            part.file_name = filename.group(1) if filename else None
+            for line in headers.split("\r\n"):
+                if line.lower().startswith("content-type:"):
+                    part.content_type = line.split(":", 1)[1].strip()
+            break
+        # Not the file: skip to the next delimiter.
+    end_marker = b"\r\n" + delimiter
+    while True:
+        end = buffer.find(end_marker)
+        if end != -1:
+            if buffer[:end]:
+                yield buffer[:end]
+            return
+        # Keep a tail that could hold the start of the delimiter.
+        keep = len(end_marker)
+        if len(buffer) > keep:
+            yield buffer[:-keep]
+            buffer = buffer[-keep:]
+        if not await more():
+            raise ApiError(400, "multipart body ended before the file's closing boundary")

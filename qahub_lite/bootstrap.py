@@ -1,0 +1,42 @@
+"""First start: the database, a default tenant and its first admin key, shown once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from .config import Config
+from .core import tenancy
+from .db.database import direct_connection, migrate
+
+
+class Bootstrap(msgspec.Struct):
+    tenant_id: str
+    admin_key: str | None  # only on the start that created it
+
+
+def ensure_initialized(config: Config, tenant_name: str = "default") -> Bootstrap:
+    """Create the data folder and database, apply migrations, and on an empty database create
+    the default tenant with an admin key. Returns the key only when it was just created."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.attachments_dir.mkdir(parents=True, exist_ok=True)
+    migrate(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms, synchronous=config.storage.synchronous)
+    with direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms) as conn:
+        existing = tenancy.list_tenants(conn)
+        if existing:
+            return Bootstrap(existing[0].id, None)
+        tenant = tenancy.create_tenant(conn, tenant_name)
+        key = tenancy.create_key(conn, tenant.id, scope="admin", name="first admin key")
+        return Bootstrap(tenant.id, key.key)
+
+
+def write_default_config(target_dir: Path, text: str) -> Path:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    path = target_dir / "qahub.toml"
+    if path.exists():
+        raise FileExistsError(f"{path} exists already; not overwriting it")
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

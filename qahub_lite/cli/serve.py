@@ -1,0 +1,52 @@
+"""`qahub serve`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import msgspec
+
+from .common import add_config_option, load
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "serve", help="serve the API and dashboard",
+        description="Serve the API and the dashboard from one process. On an empty database, creates the default "
+        "tenant and an admin key and prints the key once.",
+    )
+    add_config_option(p)
+    p.add_argument("--host", help="address to listen on (default: server.host, or $QAHUB_HOST)")
+    p.add_argument("--port", type=int, help="port to listen on (default: server.port, or $QAHUB_PORT)")
+    p.add_argument("--log-format", choices=["text", "json"], help="log lines for people (text) or collectors (json)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="least severe level logged")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bootstrap import ensure_initialized
+    from ..logs import setup_logging
+    from ..server import serve
+
+    config = load(args)
+    server = config.server
+    if args.host or args.port is not None:
+        server = msgspec.structs.replace(
+            server, host=args.host or server.host, port=server.port if args.port is None else args.port
+        )
+    logging_cfg = msgspec.structs.replace(
+        config.logging, format=args.log_format or config.logging.format, level=args.log_level or config.logging.level
+    )
+    config = msgspec.structs.replace(config, server=server, logging=logging_cfg)
+    setup_logging(config.logging.level, config.logging.format)
+    boot = ensure_initialized(config)
+    if boot.admin_key:
+        # Printed once, to the terminal only: never logged, never shown again.
+        print(
+            "\n  First start: created the default tenant and an admin API key.\n"
+            f"  Admin key (shown once, store it now): {boot.admin_key}\n",
+            file=sys.stdout, flush=True,
+        )
+    print(f"qahub-lite serving on {config.public_url} (data: {config.data_dir})", flush=True)
+    return serve(config)

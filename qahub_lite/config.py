@@ -1,0 +1,189 @@
+"""Configuration: one msgspec Struct tree decoded from `qahub.toml`, loaded once and passed down.
+
+Rules (DESIGN.md, STYLE.md habit 4):
+- unknown keys and wrong types stop the start, and the error names the key's path;
+- every key is in the shipped `qahub.toml` with its default and a comment (tests/test_config.py);
+- relative paths are relative to the config file's folder;
+- environment overrides: `QAHUB_<SECTION>_<KEY>` for every key, plus the short aliases below.
+Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # The base URL people and CI use to reach this server; `dashboard_url` and `url` fields
+    # of API answers are built from it. Empty: http://<host>:<port>.
+    public_url: str = ""
+    # Largest request body accepted (413 above it). Attachments have their own limit.
+    max_body_bytes: Positive = 64 * 1024 * 1024
+    # Seconds a graceful stop waits for requests in flight.
+    shutdown_timeout_s: Positive = 8
+
+
+class StorageConfig(_Section):
+    data_dir: str = "data"
+    # FULL: a 2xx answer survives power loss. NORMAL: survives a process crash only.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    busy_timeout_ms: NonNegative = 5000
+    # Read-only connections for queries; writes have their own single connection.
+    reader_connections: Positive = 4
+    # Most queued write operations committed together in one transaction.
+    max_group_commit: Positive = 256
+    # Minutes between passive WAL checkpoints by the background job.
+    checkpoint_interval_minutes: Positive = 5
+
+
+class AttachmentsConfig(_Section):
+    # Largest attachment in bytes (seed 001: 10 MB, ATTACHMENT_MAX_BYTES overrides).
+    max_bytes: Positive = 10 * 1024 * 1024
+
+
+class RetentionConfig(_Section):
+    # Unlinked results (no test case in the library) older than this are deleted. 0 keeps them.
+    unlinked_days: NonNegative = 30
+    # Minutes between sweeps by the in-process job. 0 disables the job (manual sweeps still work).
+    sweep_interval_minutes: NonNegative = 60
+    # Results deleted per transaction, so that a sweep never holds the writer for long.
+    batch_size: Positive = 500
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    # One line per request (method, path, status, duration); keys are never printed.
+    access_log: bool = True
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    attachments: AttachmentsConfig = msgspec.field(default_factory=AttachmentsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    # Where the config was read from; relative paths are resolved against its folder.
+    base_dir: str = "."
+
+    @property
+    def data_dir(self) -> Path:
+        return (Path(self.base_dir) / self.storage.data_dir).resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "qahub.db"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the file and the key."""
+
+
+# Short names people expect, next to the systematic QAHUB_<SECTION>_<KEY> form.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "QAHUB_HOST": ("server", "host"),
+    "QAHUB_PORT": ("server", "port"),
+    "QAHUB_PUBLIC_URL": ("server", "public_url"),
+    "QAHUB_DATA_DIR": ("storage", "data_dir"),
+    "ATTACHMENT_MAX_BYTES": ("attachments", "max_bytes"),  # the name seed 001 uses
+}
+
+
+def _sections() -> dict[str, type[msgspec.Struct]]:
+    out = {}
+    for field in msgspec.structs.fields(Config):
+        if isinstance(field.type, type) and issubclass(field.type, msgspec.Struct):
+            out[field.name] = field.type
+    return out
+
+
+def env_overrides(environ: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(env name, section, key, raw value) for every override present in `environ`."""
+    found = []
+    for section, struct in _sections().items():
+        for field in msgspec.structs.fields(struct):
+            name = f"QAHUB_{section}_{field.name}".upper()
+            if name in environ:
+                found.append((name, section, field.name, environ[name]))
+    for name, (section, key) in ENV_ALIASES.items():
+        if name in environ:
+            found.append((name, section, key, environ[name]))
+    return found
+
+
+def _field_type(section: str, key: str) -> Any:
+    struct = _sections()[section]
+    for field in msgspec.structs.fields(struct):
+        if field.name == key:
+            return field.type
+    raise KeyError(key)
+
+
+def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Read `path` (None: defaults only), apply environment overrides, validate strictly."""
+    environ = dict(os.environ) if environ is None else environ
+    raw: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found (create one with `qahub init`)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        # absolute(), not resolve(): the shipped top-level qahub.toml is a symlink into the
+        # package, and its data folder belongs beside the link, not beside the target.
+        base_dir = path.absolute().parent
+        where = str(path)
+    else:
+        where = "built-in defaults"
+    if "base_dir" in raw:
+        raise ConfigError(f"{where}: unknown key `base_dir`")
+    for name, section, key, value in env_overrides(environ):
+        try:
+            converted = msgspec.convert(value, _field_type(section, key), strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"environment variable {name}: {exc}") from None
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{where}: `{section}` must be a table")
+        raw[section][key] = converted
+    raw["base_dir"] = str(base_dir)
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def default_config_text() -> str:
+    """The commented default `qahub.toml` shipped inside the package (what `qahub init` writes)."""
+    return (Path(__file__).parent / "qahub.toml").read_text(encoding="utf-8")

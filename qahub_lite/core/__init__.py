@@ -1,0 +1,1 @@
+"""The canonical model and everything done with it. Nothing here knows of HTTP."""

@@ -1,0 +1,194 @@
+"""The one ingest path: every result that comes in, whatever dialect or tool sent it, is
+stored by `store_results`, inside the single writer's transaction.
+
+Steps, all in one transaction (a 2xx means all of it is committed):
+1. create the run when asked (native ingest, QualityPilot, uploads) or check the target run;
+2. resolve test case codes and ids of the run's project; unknown ones become item errors;
+3. intern test identities (`tests` rows) in bulk;
+4. upsert results with `executemany` (never with RETURNING, see DESIGN.md);
+5. recompute the run's counts from its results.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from . import runs as runs_core
+from .clock import new_id, new_short_id, now_ms
+from .errors import NotFound
+from .model import IngestOutcome, ItemError, ResultRecord, RunRecord
+
+# SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
+_CHUNK = 500
+_attempts_encoder = msgspec.json.Encoder()
+
+
+def unlinked_identity(suite_path: str, title: str) -> str:
+    return f"u:{suite_path}\x1f{title}"
+
+
+def case_identity(test_case_id: str) -> str:
+    return f"c:{test_case_id}"
+
+
+def insert_run(conn: sqlite3.Connection, tenant_id: str, run: RunRecord) -> tuple[str, str]:
+    """Insert a run row; returns (id, short_id)."""
+    run_id, now = new_id(), now_ms()
+    finished = now if run.status in ("COMPLETED", "CANCELED", "ERROR") else None
+    started = run.started_at if run.started_at is not None else (now if run.status != "PENDING" else None)
+    for _ in range(5):
+        short_id = new_short_id()
+        try:
+            conn.execute(
+                """INSERT INTO runs (id, short_id, tenant_id, project_id, name, environment, framework, source,
+                   status, branch, commit_sha, pr_number, pr_url, repository, ci_provider, build_url,
+                   created_at, started_at, finished_at, duration_ms, extra)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id, short_id, tenant_id, run.project_id, run.name, run.environment, run.framework,
+                    run.source, run.status, run.ci.branch, run.ci.commit_sha, run.ci.pr_number, run.ci.pr_url,
+                    run.ci.repository, run.ci.ci_provider, run.ci.build_url, now, started, finished,
+                    run.duration_ms, msgspec.json.encode(run.extra).decode() if run.extra else None,
+                ),
+            )
+            return run_id, short_id
+        except sqlite3.IntegrityError as exc:
+            if "short_id" not in str(exc):
+                raise
+    raise RuntimeError("could not allocate a unique short id for a run")
+
+
+def _resolve_cases(
+    conn: sqlite3.Connection, project_id: str, items: Sequence[tuple[int, ResultRecord]]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """code -> (case id, title) and case id -> title for the codes and ids the items name."""
+    codes = sorted({r.test_case_code for _, r in items if r.test_case_code})
+    ids = sorted({r.test_case_id for _, r in items if r.test_case_id and not r.test_case_code})
+    by_code: dict[str, tuple[str, str]] = {}
+    by_id: dict[str, str] = {}
+    for start in range(0, len(codes), _CHUNK):
+        chunk = codes[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT code, id, title FROM test_cases WHERE project_id = ? AND code IN ({marks})", (project_id, *chunk)
+        ):
+            by_code[row[0]] = (row[1], row[2])
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT id, title FROM test_cases WHERE project_id = ? AND id IN ({marks})", (project_id, *chunk)
+        ):
+            by_id[row[0]] = row[1]
+    return by_code, by_id
+
+
+def _intern_tests(conn: sqlite3.Connection, project_id: str, wanted: dict[str, tuple[str | None, str, str]]) -> dict[str, int]:
+    """identity -> tests.id, creating the missing identities in bulk."""
+    now = now_ms()
+    conn.executemany(
+        "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, identity, created_at) "
+        "VALUES (?,?,?,?,?,?)",
+        [(project_id, case_id, suite, title, identity, now) for identity, (case_id, suite, title) in wanted.items()],
+    )
+    ids: dict[str, int] = {}
+    keys = list(wanted)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT identity, id FROM tests WHERE project_id = ? AND identity IN ({marks})", (project_id, *chunk)
+        ):
+            ids[row[0]] = row[1]
+    return ids
+
+
+def store_results(
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    items: Sequence[tuple[int, ResultRecord]],
+    *,
+    run: RunRecord | None = None,
+    run_id: str | None = None,
+    rejected: Sequence[ItemError] = (),
+) -> IngestOutcome:
+    """Create `run` (or use `run_id`), then upsert `items` (original index, record) into it.
+
+    `rejected` are items the edge already refused (bad shape, bad status); they are reported
+    together with the items refused here (unknown test case) in index order.
+    """
+    if run is not None:
+        project_id = run.project_id
+        run_id, short_id = insert_run(conn, tenant_id, run)
+    else:
+        row = conn.execute("SELECT project_id, short_id FROM runs WHERE id = ? AND tenant_id = ?", (run_id, tenant_id)).fetchone()
+        if row is None:
+            raise NotFound("Run not found")
+        project_id, short_id = row[0], row[1]
+    errors = list(rejected)
+    by_code, by_id = _resolve_cases(conn, project_id, items)
+
+    # identity -> (case id, suite path, title), and each accepted item's identity.
+    wanted: dict[str, tuple[str | None, str, str]] = {}
+    accepted: list[tuple[int, ResultRecord, str, bool]] = []
+    for index, record in items:
+        if record.test_case_code:
+            found = by_code.get(record.test_case_code)
+            if found is None:
+                errors.append(ItemError(index, f"test_case_code {record.test_case_code} not found in this tenant"))
+                continue
+            case_id, title = found
+            identity = case_identity(case_id)
+            wanted[identity] = (case_id, record.suite_path, title)
+            linked = True
+        elif record.test_case_id:
+            title = by_id.get(record.test_case_id)
+            if title is None:
+                errors.append(ItemError(index, f"test_case_id {record.test_case_id} not found in this tenant"))
+                continue
+            identity = case_identity(record.test_case_id)
+            wanted[identity] = (record.test_case_id, record.suite_path, title)
+            linked = True
+        else:
+            title = record.title or ""
+            identity = unlinked_identity(record.suite_path, title)
+            wanted[identity] = (None, record.suite_path, title)
+            linked = False
+        accepted.append((index, record, identity, linked))
+
+    test_ids = _intern_tests(conn, project_id, wanted) if wanted else {}
+    now = now_ms()
+    rows = []
+    for _, r, identity, linked in accepted:
+        attempt_log = _attempts_encoder.encode(r.previous_attempts).decode() if r.previous_attempts else None
+        rows.append((
+            run_id, test_ids[identity], r.status, int(r.flaky), r.attempts, r.duration_ms, r.error_message,
+            r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, r.framework, r.file, r.line, r.stdout,
+            r.stderr, attempt_log, int(linked), r.executed_at, now, now,
+        ))
+    # Upsert: the same test in the same run is updated, not duplicated (seed 001).
+    conn.executemany(
+        """INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, error_message, error_stack,
+               comment, bug_ticket_key, bug_ticket_url, framework, file, line, stdout, stderr, attempt_log, linked,
+               executed_at, created_at, updated_at)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+           ON CONFLICT (run_id, test_id) DO UPDATE SET
+               status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
+               duration_ms = excluded.duration_ms, error_message = excluded.error_message,
+               error_stack = excluded.error_stack,
+               comment = coalesce(excluded.comment, results.comment),
+               bug_ticket_key = coalesce(excluded.bug_ticket_key, results.bug_ticket_key),
+               bug_ticket_url = coalesce(excluded.bug_ticket_url, results.bug_ticket_url),
+               framework = coalesce(excluded.framework, results.framework),
+               file = coalesce(excluded.file, results.file), line = coalesce(excluded.line, results.line),
+               stdout = excluded.stdout, stderr = excluded.stderr, attempt_log = excluded.attempt_log,
+               executed_at = coalesce(excluded.executed_at, results.executed_at),
+               updated_at = excluded.updated_at""",
+        rows,
+    )
+    runs_core.refresh_counts(conn, run_id)
+    errors.sort(key=lambda e: e.index)
+    return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)

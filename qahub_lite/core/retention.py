@@ -1,0 +1,70 @@
+"""Retention (seed 000): unlinked results older than N days are deleted with their attachments.
+
+Linked results and the test library are never touched. Deletes go in small batches, each its
+own writer operation, so a sweep never holds the writer for long and ingests interleave.
+Run counts are a record of what was ingested and are kept (the trend survives retention).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+from . import attachments
+from .clock import now_ms, to_iso
+
+DAY_MS = 86_400_000
+
+
+class SweepReport(msgspec.Struct):
+    cutoff: str | None
+    retention_days: int
+    deleted_results: int
+    deleted_attachments: int
+    removed_files: int
+    batches: int
+
+
+def delete_batch(
+    conn: sqlite3.Connection, cutoff_ms: int, batch_size: int, tenant_id: str | None = None
+) -> tuple[int, int, list[str]]:
+    """Writer operation: delete up to `batch_size` unlinked results created before `cutoff_ms`
+    (of one tenant when given). Returns (results deleted, attachment rows deleted, hashes)."""
+    sql = "SELECT id FROM results WHERE linked = 0 AND created_at < ?"
+    params: list = [cutoff_ms]
+    if tenant_id is not None:
+        sql += " AND run_id IN (SELECT id FROM runs WHERE tenant_id = ?)"
+        params.append(tenant_id)
+    ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at LIMIT ?", (*params, batch_size))]
+    if not ids:
+        return 0, 0, []
+    marks = ",".join("?" * len(ids))
+    found = conn.execute(f"SELECT sha256 FROM attachments WHERE result_id IN ({marks})", ids).fetchall()
+    conn.execute(f"DELETE FROM attachments WHERE result_id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM results WHERE id IN ({marks})", ids)
+    return len(ids), len(found), [r[0] for r in found]
+
+
+async def sweep(
+    writer, attachments_dir: Path, retention_days: int, batch_size: int, tenant_id: str | None = None
+) -> SweepReport:
+    """Delete every expired unlinked result, batch by batch; files go after their rows.
+    The background job sweeps every tenant; an admin key's request sweeps its own tenant."""
+    if retention_days <= 0:
+        return SweepReport(None, retention_days, 0, 0, 0, 0)
+    cutoff = now_ms() - retention_days * DAY_MS
+    results = rows = files = batches = 0
+    while True:
+        n, a, hashes = await writer.run(delete_batch, cutoff, batch_size, tenant_id)
+        if n == 0:
+            break
+        batches += 1
+        results += n
+        rows += a
+        if hashes:  # the delete has committed: now the files may go
+            files += await writer.run(attachments.remove_unreferenced, attachments_dir, hashes)
+        if n < batch_size:
+            break
+    return SweepReport(to_iso(cutoff), retention_days, results, rows, files, batches)

@@ -1,0 +1,81 @@
+"""Canonical result statuses and every dialect's mapping, in one table (DESIGN.md).
+
+Canonical outcome statuses: PASSED FAILED BROKEN SKIPPED UNKNOWN; lifecycle statuses of
+executed (triggered) tests: PENDING RUNNING TIMEOUT CANCELED. Flaky is a flag on PASSED.
+"""
+
+from __future__ import annotations
+
+OUTCOMES = ("PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN")
+LIFECYCLE = ("PENDING", "RUNNING", "TIMEOUT", "CANCELED")
+ALL = OUTCOMES + LIFECYCLE
+# Statuses that count as a failure for a run's verdict.
+FAILING = frozenset({"FAILED", "BROKEN", "TIMEOUT"})
+# Statuses that mean the test has not finished yet.
+UNFINISHED = frozenset({"PENDING", "RUNNING"})
+
+# Run lifecycle.
+RUN_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "CANCELED", "ERROR")
+RUN_FINISHED = frozenset({"COMPLETED", "CANCELED", "ERROR"})
+
+# QA Hub (native, seeds 000/001) accepts exactly these on input.
+QAHUB_INPUT = ("PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN")
+
+# QualityPilot case status -> (canonical, flaky)
+QUALITYPILOT_IN = {
+    "passed": ("PASSED", False),
+    "failed": ("FAILED", False),
+    "skipped": ("SKIPPED", False),
+    "flaky": ("PASSED", True),
+}
+
+# canonical -> Qualigate status (seed 004). SKIPPED has no Qualigate value: a skipped test
+# did not fail, and Qualigate's polling scripts treat only `passed` as success, so a skipped
+# test is reported as `passed` (its result's error_message says it was skipped).
+QUALIGATE_OUT = {
+    "PASSED": "passed",
+    "FAILED": "failed",
+    "BROKEN": "error",
+    "SKIPPED": "passed",
+    "UNKNOWN": "error",
+    "TIMEOUT": "timeout",
+    "CANCELED": "canceled",
+    "PENDING": "pending",
+    "RUNNING": "running",
+}
+
+# canonical -> QA.tech test case result (seed 003); None while it has not finished.
+QATECH_RESULT = {
+    "PASSED": "PASSED",
+    "FAILED": "FAILED",
+    "BROKEN": "FAILED",
+    "SKIPPED": "SKIPPED",
+    "UNKNOWN": "FAILED",
+    "TIMEOUT": "FAILED",
+    "CANCELED": None,
+    "PENDING": None,
+    "RUNNING": None,
+}
+
+# canonical run status -> QA.tech run status
+QATECH_RUN_STATUS = {
+    "PENDING": "INITIATED",
+    "RUNNING": "RUNNING",
+    "COMPLETED": "COMPLETED",
+    "ERROR": "ERROR",
+    "CANCELED": "CANCELLED",
+}
+
+
+def invalid_status_message(value: object) -> str:
+    """Seed 000's wording: invalid status value: 'pass' (use PASSED)."""
+    text = str(value)
+    upper = text.upper()
+    suggestion = None
+    for status in QAHUB_INPUT:
+        if upper == status or status.startswith(upper[:4]) and upper[:4]:
+            suggestion = status
+            break
+    if suggestion is None:
+        return f"invalid status value: {text!r} (use one of {', '.join(QAHUB_INPUT)})"
+    return f"invalid status value: {text!r} (use {suggestion})"

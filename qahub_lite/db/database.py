@@ -1,0 +1,82 @@
+"""The database as the rest of the program sees it: one writer, a pool of readers, migrations
+applied at start."""
+
+from __future__ import annotations
+
+import contextlib
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from . import migrations
+from .connection import open_writer
+from .readers import ReaderPool
+from .writer import Writer
+
+T = TypeVar("T")
+
+
+def migrate(path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> list[str]:
+    """Create the database if needed and apply pending migrations; returns their names."""
+    conn = open_writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    try:
+        return migrations.apply_pending(conn)
+    finally:
+        conn.close()
+
+
+class Database:
+    def __init__(self, path: Path, *, busy_timeout_ms: int, synchronous: str, readers: int, max_group: int) -> None:
+        self.path = path
+        self.writer = Writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, max_group=max_group)
+        self.readers = ReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+
+    @classmethod
+    def from_config(cls, config) -> "Database":
+        s = config.storage
+        return cls(
+            config.db_path, busy_timeout_ms=s.busy_timeout_ms, synchronous=s.synchronous,
+            readers=s.reader_connections, max_group=s.max_group_commit,
+        )
+
+    async def open(self) -> list[str]:
+        applied = migrate(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+        self.writer.start()
+        await self.readers.open()
+        return applied
+
+    async def close(self) -> None:
+        await self.readers.close()
+        self.writer.stop()  # drains queued writes, checkpoints the WAL
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.writer.run(fn, *args)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self.readers.connection() as conn:
+            yield conn
+
+
+@contextlib.contextmanager
+def direct_connection(path: Path, *, busy_timeout_ms: int = 5000):
+    """A short-lived read-write connection for CLI commands (keys, tenants) that run beside a
+    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success."""
+    conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+

@@ -1,0 +1,205 @@
+"""The single writer: one thread owns the one read-write connection; everything that writes
+is queued to it as a plain function `fn(conn, *args)` and awaited (STYLE.md habit 1).
+
+Group commit: the thread takes every operation waiting in the queue (up to
+`max_group_commit`), runs them inside one `BEGIN IMMEDIATE ... COMMIT`, and only then answers
+each caller. So an awaited write is committed (a 2xx means durable), and under load many
+writes share one fsync. Each operation runs inside its own SAVEPOINT: one that raises is
+rolled back alone and its caller gets the exception, the others still commit.
+
+Why a thread of our own and not aiosqlite here: aiosqlite is also "a thread with a
+connection and a queue", but it runs one statement per hop and offers no public way to run a
+batch of Python functions inside one transaction on its thread, which group commit needs.
+Readers do use aiosqlite (see readers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .connection import open_writer
+
+log = logging.getLogger("qahub.db.writer")
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class WriterClosed(Exception):
+    """The writer has been stopped; no more writes are accepted."""
+
+
+class WriterStats:
+    """Figures for /metrics."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.operations = 0
+        self.failed_commits = 0
+        self.commit_seconds_total = 0.0
+        self.last_commit_seconds = 0.0
+
+
+class Writer:
+    def __init__(self, path: Path, *, busy_timeout_ms: int, synchronous: str, max_group: int = 256) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._max_group = max_group
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.stats = WriterStats()
+
+    def start(self) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                conn = open_writer(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+            except BaseException as exc:  # reported to start() below
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            try:
+                self._serve(conn)
+            finally:
+                conn.close()
+
+        self._thread = threading.Thread(target=main, name="qahub-writer", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in the writer's transaction; return once it is committed."""
+        if self._closed:
+            raise WriterClosed("the database writer is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._queue.put((fn, args, future, loop))
+        return await future
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """The same from a thread that is not the event loop's (CLI, background threads)."""
+        if self._closed:
+            raise WriterClosed("the database writer is stopped")
+        done = threading.Event()
+        box: list[Any] = []
+
+        def finish(ok: bool, value: Any) -> None:
+            box.append((ok, value))
+            done.set()
+
+        self._queue.put((fn, args, finish, None))
+        done.wait()
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+    def stop(self) -> None:
+        """Drain every queued write, then close the connection (after a WAL checkpoint)."""
+        if self._thread is None or self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # --- the writer thread -------------------------------------------------------------
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [] if first is _STOP else [first]
+            stopping = first is _STOP
+            while len(batch) < self._max_group and not stopping:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._commit_batch(conn, batch)
+            if stopping:
+                # Writes queued after the stop marker are drained too: nothing acknowledged is lost.
+                rest = []
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not _STOP:
+                        rest.append(item)
+                if rest:
+                    self._commit_batch(conn, rest)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint at shutdown failed: %s", exc)
+                return
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+        started = time.perf_counter()
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for index, (fn, args, _, _) in enumerate(batch):
+                savepoint = f"op{index}"
+                conn.execute(f"SAVEPOINT {savepoint}")
+                try:
+                    value = fn(conn, *args)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute(f"RELEASE {savepoint}")
+                    outcomes.append((True, value))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - the commit itself failed: nobody succeeded
+            log.error("write transaction failed: %s", exc)
+            self.stats.failed_commits += 1
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            outcomes = [(False, exc)] * len(batch)
+        elapsed = time.perf_counter() - started
+        self.stats.commits += 1
+        self.stats.operations += len(batch)
+        self.stats.commit_seconds_total += elapsed
+        self.stats.last_commit_seconds = elapsed
+        for (_, _, target, loop), (ok, value) in zip(batch, outcomes):
+            if loop is None:
+                target(ok, value)
+            else:
+                loop.call_soon_threadsafe(_resolve, target, ok, value)
+
+
+def _resolve(future: asyncio.Future, ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

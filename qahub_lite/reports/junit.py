@@ -1,0 +1,327 @@
+"""JUnit XML in all the dialects we have seen (see tests/corpus and JUNIT_DIALECTS.md).
+
+There is no specification, only Ant's original output and a dozen tools imitating it. The rules
+below are the ones that held across pytest (xunit1/xunit2, rerunfailures), Surefire/Failsafe,
+Ant/junitreport, Gradle, JUnit Platform console, jest-junit, mocha-junit-reporter and mocha's
+``xunit``, Playwright, Vitest, node:test, gotestsum, PHPUnit, ctest, Nette Tester,
+TAP::Formatter::JUnit, Catch2, nextest and marathon:
+
+1. Root is ``<testsuites>`` or ``<testsuite>``; suites nest to any depth.
+2. Counts come from elements, never from header attributes (Surefire counts reruns,
+   mocha-junit-reporter counts pending tests it never writes, jest-junit omits todo).
+3. A testcase's outcome: ``<error>`` > ``<failure>`` > ``<skipped>`` > passed.
+4. ``<flakyFailure>``/``<flakyError>`` are failed attempts of a test that then passed;
+   ``<rerunFailure>``/``<rerunError>`` are further failed attempts of one that kept failing.
+5. Repeated testcases with the same identity (suite path, classname, name, file) are attempts
+   of one test - last one wins - when an earlier one failed (gotestsum ``--rerun-fails``,
+   web-test-runner retries), or always for pytest, whose node ids are unique by construction
+   and whose rerunfailures plugin writes the reruns as passing-looking duplicates. Elsewhere
+   identical names that all passed are distinct tests (jest ``it.each`` with a fixed title,
+   Surefire runs of the same class in several forks) and stay separate results.
+6. ``<error>`` directly under a ``<testsuite>`` (TAP::Formatter::JUnit: script died / bad plan)
+   is a suite-level error, reported as one BROKEN result unless the suite's own failures already
+   explain it.
+7. A failing testcase that stands for a *container* rather than a test is BROKEN (the corpus
+   counts "file failed to load" and "beforeAll failed" as errors): its name is its suite's or
+   file's name (Vitest import failure), jest-junit's ``Test suite failed to run``, or the
+   describe-path prefix of sibling tests (Vitest's ``beforeAll failure`` pseudo-test).
+8. ``<skipped type="todo">`` wins over a failure (node:test): a todo test's failure is declared.
+
+The file is streamed with iterparse; each testcase is converted and dropped as soon as it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .model import Attempt, ParsedResult, ReportAttachment
+from .normalize import BROKEN, FAILED, PASSED, SKIPPED, attempt, build, seconds_to_ms
+from .xmlsource import iterparse, local
+
+_OUTCOMES = {"failure": FAILED, "error": BROKEN, "skipped": SKIPPED}
+_ATTACHMENT_LINE = re.compile(r"^\s*\[\[ATTACHMENT\|(.+?)\]\]\s*$", re.MULTILINE)
+# TAP::Formatter::JUnit writes non-ASCII bytes as "[\xc3][\xbc]".
+_BYTE_ESCAPES = re.compile(r"(?:\[\\x[0-9a-fA-F]{2}\])+")
+# Error types that are not errors in the corpus' normalisation:
+#   TodoTestSucceeded (TAP::Formatter::JUnit): a TODO test that passed -> it passed;
+#   UnexpectedSuccess (unittest-xml-reporting): like pytest's strict XPASS -> failed.
+_ERROR_TYPE_OVERRIDES = {"TodoTestSucceeded": PASSED, "UnexpectedSuccess": FAILED}
+_JEST_SUITE_ERROR = "Test suite failed to run"  # jest-junit's classname for suite load errors
+_DESCRIBE_SEPARATORS = (" > ", " › ")  # Vitest, Playwright/jest-junit title templates
+_RECORDED_RERUN = (
+    "earlier attempt: the report lists a re-run of this test but did not record why the "
+    "attempt failed (pytest-rerunfailures writes reruns without their failure)"
+)
+
+
+class _Case:
+    """What one ``<testcase>`` element said, before duplicates are merged."""
+
+    __slots__ = ("title", "suite_path", "file", "line", "attempts", "status", "stdout", "stderr",
+                 "properties", "attachments", "duration", "container", "failing")
+
+    def __init__(self) -> None:
+        self.attachments: list[ReportAttachment] = []
+        self.properties: list[tuple[str, str]] = []
+
+
+def _decode_byte_escapes(text: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        raw = bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", match.group(0)))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return match.group(0)
+
+    return _BYTE_ESCAPES.sub(repl, text) if "[\\x" in text else text
+
+
+def _text(elem: ET.Element | None) -> str | None:
+    if elem is None:
+        return None
+    return elem.text
+
+
+def _property_pairs(props: ET.Element) -> list[tuple[str, str]]:
+    pairs = []
+    for prop in props:
+        if local(prop.tag) != "property":
+            continue
+        name = prop.get("name") or ""
+        # Several tools write multi-line values as element text instead of value=.
+        value = prop.get("value")
+        if value is None:
+            value = (prop.text or "").strip()
+        pairs.append((name, value))
+    return pairs
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+        self.playwright = False
+        self.pytest = False
+        self.order: list[tuple] = []
+        self.groups: dict[tuple, list[_Case]] = {}
+        self.suite_errors: list[ParsedResult] = []
+        # (suite path, "describe > path") prefixes of every test title, for rule 7.
+        self.prefixes: set[tuple[tuple[str, ...], str]] = set()
+
+    def resolve(self, raw: str) -> str:
+        raw = raw.strip()
+        if "://" in raw or raw.startswith("data:") or os.path.isabs(raw):
+            return raw
+        return os.path.normpath(os.path.join(self.base, raw))
+
+    def read(self) -> list[ParsedResult]:
+        stack: list[ET.Element] = []
+        # One entry per open <testsuite>: [path-for-results, had-failing-case, suite element]
+        suites: list[list] = []
+        for event, elem in iterparse(self.path):
+            tag = elem.tag if elem.tag[:1] != "{" else local(elem.tag)
+            if event == "start":
+                if tag == "testsuite":
+                    outer = suites[-1][0] if suites else []
+                    name = elem.get("name") or ""
+                    path = list(outer)
+                    if self.playwright and not suites and elem.get("hostname"):
+                        path.append(elem.get("hostname"))  # the Playwright project
+                    if name:
+                        path.append(_decode_byte_escapes(name))
+                    suites.append([path, False, elem])
+                    if name == "pytest" and elem.get("hostname") is not None:
+                        self.pytest = True  # pytest < 5.1 wrote no <testsuites> name
+                elif tag == "testsuites" and not stack:
+                    # Playwright's reporter is the only one writing <testsuites id="...">. Its
+                    # <error> means "threw inside the test" (TypeError, timeout, beforeAll), which
+                    # the corpus normalisation counts as failed; its suite hostname is the project.
+                    self.playwright = "id" in elem.attrib
+                    self.pytest = elem.get("name") == "pytest tests"
+                stack.append(elem)
+                continue
+            stack.pop()
+            parent = stack[-1] if stack else None
+            if tag == "testcase":
+                failing = self._testcase(elem, suites[-1][0] if suites else [],
+                                         suites[-1][2] if suites else None)
+                if suites and failing:
+                    suites[-1][1] = True
+                if parent is not None:
+                    parent.remove(elem)
+            elif tag in ("error", "failure") and parent is not None and local(parent.tag) == "testsuite":
+                if suites:
+                    suites[-1].append(elem)  # decided when the suite ends
+            elif tag == "testsuite":
+                path, had_failure, _suite, *errors = suites.pop()
+                if errors and not had_failure:
+                    self._suite_error(path, errors)
+                if parent is not None:
+                    parent.remove(elem)
+        results: list[ParsedResult] = []
+        for key in self.order:
+            cases = self.groups[key]
+            if len(cases) == 1 or self.pytest or any(c.failing for c in cases[:-1]):
+                results.append(self._merge(cases))
+            else:
+                results.extend(self._merge([c]) for c in cases)
+        return results + self.suite_errors
+
+    def _testcase(self, elem: ET.Element, suite_path: list[str], suite: ET.Element | None) -> bool:
+        get = elem.get
+        name = _decode_byte_escapes(get("name") or "")
+        classname = get("classname") or ""
+        title = name or classname or "(unnamed test)"
+        path = suite_path
+        if classname and classname != name and (not path or classname != path[-1]):
+            path = [*path, classname]
+        case = _Case()
+        case.title = title
+        case.suite_path = path
+        case.file = get("file") or (suite.get("file") if suite is not None else None)
+        line = get("line")
+        case.line = int(line) if line and line.isdigit() else None
+        case.duration = seconds_to_ms(get("time"))
+        case.stdout = case.stderr = None
+        outcome: ET.Element | None = None
+        outcome_status = PASSED
+        flaky: list[Attempt] = []
+        reruns: list[Attempt] = []
+        for child in elem:
+            ctag = child.tag if child.tag[:1] != "{" else local(child.tag)
+            status = _OUTCOMES.get(ctag)
+            if status is not None:
+                if status == SKIPPED and child.get("type") == "todo":
+                    outcome, outcome_status = child, SKIPPED
+                    break  # rule 8: nothing after a todo marker changes the outcome
+                if status == BROKEN:
+                    status = _ERROR_TYPE_OVERRIDES.get(child.get("type") or "", status)
+                    if self.playwright and status == BROKEN:
+                        status = FAILED
+                if outcome is None or _rank(status) > _rank(outcome_status):
+                    outcome, outcome_status = child, status
+            elif ctag == "system-out":
+                case.stdout = self._output(child.text, case)
+            elif ctag == "system-err":
+                case.stderr = child.text
+            elif ctag == "properties":
+                for pname, pvalue in _property_pairs(child):
+                    if pname.lower().startswith("attachment") and pvalue:
+                        case.attachments.append(
+                            ReportAttachment(name=os.path.basename(pvalue.rstrip("/")) or pvalue,
+                                             path=self.resolve(pvalue)))
+                    else:
+                        case.properties.append((pname, pvalue))
+            elif ctag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError"):
+                status = FAILED if ctag.endswith("Failure") else BROKEN
+                target = flaky if ctag.startswith("flaky") else reruns
+                target.append(attempt(status, None, child.get("message"),
+                                      _text(child.find("stackTrace")) or child.text))
+        if outcome is not None and outcome_status != PASSED:
+            message = outcome.get("message")
+            if outcome_status == SKIPPED:
+                final = attempt(SKIPPED, case.duration, message or outcome.text)
+            else:
+                final = attempt(outcome_status, case.duration, message, outcome.text)
+        else:
+            outcome_status = PASSED
+            final = Attempt(status=PASSED, duration_ms=case.duration)
+        if reruns and outcome_status in (FAILED, BROKEN):
+            # Surefire: the primary <failure>/<error> is the first run, reruns follow; the
+            # test's category (failure vs error) is the primary element's, as in its summary.
+            case.attempts = [final, *reruns]
+            case.status = outcome_status
+        else:
+            case.attempts = [*flaky, final]
+            case.status = None
+        case.failing = outcome_status in (FAILED, BROKEN)
+        case.container = case.failing and (
+            classname == _JEST_SUITE_ERROR
+            or bool(suite_path and name == suite_path[-1])
+            or bool(name and name == case.file)
+        )
+        if any(sep in name for sep in _DESCRIBE_SEPARATORS):
+            self._remember_prefixes(tuple(path), name)
+        key = (tuple(path), classname, name, case.file)
+        group = self.groups.get(key)
+        if group is None:
+            self.groups[key] = [case]
+            self.order.append(key)
+        else:
+            group.append(case)
+        return case.failing
+
+    def _remember_prefixes(self, path: tuple[str, ...], name: str) -> None:
+        for sep in _DESCRIBE_SEPARATORS:
+            parts = name.split(sep)
+            for i in range(1, len(parts)):
+                self.prefixes.add((path, sep.join(parts[:i])))
+
+    def _output(self, text: str | None, case: _Case) -> str | None:
+        if not text or "[[ATTACHMENT|" not in text:
+            return text
+        for match in _ATTACHMENT_LINE.finditer(text):
+            raw = match.group(1)
+            case.attachments.append(ReportAttachment(name=os.path.basename(raw), path=self.resolve(raw)))
+        return _ATTACHMENT_LINE.sub("", text).strip("\n")
+
+    def _merge(self, cases: list[_Case]) -> ParsedResult:
+        last = cases[-1]
+        if last.failing and (
+            all(c.container for c in cases) or (tuple(last.suite_path), last.title) in self.prefixes
+        ):
+            # Rule 7: one BROKEN result for the container, whatever number of elements said so
+            # (jest-junit writes the load error twice: as <error> and as <failure> with JSON).
+            first = cases[0].attempts[-1]
+            broken = Attempt(status=BROKEN, duration_ms=first.duration_ms,
+                             error_message=first.error_message, error_stack=first.error_stack)
+            return build(last.title, [broken], suite_path=last.suite_path, file=last.file,
+                         line=last.line, stdout=last.stdout, stderr=last.stderr)
+        if len(cases) == 1:
+            attempts, status = last.attempts, last.status
+        else:
+            attempts = []
+            for earlier in cases[:-1]:
+                for a in earlier.attempts:
+                    if a.status == PASSED and earlier.attempts[-1] is a:
+                        # A runner re-executes only what failed; a rerun record that looks
+                        # passed lost its failure details (pytest-rerunfailures).
+                        a = Attempt(status=FAILED, duration_ms=a.duration_ms, error_message=_RECORDED_RERUN)
+                    attempts.append(a)
+            attempts.extend(last.attempts)
+            status = last.status
+        return build(
+            last.title,
+            attempts,
+            suite_path=last.suite_path,
+            file=last.file,
+            line=last.line,
+            stdout=last.stdout,
+            stderr=last.stderr,
+            properties=last.properties,
+            annotations=last.properties if self.playwright else (),
+            attachments=[a for c in cases for a in c.attachments],
+            status=status,
+        )
+
+    def _suite_error(self, path: list[str], errors: list[ET.Element]) -> None:
+        first = errors[0]
+        message = first.get("message") or first.text
+        title = path[-1] if path else self.path.name
+        self.suite_errors.append(
+            build(f"{title} (suite error)", [attempt(BROKEN, None, message, first.text)],
+                  suite_path=path[:-1])
+        )
+
+
+def _rank(status: str) -> int:
+    return {PASSED: 0, SKIPPED: 1, FAILED: 2, BROKEN: 3}[status]
+
+
+def parse(path: Path) -> list[ParsedResult]:
+    return _Reader(path).read()
+
+
