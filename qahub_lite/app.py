@@ -55,7 +55,7 @@ def schedule_jobs(svc: Services, scheduler: Scheduler) -> None:
     scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, checkpoint)
 
 
-def create_app(config: Config) -> Litestar:
+def create_app(config: Config, on_ready=None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = Database.from_config(config)
@@ -69,6 +69,8 @@ def create_app(config: Config) -> Litestar:
         schedule_jobs(svc, scheduler)
         svc.extras["scheduler"] = scheduler
         scheduler.start()
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

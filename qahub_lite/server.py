@@ -23,11 +23,19 @@ from .config import Config
 log = logging.getLogger("qahub.server")
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, on_ready=None) -> int:
+    """Serve until SIGTERM/SIGINT. `on_ready()` is called once the socket listens and the
+    database is open (so a line saying "serving" is true when it is printed)."""
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    app = create_app(config)
+    # A stop asked for while we are still starting is honoured, not fatal: remember it until
+    # the event loop's handlers take over.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
+
+    app = create_app(config, on_ready=on_ready)
     server = Server(
         app,
         address=config.server.host,
@@ -43,6 +51,9 @@ def serve(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _stop, server, sig)
+        if early:
+            log.info("stop requested during start-up: not serving")
+            return
         await server.serve()
 
     try:

@@ -48,5 +48,7 @@ def run(args: argparse.Namespace) -> int:
             f"  Admin key (shown once, store it now): {boot.admin_key}\n",
             file=sys.stdout, flush=True,
         )
-    print(f"qahub-lite serving on {config.public_url} (data: {config.data_dir})", flush=True)
-    return serve(config)
+    def ready() -> None:
+        print(f"qahub-lite serving on {config.public_url} (data: {config.data_dir})", flush=True)
+
+    return serve(config, on_ready=ready)

@@ -4,6 +4,7 @@ applied at start."""
 from __future__ import annotations
 
 import contextlib
+import functools
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -54,7 +55,10 @@ class Database:
         await self.readers.close()
         self.writer.stop()  # drains queued writes, checkpoints the WAL
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed."""
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
         return await self.writer.run(fn, *args)
 
     @contextlib.asynccontextmanager

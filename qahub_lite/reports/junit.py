@@ -49,6 +49,7 @@ _BYTE_ESCAPES = re.compile(r"(?:\[\\x[0-9a-fA-F]{2}\])+")
 #   TodoTestSucceeded (TAP::Formatter::JUnit): a TODO test that passed -> it passed;
 #   UnexpectedSuccess (unittest-xml-reporting): like pytest's strict XPASS -> failed.
 _ERROR_TYPE_OVERRIDES = {"TodoTestSucceeded": PASSED, "UnexpectedSuccess": FAILED}
+_NOT_RUN_STATUS = {"disabled", "notrun", "skipped", "skip", "ignored", "suppressed"}
 _JEST_SUITE_ERROR = "Test suite failed to run"  # jest-junit's classname for suite load errors
 _DESCRIBE_SEPARATORS = (" > ", " › ")  # Vitest, Playwright/jest-junit title templates
 _RECORDED_RERUN = (
@@ -220,7 +221,11 @@ class _Reader:
                 target = flaky if ctag.startswith("flaky") else reruns
                 target.append(attempt(status, None, child.get("message"),
                                       _text(child.find("stackTrace")) or child.text))
-        if outcome is not None and outcome_status != PASSED:
+        if outcome is None and (get("status") or "").lower() in _NOT_RUN_STATUS:
+            # googletest/CUnit-style status attribute; a failure element, if any, wins above.
+            final = attempt(SKIPPED, case.duration, get("status"))
+            outcome_status = SKIPPED
+        elif outcome is not None and outcome_status != PASSED:
             message = outcome.get("message")
             if outcome_status == SKIPPED:
                 final = attempt(SKIPPED, case.duration, message or outcome.text)

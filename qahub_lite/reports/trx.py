@@ -43,9 +43,8 @@ def parse(path: Path) -> list[ParsedResult]:
         if event != "end":
             continue
         if tag == "UnitTestResult":
-            if len(elem.findall("./{*}InnerResults")) and depth_inner == 0:
-                pass  # the parent row summarises its data rows, which are reported on their own
-            else:
+            # A row with InnerResults only summarises its data rows, which are reported on their own.
+            if depth_inner > 0 or elem.find("./{*}InnerResults") is None:
                 pending.append((elem.get("testId") or "", _result_fields(elem, path)))
             if depth_inner == 0:
                 elem.clear()

@@ -1,0 +1,179 @@
+"""Keys, scopes, suspension, and tenant isolation walked over every declared route; the one
+error shape pinned on every route."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+
+import pytest
+
+from qahub_lite.api.routing import ENDPOINTS
+from qahub_lite.core import tenancy
+from qahub_lite.db.database import direct_connection
+
+from test_native_api import tiny_png
+
+
+def _new_key(api, scope, tenant_id=None, project_id=None) -> str:
+    with direct_connection(api.config.db_path) as conn:
+        return tenancy.create_key(conn, tenant_id or api.tenant_id, scope=scope, project_id=project_id).key
+
+
+def _new_tenant(api, name) -> tuple[str, str]:
+    with direct_connection(api.config.db_path) as conn:
+        tenant = tenancy.create_tenant(conn, name)
+        return tenant.id, tenancy.create_key(conn, tenant.id, scope="admin").key
+
+
+def test_bearer_and_x_api_key(api):
+    key = _new_key(api, "read")
+    assert api.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert api.client.get("/api/v1/projects", headers={"X-API-Key": key}).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"X-API-Key": "qh_abc_def"},
+                                     {"Authorization": "Basic dXNlcjpwYXNz"}])
+def test_missing_or_wrong_key_is_401(api, headers):
+    r = api.client.get("/api/v1/projects", headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": "Unauthorized", "message": "Missing or invalid API key"}
+
+
+def test_a_tampered_secret_is_401(api):
+    key = _new_key(api, "read")
+    assert api.client.get("/api/v1/projects", headers={"X-API-Key": key[:-2] + "xx"}).status_code == 401
+
+
+def test_revocation_takes_effect_on_the_next_request(api):
+    key = _new_key(api, "read")
+    assert api.get("/api/v1/projects", key=key).status_code == 200
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.revoke_key(conn, key)
+    assert api.get("/api/v1/projects", key=key).status_code == 401
+
+
+def test_suspended_tenant_gets_403(api):
+    key = _new_key(api, "admin")
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.set_suspended(conn, api.tenant_id, True)
+    r = api.get("/api/v1/projects", key=key)
+    assert r.status_code == 403 and r.json()["error"] == "Forbidden"
+
+
+def test_scopes(api):
+    read, write = _new_key(api, "read"), _new_key(api, "write")
+    r = api.post("/api/v1/projects", {"name": "x"}, key=read)
+    assert r.status_code == 403 and "write" in r.json()["message"]
+    project = api.post("/api/v1/projects", {"name": "x"}, key=write).json()
+    assert api.delete(f"/api/v1/projects/{project['id']}", key=write).status_code == 403  # admin only
+    assert api.post("/api/v1/admin/sweep", key=write).status_code == 403
+    assert api.post("/api/v1/admin/sweep").status_code == 200
+
+
+def test_keys_are_stored_as_hashes_only(api):
+    key = _new_key(api, "write")
+    secret = key.split("_", 2)[2]
+    conn = sqlite3.connect(api.config.db_path)
+    dump = "\n".join(conn.iterdump())
+    assert secret not in dump and len(secret) >= 43  # 256 bits in url-safe base64
+
+
+def test_project_limited_key(api):
+    mine, other = api.project("Mine"), api.project("Other")
+    key = _new_key(api, "write", project_id=mine["id"])
+    listed = api.get("/api/v1/projects", key=key).json()["data"]
+    assert [p["id"] for p in listed] == [mine["id"]]
+    assert api.get(f"/api/v1/projects/{other['id']}", key=key).status_code == 404
+    body = {"project_id": other["id"], "results": [{"title": "a", "status": "PASSED"}]}
+    assert api.post("/api/v1/ingest", body, key=key).status_code == 404
+    body["project_id"] = mine["id"]
+    assert api.post("/api/v1/ingest", body, key=key).status_code == 201
+
+
+@pytest.fixture
+def other_tenant(api):
+    """Tenant B with one of everything; returns (ids by path-parameter name, B's admin key)."""
+    _, key = _new_tenant(api, "tenant-b")
+    h = {"Authorization": f"Bearer {key}"}
+    c = api.client
+    project = c.post("/api/v1/projects", json={"name": "B"}, headers=h).json()
+    suite = c.post(f"/api/v1/projects/{project['id']}/suites", json={"name": "S"}, headers=h).json()
+    case = c.post(f"/api/v1/projects/{project['id']}/test-cases", json={"title": "T", "suite_id": suite["id"]},
+                  headers=h).json()
+    run = c.post("/api/v1/ingest", json={"project_id": project["id"], "results": [
+        {"test_case_id": case["id"], "status": "FAILED"}]}, headers=h).json()
+    result = c.get(f"/api/v1/runs/{run['run_id']}/results", headers=h).json()["data"][0]
+    attachment = c.post(f"/api/v1/results/{result['id']}/attachments", headers=h,
+                        files={"file": ("a.png", io.BytesIO(tiny_png()), "image/png")}).json()["data"][0]
+    ids = {"project_id": project["id"], "suite_id": suite["id"], "case_id": case["id"], "run_id": run["run_id"],
+           "result_id": result["id"], "attachment_id": attachment["id"], "test_id": str(result["test_id"]),
+           "short_id": run["short_id"]}
+    return ids, key
+
+
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def _body_for(ep, ids) -> dict | None:
+    """A body of the route's own fields that names tenant B's project where it can."""
+    if not isinstance(ep.body, type):
+        return None
+    import msgspec
+
+    generic = {"project_id": ids["project_id"], "name": "x", "title": "x", "results": [], "status": "COMPLETED"}
+    names = {f.encode_name for f in msgspec.structs.fields(ep.body)}
+    return {k: v for k, v in generic.items() if k in names}
+
+
+def test_no_route_shows_or_changes_another_tenants_data(api, other_tenant):
+    ids, _ = other_tenant
+    unknown = set()
+    checked = 0
+    for ep in ENDPOINTS:
+        params = _PARAM.findall(ep.path)
+        body = _body_for(ep, ids)
+        if not params and not (body and "project_id" in body and ep.method != "GET"):
+            continue
+        missing = [p for p in params if p not in ids]
+        if missing:
+            unknown.update(missing)
+            continue
+        path = _PARAM.sub(lambda m: ids[m.group(1)], ep.path)
+        if ep.body == "multipart":
+            r = api.client.request(ep.method, path, headers=api.h(),
+                                   files={"file": ("a.png", io.BytesIO(tiny_png()), "image/png")})
+        else:
+            r = api.client.request(ep.method, path, headers=api.h(), json=body)
+        assert r.status_code == 404, f"{ep.method} {ep.path}: {r.status_code} {r.text[:200]}"
+        assert r.json()["error"] == "Not Found"
+        checked += 1
+    assert not unknown, f"add ids for these path parameters to the other_tenant fixture: {sorted(unknown)}"
+    assert checked >= 15
+
+
+def test_other_tenant_still_sees_its_own_data(api, other_tenant):
+    ids, key = other_tenant
+    h = {"Authorization": f"Bearer {key}"}
+    assert api.client.get(f"/api/v1/runs/{ids['run_id']}", headers=h).status_code == 200
+    assert api.get("/api/v1/runs").json()["data"] == []  # tenant A sees none of B's runs
+
+
+def test_every_route_answers_errors_in_one_shape(api, other_tenant):
+    ids, _ = other_tenant
+    read = _new_key(api, "read")
+    for ep in ENDPOINTS:
+        path = _PARAM.sub(lambda m: ids.get(m.group(1), "x"), ep.path)
+        if ep.scope is not None:
+            r = api.client.request(ep.method, path)
+            assert r.status_code == 401, f"{ep.method} {ep.path}"
+            assert set(r.json()) == {"error", "message"}
+            if ep.scope != "read":
+                r = api.client.request(ep.method, path, headers={"X-API-Key": read}, json={})
+                assert r.status_code == 403, f"{ep.method} {ep.path}: {r.status_code}"
+                assert set(r.json()) == {"error", "message"}
+    for method, path in (("GET", "/api/v1/nowhere"), ("PUT", "/api/v1/ingest")):
+        r = api.client.request(method, path, headers=api.h())
+        assert r.status_code in (404, 405)
+        assert set(r.json()) == {"error", "message"}

@@ -1,0 +1,104 @@
+"""Storage: migrations, PRAGMAs, the single writer with group commit, read-only readers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from qahub_lite.db import migrations
+from qahub_lite.db.connection import open_writer
+from qahub_lite.db.database import Database, migrate
+
+
+def test_migrations_are_recorded_and_forward_only(tmp_path):
+    path = tmp_path / "q.db"
+    applied = migrate(path)
+    assert applied and applied[0].startswith("0001_")
+    assert migrate(path) == []  # nothing twice
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+    assert recorded == [name for _, name, _ in migrations.available()]
+    strict = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'results'").fetchone()[0]
+    assert "STRICT" in strict
+
+
+def test_a_failing_migration_leaves_no_trace(tmp_path, monkeypatch):
+    path = tmp_path / "q.db"
+    migrate(path)
+    real = migrations.available()
+    broken = (9999, "9999_broken.sql", "CREATE TABLE half (a INTEGER) STRICT;\nTHIS IS NOT SQL;")
+    monkeypatch.setattr(migrations, "available", lambda: [*real, broken])
+    conn = open_writer(path)
+    with pytest.raises(sqlite3.Error):
+        migrations.apply_pending(conn)
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'half'").fetchone() is None
+    assert 9999 not in migrations.applied(conn)
+
+
+def test_pragmas(tmp_path):
+    conn = open_writer(tmp_path / "q.db", busy_timeout_ms=1234, synchronous="FULL")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def _db(tmp_path) -> Database:
+    return Database(tmp_path / "q.db", busy_timeout_ms=5000, synchronous="FULL", readers=2, max_group=64)
+
+
+def test_group_commit_and_per_operation_savepoints(tmp_path):
+    async def main():
+        db = _db(tmp_path)
+        await db.open()
+        await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER UNIQUE) STRICT"))
+
+        def insert(conn, v):
+            conn.execute("INSERT INTO t VALUES (?)", (v,))
+            return v
+
+        # 200 concurrent writes, one of them a duplicate that fails on its own.
+        ops = [db.write(insert, i) for i in range(200)] + [db.write(insert, 5)]
+        outcomes = await asyncio.gather(*ops, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        assert len(failures) == 1 and isinstance(failures[0], sqlite3.IntegrityError)
+        async with db.read() as conn:
+            rows = await conn.execute_fetchall("SELECT count(*) FROM t")
+        assert rows[0][0] == 200
+        stats = db.writer.stats
+        assert stats.operations >= 201
+        assert stats.commits < stats.operations  # writes shared transactions
+        await db.close()
+
+    asyncio.run(main())
+
+
+def test_readers_cannot_write(tmp_path):
+    async def main():
+        db = _db(tmp_path)
+        await db.open()
+        async with db.read() as conn:
+            with pytest.raises(sqlite3.OperationalError):
+                await conn.execute("CREATE TABLE nope (a INTEGER)")
+        await db.close()
+
+    asyncio.run(main())
+
+
+def test_stop_drains_queued_writes(tmp_path):
+    async def main():
+        db = _db(tmp_path)
+        await db.open()
+        await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER) STRICT"))
+        pending = [asyncio.ensure_future(db.write(lambda c, v=v: c.execute("INSERT INTO t VALUES (?)", (v,))))
+                   for v in range(50)]
+        await asyncio.sleep(0)
+        await db.readers.close()
+        db.writer.stop()
+        await asyncio.gather(*pending)
+        conn = sqlite3.connect(tmp_path / "q.db")
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 50
+
+    asyncio.run(main())
