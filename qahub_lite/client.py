@@ -7,8 +7,10 @@ those are the caller's mistake and say so in their `message`.
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,6 +34,7 @@ class QahubClient:
     def __init__(
         self, url: str, token: str, *, timeout: float = 60.0, retries: int = 5, backoff_s: float = 0.5,
         max_backoff_s: float = 30.0, transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
         if not url:
             raise ValueError("no server URL: pass --url or set QAHUB_URL")
@@ -39,6 +42,8 @@ class QahubClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        # Told (reason, seconds) before each wait, so a CLI can say why it is pausing.
+        self.on_retry = on_retry
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"qahub-lite/{__version__}"},
@@ -56,26 +61,35 @@ class QahubClient:
         self.close()
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                files: dict | None = None, content: bytes | None = None, headers: dict | None = None,
-                ok: tuple[int, ...] = ()) -> httpx.Response:
+                files: dict | Callable[[], dict] | None = None, content: bytes | None = None,
+                headers: dict | None = None, ok: tuple[int, ...] = ()) -> httpx.Response:
         """Send with retries; returns the response for 2xx (and for statuses in `ok`),
-        raises ApiError otherwise."""
+        raises ApiError otherwise.
+
+        `files` may be a function returning the files mapping: it is called for every attempt,
+        so that a retry re-reads a file from its start instead of sending an exhausted stream.
+        """
         attempt = 0
         while True:
+            parts = None
             try:
+                parts = files() if callable(files) else files
                 response = self._http.request(
-                    method, path, json=json, params=params, files=files, content=content, headers=headers
+                    method, path, json=json, params=params, files=parts, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
                     raise ApiError(0, f"cannot reach {self.base_url}: {exc}") from None
-                self._sleep(attempt, None)
+                self._sleep(attempt, None, f"cannot reach the server ({type(exc).__name__})")
                 attempt += 1
                 continue
+            finally:
+                if callable(files):
+                    _close_files(parts)
             if response.is_success or response.status_code in ok:
                 return response
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                self._sleep(attempt, _retry_after(response))
+                self._sleep(attempt, _retry_after(response), f"HTTP {response.status_code}")
                 attempt += 1
                 continue
             raise ApiError(response.status_code, _message(response), _json_or_none(response))
@@ -86,12 +100,25 @@ class QahubClient:
     def post(self, path: str, json: Any = None, **kw) -> Any:
         return self.request("POST", path, json=json, **kw).json()
 
-    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+    def _sleep(self, attempt: int, retry_after: float | None, reason: str) -> None:
         if retry_after is not None:
+            # The server knows when it will have room; still capped, so that a bogus
+            # Retry-After cannot park a CI job for hours.
             delay = min(retry_after, self.max_backoff_s * 4)
         else:
+            # Full jitter on the upper half: parallel CI jobs that failed together do not
+            # come back together.
             delay = min(self.backoff_s * (2**attempt), self.max_backoff_s) * (0.5 + random.random() / 2)
+        if self.on_retry is not None:
+            self.on_retry(reason, delay)
         time.sleep(delay)
+
+
+def _close_files(parts: dict | None) -> None:
+    for value in (parts or {}).values():
+        handle = value[1] if isinstance(value, tuple) and len(value) > 1 else value
+        if hasattr(handle, "close"):
+            handle.close()
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -115,6 +142,13 @@ def _retry_after(response: httpx.Response) -> float | None:
             return max(0.0, float(header))
         except ValueError:
             pass
+        # RFC 9110 also allows an HTTP date.
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return max(0.0, when.timestamp() - time.time())
     body = _json_or_none(response)
     if isinstance(body, dict) and isinstance(body.get("retry_after"), (int, float)):
         return float(body["retry_after"])

@@ -72,12 +72,48 @@ class LoggingConfig(_Section):
     access_log: bool = True
 
 
+class QualityPilotConfig(_Section):
+    # Cases kept per `POST /api/v1/test-runs`; the rest are dropped while the run's summary is
+    # kept (seed 002: 10,000), and the answer says how many were dropped.
+    max_cases: Positive = 10_000
+    # A tenant-wide write key posting a `repo` that no project has creates that project
+    # (named after the repo). false: such posts are answered 404 until a project has the repo.
+    create_projects: bool = True
+
+
+class RateLimitsConfig(_Section):
+    # Length of the sliding window, in seconds, for every limit below.
+    window_s: Positive = 60
+    # Requests per window and API key for each route group; 0 turns that group's limit off.
+    # QualityPilot's POST /api/v1/test-runs (seed 002: 60 per 60 s).
+    qualitypilot_ingest: NonNegative = 60
+    # Qualigate's /api/v1/trigger, /api/v1/results and /api/v1/ci-config (seed 004: 30 a minute).
+    qualigate: NonNegative = 30
+    # Every other route that takes an API key.
+    default: NonNegative = 1200
+
+
+class DashboardConfig(_Section):
+    # Hours a dashboard sign-in lasts without a visit; an active user stays signed in.
+    session_hours: Positive = 168
+    # Failed sign-ins allowed per user name and client address within the window; then 429.
+    login_attempts: Positive = 5
+    login_window_s: Positive = 900
+    # Seconds between reloads of the page of a run that is still running.
+    refresh_s: Positive = 10
+    # Rows per page in the runs list and in a run's results.
+    page_size: Annotated[int, msgspec.Meta(ge=10, le=1000)] = 50
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     attachments: AttachmentsConfig = msgspec.field(default_factory=AttachmentsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    qualitypilot: QualityPilotConfig = msgspec.field(default_factory=QualityPilotConfig)
+    rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     # Where the config was read from; relative paths are resolved against its folder.
     base_dir: str = "."
 
