@@ -143,7 +143,10 @@ def measure(folder: Path, rows: int, repeat: int, preload_n: int) -> dict:
             except httpx.HTTPError:
                 time.sleep(0.05)
         http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
-        project_id = http.post("/api/v1/projects", json={"name": "bench"}).json()["id"]
+        created = http.post("/api/v1/projects", json={"name": "bench"})
+        if created.status_code != 201:
+            raise SystemExit(f"could not create a project: {created.status_code} {created.text[:300]}")
+        project_id = created.json()["id"]
         if preload_n:
             print(f"preloading {preload_n:,} results...", file=sys.stderr)
             preload(db, project_id, tenant_id, preload_n)

@@ -3,21 +3,30 @@ database's lifespan and the background jobs. No globals: everything hangs off `a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
-from .api import health, native_library, native_runs, openapi
+from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
+from .api import health_api, webhooks_api
 from .api.context import Services
 from .api.errors import handle_exception
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
+from .api.ratelimit import SlidingWindowLimiter, headers_middleware
+from .api.shutdown import Shutdown
 from .config import Config
 from .core import retention
 from .core.tenancy import touch_keys
+from .db import backup as backups
+from .db import orphans
 from .db.database import Database
 from .maintenance import Scheduler
+from . import health_jobs
+from . import web
 
 log = logging.getLogger("qahub.app")
 
@@ -26,11 +35,18 @@ def route_handlers() -> list:
     return [
         *native_library.HANDLERS,
         *native_runs.HANDLERS,
+        *qualitypilot.HANDLERS,
+        *qualigate.HANDLERS,
+        *qatech.HANDLERS,
+        *agent_api.HANDLERS,
+        *health_api.HANDLERS,
+        *webhooks_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
         health.healthz,
         health.readyz,
         metrics_endpoint,
+        *web.router(),  # the dashboard: its pages and static files
     ]
 
 
@@ -54,6 +70,33 @@ def schedule_jobs(svc: Services, scheduler: Scheduler) -> None:
     scheduler.add("retention-sweep", cfg.retention.sweep_interval_minutes * 60, sweep)
     scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, checkpoint)
 
+    async def attachment_orphans():
+        removed = await orphans.collect(svc.db, cfg.attachments_dir)
+        return f"removed {removed.total} orphaned attachment files" if removed.total else None
+
+    scheduler.add("attachment-orphans", orphans.JOB_INTERVAL_S, attachment_orphans)
+
+    async def backup():
+        # Blocking file work goes to a thread; a stop cancels this task, and the event lets the
+        # thread give up at its next step instead of holding the shutdown up (db/backup.py).
+        cancel = threading.Event()
+        try:
+            report = await asyncio.to_thread(
+                backups.run_scheduled, cfg.db_path, cfg.attachments_dir, cfg.backup_dir,
+                interval_s=cfg.backup.interval_minutes * 60, keep=cfg.backup.keep,
+                busy_timeout_ms=cfg.storage.busy_timeout_ms, cancel=cancel,
+            )
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        return f"wrote {report.path} ({report.bytes} bytes)" if report else None
+
+    # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
+    # that a restart never postpones one by a whole interval.
+    scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
+    agent_api.schedule(svc, scheduler)  # job-expiry: leases that ran out, jobs nobody claimed
+    health_jobs.schedule(svc, scheduler)  # run-health, trend-grades, webhook-delivery
+
 
 def create_app(config: Config, on_ready=None) -> Litestar:
     @contextlib.asynccontextmanager
@@ -62,18 +105,30 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         applied = await db.open()
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        # Files a crash left between an upload's rename and its commit, and uploads it cut
+        # short: nothing can be in flight before we serve, so every one of them goes.
+        removed = await orphans.collect(db, config.attachments_dir, tmp_min_age_s=0)
+        if removed.total:
+            log.info("removed %d attachment files without rows and %d unfinished uploads left by a crash",
+                     removed.files_without_rows, removed.upload_leftovers)
         svc = Services(config=config, db=db)
         svc.extras["metrics"] = Metrics()
+        db.writer.on_commit.append(svc.extras["metrics"].observe_write)
+        svc.extras["shutdown"] = Shutdown()  # api/shutdown.py: set off by server.py on SIGTERM
+        svc.extras["ratelimiter"] = SlidingWindowLimiter.from_config(config.rate_limits)
         app.state.services = svc
         scheduler = Scheduler()
         schedule_jobs(svc, scheduler)
         svc.extras["scheduler"] = scheduler
         scheduler.start()
+        embedded_agent = await agent_api.start_embedded_agent(svc)  # None unless [agent] enabled
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            if embedded_agent is not None:
+                await embedded_agent.close()  # kills a command it is running, ends its job
             await scheduler.stop()
             used = svc.key_usage.take()
             if used:
@@ -81,13 +136,17 @@ def create_app(config: Config, on_ready=None) -> Litestar:
             await db.close()
             log.info("database closed cleanly")
 
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
         exception_handlers={Exception: handle_exception},
-        middleware=[request_middleware],
+        middleware=[headers_middleware],
         openapi_config=None,
         request_max_body_size=config.server.max_body_bytes,
         debug=False,
         logging_config=None,
     )
+    # Around Litestar's whole handler (as its OpenTelemetry plugin does), not in `middleware`,
+    # which runs for matched routes only: requests for unknown paths are counted and logged too.
+    app.asgi_handler = request_middleware(app.asgi_handler)
+    return app

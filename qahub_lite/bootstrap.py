@@ -1,4 +1,5 @@
-"""First start: the database, a default tenant and its first admin key, shown once."""
+"""First start: the database, a default tenant, its first admin key and the dashboard's first
+admin user, whose secrets are shown once."""
 
 from __future__ import annotations
 
@@ -7,28 +8,36 @@ from pathlib import Path
 import msgspec
 
 from .config import Config
-from .core import tenancy
+from .core import tenancy, users
 from .db.database import direct_connection, migrate
 
 
 class Bootstrap(msgspec.Struct):
     tenant_id: str
     admin_key: str | None  # only on the start that created it
+    # The dashboard user `admin`'s generated password, only on the start that created it.
+    admin_password: str | None = None
 
 
-def ensure_initialized(config: Config, tenant_name: str = "default") -> Bootstrap:
+def ensure_initialized(config: Config, tenant_name: str = "default", *, first_user: bool = False) -> Bootstrap:
     """Create the data folder and database, apply migrations, and on an empty database create
-    the default tenant with an admin key. Returns the key only when it was just created."""
+    the default tenant with an admin key. Returns the key only when it was just created.
+    With `first_user` (serve and init, the commands that print it), a server without dashboard
+    users (a new one, or one from before users existed) gets the user `admin`, admin of the
+    first tenant; its password is returned only then. Other commands leave that to them, so
+    that a password nobody will see is not generated (nor its scrypt cost paid)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.attachments_dir.mkdir(parents=True, exist_ok=True)
     migrate(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms, synchronous=config.storage.synchronous)
     with direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms) as conn:
         existing = tenancy.list_tenants(conn)
         if existing:
-            return Bootstrap(existing[0].id, None)
+            password = users.ensure_first_admin(conn, existing[0].id) if first_user else None
+            return Bootstrap(existing[0].id, None, password)
         tenant = tenancy.create_tenant(conn, tenant_name)
         key = tenancy.create_key(conn, tenant.id, scope="admin", name="first admin key")
-        return Bootstrap(tenant.id, key.key)
+        password = users.ensure_first_admin(conn, tenant.id) if first_user else None
+        return Bootstrap(tenant.id, key.key, password)
 
 
 def write_default_config(target_dir: Path, text: str) -> Path:

@@ -24,7 +24,8 @@ class ApiError(Exception):
     """A non-2xx answer (after retries), with the server's `message`."""
 
     def __init__(self, status: int, message: str, body: Any = None) -> None:
-        super().__init__(f"HTTP {status}: {message}")
+        # Status 0: no answer at all (connection refused, timeout); the message says which.
+        super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.message = message
         self.body = body

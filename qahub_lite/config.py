@@ -36,6 +36,9 @@ class ServerConfig(_Section):
     max_body_bytes: Positive = 64 * 1024 * 1024
     # Seconds a graceful stop waits for requests in flight.
     shutdown_timeout_s: Positive = 8
+    # Seconds a client has to send a request's headers before its connection is closed: a
+    # client that trickles headers (slowloris) cannot hold a connection open for longer.
+    header_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=300)] = 10
 
 
 class StorageConfig(_Section):
@@ -105,6 +108,89 @@ class DashboardConfig(_Section):
     page_size: Annotated[int, msgspec.Meta(ge=10, le=1000)] = 50
 
 
+class JobsConfig(_Section):
+    # Seconds an agent's claim on a job lasts; its heartbeats (every third of it) renew it. A
+    # lease that runs out (the agent died or lost the network) turns the job's unfinished tests
+    # into TIMEOUT.
+    lease_s: Positive = 60
+    # Seconds a queued job waits for an agent before its tests become TIMEOUT. 0: forever.
+    queue_timeout_s: NonNegative = 3600
+    # Longest an agent's request for work is held open while nothing is queued (long-poll).
+    max_poll_s: Annotated[int, msgspec.Meta(ge=1, le=120)] = 30
+    # Seconds between checks for expired leases and queue timeouts.
+    check_interval_s: Positive = 5
+
+
+class AgentConfig(_Section):
+    # Run an agent inside `qahub serve`, for a developer on one machine. A team server leaves
+    # this off and runs `qahub agent` on test machines.
+    enabled: bool = False
+    # The tenant (name or id) whose jobs the embedded agent runs. Empty: the first tenant.
+    tenant: str = ""
+    # Its agent.toml (the same file `qahub agent --config` reads), relative to this file.
+    config: str = "agent.toml"
+
+
+Ratio = Annotated[float, msgspec.Meta(gt=0, le=1)]
+
+
+class FlakyConfig(_Section):
+    """Flakiness (docs/health.md writes out every formula these keys feed)."""
+
+    # N: a test's flakiness is judged over its results in the last N completed runs of the
+    # project's default branch (infrastructure failures left out).
+    window_runs: Annotated[int, msgspec.Meta(ge=2, le=500)] = 30
+    # Fewest results in the window before the flip rate may flag a test.
+    min_samples: Annotated[int, msgspec.Meta(ge=2, le=500)] = 10
+    # Flip rate (status changes / (results - 1)) at or above which a test is flaky.
+    flip_threshold: Ratio = 0.2
+    # A run in which at least this share of executed tests failed is an infrastructure
+    # failure, left out of flakiness, grades and baselines.
+    infra_failure_ratio: Ratio = 0.8
+    # Only runs with at least this many executed tests can be judged infrastructure failures
+    # (in a project of three tests, three failures are more likely a real break).
+    infra_min_tests: Positive = 10
+    # M: a flagged test is cleared only after this many clean passes in a row.
+    clear_after_clean_runs: Annotated[int, msgspec.Meta(ge=1, le=500)] = 10
+    # A test whose last this many results all failed is broken (failing every time lately).
+    broken_after_failures: Annotated[int, msgspec.Meta(ge=1, le=500)] = 3
+
+
+class GradeConfig(_Section):
+    # Fewest completed runs in the window for a grade; below it: "not enough data".
+    min_runs: Positive = 5
+    # Seconds between gradings of the trend's day rows that changed since they were graded.
+    refresh_interval_s: Positive = 60
+
+
+class WebhooksConfig(_Section):
+    # Seconds between looks into the outbox for deliveries that are due. 0 stops delivery
+    # (events still queue up and go out once it is back on).
+    poll_interval_s: NonNegative = 2
+    # Seconds one delivery attempt may take, from connecting to the end of the answer.
+    timeout_s: Positive = 10
+    # Seconds before the first retry of a failed delivery; each retry waits twice as long...
+    retry_base_s: Positive = 30
+    # ...but never longer than this.
+    retry_max_s: Positive = 3600
+    # Hours after which a delivery that never got a 2xx answer is given up (it can still be
+    # redelivered by hand).
+    retry_for_hours: Positive = 24
+    # Most deliveries sent at once by one look into the outbox.
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
+    # Days finished deliveries and their attempts are kept. 0 keeps them forever.
+    keep_days: NonNegative = 30
+
+
+class BackupConfig(_Section):
+    # Folder of scheduled backups and of `qahub backup` without --to. Empty: <data folder>/backups.
+    dir: str = ""
+    # Minutes between scheduled backups written by the server. 0 turns them off.
+    interval_minutes: NonNegative = 1440
+    # Scheduled backups kept (each is a full copy); manual ones are never removed.
+    keep: Positive = 3
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
@@ -114,6 +200,12 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     qualitypilot: QualityPilotConfig = msgspec.field(default_factory=QualityPilotConfig)
     rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
     dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
+    jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)
+    agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
+    flaky: FlakyConfig = msgspec.field(default_factory=FlakyConfig)
+    grade: GradeConfig = msgspec.field(default_factory=GradeConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
+    backup: BackupConfig = msgspec.field(default_factory=BackupConfig)
     # Where the config was read from; relative paths are resolved against its folder.
     base_dir: str = "."
 
@@ -128,6 +220,12 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"
+
+    @property
+    def backup_dir(self) -> Path:
+        if self.backup.dir:
+            return (Path(self.base_dir) / self.backup.dir).resolve()
+        return self.data_dir / "backups"
 
     @property
     def public_url(self) -> str:

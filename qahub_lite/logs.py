@@ -33,8 +33,30 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # granian logs through its own logger; route it through ours so the format is one.
-    for name in ("_granian", "granian", "granian.access"):
+    adopt_granian_loggers()
+
+
+# granian names its loggers after its Rust module; "granian" is the Python package's.
+_GRANIAN_LOGGERS = ("_granian", "granian", "granian.access")
+
+
+class _KnownGranianNotices(logging.Filter):
+    """Drops granian's start-up warning about its embedded server: server.py says why we chose
+    it, and a warning on every start would teach operators to ignore warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Embedded server is experimental")
+
+
+def adopt_granian_loggers() -> None:
+    """Route granian's log lines through our handler, so that they follow --log-format too.
+
+    Call it again after creating granian's Server: its constructor runs logging.dictConfig,
+    which gives its loggers their own plain-text stdout handler and a fixed level."""
+    for name in _GRANIAN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+        logger.setLevel(logging.NOTSET)  # the root's level (--log-level) decides
+        if not any(isinstance(f, _KnownGranianNotices) for f in logger.filters):
+            logger.addFilter(_KnownGranianNotices())

@@ -1,24 +1,35 @@
 """Serving: granian's embedded server in this very process.
 
 Why embedded and one process: qahub-lite has one writer and an in-process rate limiter, so
-exactly one process must own the database. granian's default multi-process mode also imports
-the app by dotted name in fresh processes, which fails inside a PyInstaller onefile build
-("Could not import"); the embedded server serves the app object we built, on our event loop,
-and stops when we tell it to.
+exactly one process must own the database (and db/datalock.py makes sure of it across
+processes). granian's default multi-process mode also imports the app by dotted name in fresh
+processes, which fails inside a PyInstaller onefile build ("Could not import"); the embedded
+server serves the app object we built, on our event loop, and stops when we tell it to. One
+process with uvloop served ~21k trivial requests/s on the reference machine (DESIGN.md), far
+beyond what a results hub needs; SQLite's single writer would be the limit long before.
 
-Graceful stop: SIGTERM or SIGINT stops accepting connections, lets requests in flight finish,
-runs the app's shutdown (background jobs stop, queued writes drain, WAL checkpoint) and exits 0.
+Graceful stop (SIGTERM or SIGINT), within `server.shutdown_timeout_s` (8 s by default):
+stop accepting connections, let requests in flight finish (those still running near the
+deadline get a 503 with Retry-After, api/shutdown.py), then the app's shutdown: background
+jobs stop, every queued write commits, the WAL is checkpointed; exit 0. A stop that overruns
+its budget by a second (a handler blocking the event loop) exits at once with status 1:
+SQLite's journal keeps the database consistent, and nothing unanswered was acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 
+from .api.shutdown import LIFESPAN_RESERVE_S
 from .app import create_app
 from .config import Config
+from .db.datalock import DataFolderInUse, DataFolderLock, describe
+from .logs import adopt_granian_loggers
 
 log = logging.getLogger("qahub.server")
 
@@ -26,16 +37,32 @@ log = logging.getLogger("qahub.server")
 def serve(config: Config, on_ready=None) -> int:
     """Serve until SIGTERM/SIGINT. `on_ready()` is called once the socket listens and the
     database is open (so a line saying "serving" is true when it is printed)."""
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
-
     # A stop asked for while we are still starting is honoured, not fatal: remember it until
     # the event loop's handlers take over.
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: early.append(signum))
 
+    lock = DataFolderLock(config.data_dir)
+    try:
+        lock.acquire("serve", url=config.public_url)
+    except DataFolderInUse as exc:
+        print(f"qahub: cannot serve {config.data_dir}: {describe(exc.holder)} is using it already "
+              "(one process owns a data folder)", file=sys.stderr)
+        return 2
+    try:
+        return _serve(config, on_ready, early)
+    finally:
+        lock.release()
+
+
+def _serve(config: Config, on_ready, early: list[int]) -> int:
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server.embed import Server
+
     app = create_app(config, on_ready=on_ready)
+    budget = float(config.server.shutdown_timeout_s)
     server = Server(
         app,
         address=config.server.host,
@@ -44,17 +71,49 @@ def serve(config: Config, on_ready=None) -> int:
         log_enabled=True,
         log_access=False,  # our middleware writes the access log (without keys)
         websockets=False,
+        # A client that trickles its headers (slowloris) is dropped after header_timeout_s;
+        # granian keeps serving everyone else meanwhile (tests/test_proof_hostile.py).
+        http1_settings=HTTP1Settings(header_read_timeout=config.server.header_timeout_s * 1000),
+        # A burst of CI jobs connecting at once queues instead of having SYNs dropped (128 by default).
+        backlog=1024,
     )
-    server.workers_kill_timeout = config.server.shutdown_timeout_s
+    adopt_granian_loggers()  # the constructor above reconfigured granian's loggers
+    # granian's own backstop: past this it cancels the worker, app shutdown included, so it
+    # must come after our cut-off plus most of the reserve (api/shutdown.py).
+    server.workers_kill_timeout = max(budget - 0.5, 1.0)
+    stopping: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if stopping:
+            # Not a "press again to force": the frozen executable's bootloader forwards the
+            # signal that a terminal or systemd also sends us directly, so a second one is the
+            # same stop. The watchdog below bounds it either way.
+            log.info("received %s again: already stopping", signal.Signals(sig).name)
+            return
+        stopping.append(sig)
+        log.info("received %s: finishing requests in flight, then stopping", signal.Signals(sig).name)
+        shutdown = _extras(app).get("shutdown")
+        if shutdown is not None:
+            shutdown.begin()
+            asyncio.get_running_loop().call_later(max(budget - LIFESPAN_RESERVE_S, 0.5), _cut_off, shutdown)
+        _watchdog(budget + 1.0)
+        server.stop()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, _stop, server, sig)
+            loop.add_signal_handler(sig, on_signal, sig)
         if early:
             log.info("stop requested during start-up: not serving")
             return
-        await server.serve()
+        try:
+            await server.serve()
+        except TimeoutError:
+            # granian cancelled its worker (see above) before the app's shutdown finished.
+            log.warning("the stop overran its budget: closing the database directly")
+            svc = getattr(app.state, "services", None)
+            if svc is not None:
+                await svc.db.close()  # idempotent: drains queued writes, checkpoints the WAL
 
     try:
         _run(main())
@@ -65,9 +124,32 @@ def serve(config: Config, on_ready=None) -> int:
     return 0
 
 
-def _stop(server, sig) -> None:
-    log.info("received %s: finishing requests in flight, then stopping", signal.Signals(sig).name)
-    server.stop()
+def _extras(app) -> dict:
+    svc = getattr(app.state, "services", None)
+    return svc.extras if svc is not None else {}
+
+
+def _cut_off(shutdown) -> None:
+    n = shutdown.cut_off()
+    if n:
+        log.warning("stop: %d requests still running at the deadline were answered 503", n)
+
+
+def _watchdog(after_s: float) -> None:
+    timer = threading.Timer(after_s, _overran, args=(after_s,))
+    timer.daemon = True
+    timer.start()
+
+
+def _overran(after_s: float) -> None:
+    log.error("the graceful stop did not finish within %.1f s: exiting now", after_s)
+    _hard_exit()
+
+
+def _hard_exit() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
 
 
 def _run(coro) -> None:

@@ -2,6 +2,7 @@
 
 401 for a missing, malformed, unknown or revoked key; 403 for a suspended tenant or a key
 whose scope is too small. A key limited to one project sees nothing of other projects (404).
+429 once a verified key is over its rate limit for the route's group (api/ratelimit.py).
 `last_used_at` is recorded in batches by a background job, not written on every request.
 """
 
@@ -12,6 +13,7 @@ from litestar import Request
 from ..core.clock import now_ms
 from ..core.errors import NotFound
 from ..core.tenancy import Principal, verify_key
+from . import ratelimit
 from .errors import ApiError
 
 
@@ -54,6 +56,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
         raise ApiError(403, "Organization suspended: this tenant's keys are disabled")
     svc.key_usage.seen(principal.key_id)
     request.scope["qahub_key_id"] = principal.key_id  # for the rate limiter and logs (never the secret)
+    ratelimit.enforce(request, svc, principal.key_id)  # 429 once this key is over its window
     if not principal.allows(scope):
         raise ApiError(403, f"This API key lacks the {scope} scope")
     return principal

@@ -8,6 +8,7 @@ QA Hub's 207 bodies are not errors and keep their own shape. No traceback ever l
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 from http import HTTPStatus
@@ -49,14 +50,49 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 _DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403, StorageFull: 507}
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, (sqlite3.OperationalError, OSError)) and (
-        "database or disk is full" in text or "no space left" in text or getattr(exc, "errno", None) == 28
-    )
+# SQLite's primary result codes (extended codes keep them in the low byte).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+# errno values that mean "no room": the file system is full, a quota is used up, or the
+# process's file-size limit (RLIMIT_FSIZE) was reached.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def storage_failure(exc: BaseException) -> int | None:
+    """507 when storage has no room left, 503 when it failed to write for another I/O reason,
+    None when `exc` is not a storage failure. Either way the write was rolled back whole (the
+    writer commits all of a request or none of it), so the answer can say nothing was stored."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:
+            return 507 if "database or disk is full" in str(exc) else None
+        if code & 0xFF == _SQLITE_FULL:
+            return 507
+        if code & 0xFF == _SQLITE_IOERR:
+            return 503
+        return None
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        return 507
+    return None
 
 
 def handle_exception(request: Request, exc: Exception) -> Response:
+    response = _answer(request, exc)
+    if _body_left_unread(request):
+        # We answer before the whole body has arrived (413, a full disk mid-upload, a bad key):
+        # the server will not read the rest, so the connection cannot carry another request.
+        # Saying so keeps a client from reusing it and meeting a closed socket.
+        response.headers["Connection"] = "close"
+    return response
+
+
+def _body_left_unread(request: Request) -> bool:
+    headers = request.headers
+    announced = headers.get("transfer-encoding") or headers.get("content-length", "0") not in ("", "0")
+    # Litestar marks the request disconnected once its body has been streamed to the end.
+    return bool(announced) and request.is_connected
+
+
+def _answer(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, DomainError):
@@ -75,9 +111,18 @@ def handle_exception(request: Request, exc: Exception) -> Response:
         if status == 413:
             message = "Request body is too large"
         return error_response(status, message, dict(exc.headers or {}))
-    if _is_disk_full(exc):
+    storage = storage_failure(exc)
+    if storage == 507:
         log.error("storage full while serving %s %s: %s", request.method, request.url.path, exc)
-        return error_response(507, "The server's disk is full; nothing was stored. Try again later.")
+        return error_response(
+            507, "The server's disk is full; nothing was stored. Try again later.", {"Retry-After": "60"}
+        )
+    if storage == 503:
+        log.error("storage write failed while serving %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, "The server could not write to its storage; nothing was stored. Try again later.",
+            {"Retry-After": "60"},
+        )
     if isinstance(exc, WriterClosed):
         return error_response(503, "The server is shutting down; try again shortly.", {"Retry-After": "5"})
     log.exception("unexpected error serving %s %s", request.method, request.url.path)

@@ -1,18 +1,33 @@
-"""/metrics in the Prometheus text format, and the request middleware that feeds it and
-writes the access log (method, route, status, duration, key id; never the key itself)."""
+"""/metrics in the Prometheus text format (version 0.0.4), and the request middleware that
+feeds it, writes the access log and takes part in a graceful stop (api/shutdown.py).
+
+The access log line holds method, path (never the query string), status, duration and the
+id of the key that authenticated, which is the public half of `qh_<id>_<secret>`; the
+secret, the Authorization and X-API-Key headers and query strings are never logged.
+Route labels are route templates (`/api/v1/runs/{run_id:str}`), and requests that match no
+route share the label `unmatched`, so a scanner cannot grow the number of series.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections import Counter
 
+import msgspec
 from litestar import Request, Response, get
 
+from ..core.model import IngestOutcome
+from ..db.writer import COMMIT_BUCKETS
 from .context import services
+from .errors import ErrorBody
+from .ratelimit import GROUPS
+from .shutdown import Shutdown
 
 access_log = logging.getLogger("qahub.access")
+_error_encoder = msgspec.json.Encoder()
 
 
 class Metrics:
@@ -23,57 +38,79 @@ class Metrics:
         self.rate_limited: Counter[str] = Counter()
         self.started = time.time()
 
+    def observe_write(self, value: object) -> None:
+        """Writer hook (db/writer.py `on_commit`): every ingest, of any dialect, returns the
+        outcome of the one ingest path, so committed results are counted here and only here."""
+        if isinstance(value, IngestOutcome):
+            self.ingested_results += value.accepted
+
     def render(self, svc) -> str:
-        lines = [
-            "# HELP qahub_http_requests_total HTTP requests by method, route and status.",
-            "# TYPE qahub_http_requests_total counter",
-        ]
+        out = _Exposition()
+        out.family("qahub_http_requests_total", "counter", "HTTP requests by method, route and status.")
         for (method, route, status), n in sorted(self.requests.items()):
-            lines.append(f'qahub_http_requests_total{{method="{method}",route="{_esc(route)}",status="{status}"}} {n}')
-        lines += [
-            "# HELP qahub_http_request_seconds_total Time spent serving requests by method and route.",
-            "# TYPE qahub_http_request_seconds_total counter",
-        ]
-        for (method, route), s in sorted(self.request_seconds.items()):
-            lines.append(f'qahub_http_request_seconds_total{{method="{method}",route="{_esc(route)}"}} {s:.6f}')
-        stats = svc.db.writer.stats
-        lines += [
-            "# HELP qahub_ingested_results_total Results stored through the ingest path.",
-            "# TYPE qahub_ingested_results_total counter",
-            f"qahub_ingested_results_total {self.ingested_results}",
-            "# HELP qahub_write_queue_depth Write operations waiting for the writer.",
-            "# TYPE qahub_write_queue_depth gauge",
-            f"qahub_write_queue_depth {svc.db.writer.queue_depth}",
-            "# HELP qahub_write_commits_total Transactions committed by the writer (group commits).",
-            "# TYPE qahub_write_commits_total counter",
-            f"qahub_write_commits_total {stats.commits}",
-            "# HELP qahub_write_operations_total Write operations run by the writer.",
-            "# TYPE qahub_write_operations_total counter",
-            f"qahub_write_operations_total {stats.operations}",
-            "# HELP qahub_write_commit_seconds_total Time spent in write transactions.",
-            "# TYPE qahub_write_commit_seconds_total counter",
-            f"qahub_write_commit_seconds_total {stats.commit_seconds_total:.6f}",
-            "# HELP qahub_write_last_commit_seconds Duration of the latest write transaction.",
-            "# TYPE qahub_write_last_commit_seconds gauge",
-            f"qahub_write_last_commit_seconds {stats.last_commit_seconds:.6f}",
-            "# HELP qahub_database_bytes Size of the database file and its WAL.",
-            "# TYPE qahub_database_bytes gauge",
-            f"qahub_database_bytes {_size(svc.db.path) + _size(svc.db.path.with_name(svc.db.path.name + '-wal'))}",
-            "# HELP qahub_rate_limited_total Requests refused by the rate limiter, by route group.",
-            "# TYPE qahub_rate_limited_total counter",
-        ]
-        for group, n in sorted(self.rate_limited.items()):
-            lines.append(f'qahub_rate_limited_total{{group="{group}"}} {n}')
-        lines += [
-            "# HELP qahub_uptime_seconds Seconds since the server started.",
-            "# TYPE qahub_uptime_seconds gauge",
-            f"qahub_uptime_seconds {time.time() - self.started:.0f}",
-        ]
-        return "\n".join(lines) + "\n"
+            out.sample("qahub_http_requests_total", n, method=method, route=route, status=str(status))
+        out.family("qahub_http_request_seconds_total", "counter", "Time spent serving requests, by method and route.")
+        for (method, route), seconds in sorted(self.request_seconds.items()):
+            out.sample("qahub_http_request_seconds_total", round(seconds, 6), method=method, route=route)
+        shutdown: Shutdown | None = svc.extras.get("shutdown")
+        out.family("qahub_http_requests_in_flight", "gauge", "Requests being served right now.")
+        out.sample("qahub_http_requests_in_flight", shutdown.in_flight if shutdown else 0)
+        out.family("qahub_ingested_results_total", "counter", "Results committed through the one ingest path.")
+        out.sample("qahub_ingested_results_total", self.ingested_results)
+        out.family("qahub_rate_limited_total", "counter", "Requests refused by the rate limiter, by route group.")
+        for group in sorted(set(GROUPS) | set(self.rate_limited)):
+            out.sample("qahub_rate_limited_total", self.rate_limited[group], group=group)
+
+        writer = svc.db.writer
+        stats = writer.stats
+        out.family("qahub_write_queue_depth", "gauge", "Write operations waiting for the single writer.")
+        out.sample("qahub_write_queue_depth", writer.queue_depth)
+        out.family("qahub_write_operations_total", "counter", "Write operations run by the writer.")
+        out.sample("qahub_write_operations_total", stats.operations)
+        out.family("qahub_write_failed_commits_total", "counter", "Write transactions that failed as a whole.")
+        out.sample("qahub_write_failed_commits_total", stats.failed_commits)
+        out.family("qahub_write_commit_seconds", "histogram",
+                   "Duration of the writer's transactions (group commits), from BEGIN to COMMIT.")
+        cumulative = 0
+        for bound, n in zip(COMMIT_BUCKETS, stats.commit_buckets):
+            cumulative += n
+            out.sample("qahub_write_commit_seconds_bucket", cumulative, le=f"{bound:g}")
+        out.sample("qahub_write_commit_seconds_bucket", stats.commits, le="+Inf")
+        out.sample("qahub_write_commit_seconds_sum", round(stats.commit_seconds_total, 6))
+        out.sample("qahub_write_commit_seconds_count", stats.commits)
+        out.family("qahub_write_last_commit_seconds", "gauge", "Duration of the latest write transaction.")
+        out.sample("qahub_write_last_commit_seconds", round(stats.last_commit_seconds, 6))
+
+        path = svc.db.path
+        out.family("qahub_database_bytes", "gauge", "Size of the database file and its write-ahead log.")
+        out.sample("qahub_database_bytes", _size(path) + _size(path.with_name(path.name + "-wal")))
+        out.family("qahub_uptime_seconds", "gauge", "Seconds since the server started.")
+        out.sample("qahub_uptime_seconds", round(time.time() - self.started))
+        return out.text()
 
 
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+class _Exposition:
+    """Lines of the text format: # HELP and # TYPE once per family, then its samples."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self._lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        if labels:
+            pairs = ",".join(f'{key}="{_escape(val)}"' for key, val in labels.items())
+            self._lines.append(f"{name}{{{pairs}}} {value}")
+        else:
+            self._lines.append(f"{name} {value}")
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _size(path) -> int:
@@ -84,14 +121,21 @@ def _size(path) -> int:
 
 
 def request_middleware(app):
-    """ASGI middleware: count and time every request, write the access log line."""
+    """ASGI middleware: count and time every request, track it for a graceful stop, write the
+    access log line."""
 
     async def middleware(scope, receive, send):
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         started = time.perf_counter()
-        status_box = [500]
+        status_box = [0]
+        litestar_app = scope.get("app")
+        svc = getattr(litestar_app.state, "services", None) if litestar_app is not None else None
+        shutdown: Shutdown | None = svc.extras.get("shutdown") if svc is not None else None
+        task = asyncio.current_task()
+        if shutdown is not None and task is not None:
+            shutdown.track(task)
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -100,29 +144,49 @@ def request_middleware(app):
 
         try:
             await app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            if shutdown is None or task is None or not shutdown.was_cut_off(task) or status_box[0]:
+                raise
+            # Cut off by a graceful stop before it answered: say so in the one error shape.
+            task.uncancel()
+            await _answer_503(send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            state = scope.get("app").state if scope.get("app") is not None else None
-            svc = getattr(state, "services", None) if state is not None else None
-            route = scope.get("path_template") or "unmatched"
-            method = scope.get("method", "GET")
+            if shutdown is not None and task is not None:
+                shutdown.untrack(task)
             if svc is not None:
-                metrics: Metrics = svc.extras["metrics"]
-                metrics.requests[(method, route, status_box[0])] += 1
-                metrics.request_seconds[(method, route)] += elapsed
-                if svc.config.logging.access_log:
-                    key_id = scope.get("qahub_key_id")
-                    access_log.info(
-                        "%s %s %s %.1fms%s", method, scope.get("path", ""), status_box[0], elapsed * 1000,
-                        f" key={key_id}" if key_id else "",
-                        extra={"method": method, "path": scope.get("path", ""), "status": status_box[0],
-                               "duration_ms": round(elapsed * 1000, 2), "key_id": key_id},
-                    )
+                _record(svc, scope, status_box[0] or 500, time.perf_counter() - started)
 
     return middleware
+
+
+async def _answer_503(send) -> None:
+    body = _error_encoder.encode(ErrorBody(
+        error="Service Unavailable", message="The server is restarting; try again shortly.", retry_after=5,
+    ))
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"retry-after", b"5"),
+        (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _record(svc, scope, status: int, elapsed: float) -> None:
+    route = scope.get("path_template") or "unmatched"
+    method = scope.get("method", "GET")
+    metrics: Metrics = svc.extras["metrics"]
+    metrics.requests[(method, route, status)] += 1
+    metrics.request_seconds[(method, route)] += elapsed
+    if svc.config.logging.access_log:
+        key_id = scope.get("qahub_key_id")  # the public id only: the secret never reaches a log
+        path = scope.get("path", "")
+        access_log.info(
+            "%s %s %s %.1fms%s", method, path, status, elapsed * 1000, f" key={key_id}" if key_id else "",
+            extra={"method": method, "path": path, "status": status, "duration_ms": round(elapsed * 1000, 2),
+                   "key_id": key_id},
+        )
 
 
 @get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request) -> Response:
     svc = services(request)
-    return Response(svc.extras["metrics"].render(svc), media_type="text/plain; version=0.0.4")
+    return Response(svc.extras["metrics"].render(svc), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -6,6 +6,7 @@ import msgspec
 from litestar import Request, Response
 
 from ..core import library, projects
+from ..core.gate import settings_rules
 from ..core.attachments import remove_unreferenced
 from .auth import authenticate, check_project
 from .context import services
@@ -40,6 +41,8 @@ async def create_project(request: Request) -> Response:
     if principal.project_id is not None:
         raise ApiError(403, "A key limited to one project cannot create projects")
     data = await read_body(request, ProjectIn)
+    if data.settings:
+        settings_rules(data.settings)  # settings.gate holds quality-gate rules: 400 when they are wrong
     project = await services(request).db.write(
         lambda conn: projects.create_project(
             conn, principal.tenant_id, name=data.name, slug=data.slug, description=data.description, repo=data.repo,
@@ -72,6 +75,8 @@ async def get_project(request: Request, project_id: str) -> projects.Project:
 async def update_project(request: Request, project_id: str) -> projects.Project:
     principal, project = await _visible_project(request, "write", project_id)
     changes = _changes(await read_body(request, ProjectPatch))
+    if changes.get("settings"):
+        settings_rules(changes["settings"])  # settings.gate holds quality-gate rules: 400 when they are wrong
     return await services(request).db.write(projects.update_project, principal.tenant_id, project.id, changes)
 
 

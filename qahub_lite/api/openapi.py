@@ -29,6 +29,8 @@ _ERROR_STATUSES = {
     413: "Body larger than the limit",
     429: "Rate limit exceeded; wait `retry_after` seconds",
     500: "Unexpected error",
+    503: "Shutting down, or storage could not be written; nothing was stored (see Retry-After)",
+    507: "The server's disk is full; nothing was stored (see Retry-After)",
 }
 _cache: dict[str, bytes] = {}
 

@@ -10,8 +10,9 @@ limiter and the counts are exact without shared storage. Were the server ever sp
 several processes, this state would have to move into the database with it.
 
 Exact under concurrency: `hit` checks and records in one step with no await in between, so
-two requests on the event loop cannot both take the last slot; the lock covers callers from
-threads (the CLI's in-process server, tests) at the cost of an uncontended acquire.
+two requests on the event loop cannot both take the last slot. The lock keeps that true should
+a caller ever run in a worker thread (Litestar runs sync handlers in threads), for the price of
+an uncontended acquire.
 
 Limits apply after the key is verified (api/auth.py calls `enforce`), so only real keys get a
 window: unknown keys cannot grow this table. Idle windows are forgotten as they age out.

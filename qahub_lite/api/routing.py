@@ -92,11 +92,26 @@ async def read_body(request: Request, kind: type[S]) -> S:
         return _decoder(kind).decode(raw)
     except msgspec.DecodeError as exc:
         raise ApiError(400, describe_validation(exc)) from None
+    except RecursionError:
+        # msgspec decodes nested containers recursively; `[[[[...` thousands deep ends here.
+        raise ApiError(400, TOO_DEEP) from None
+    except UnicodeDecodeError:
+        # msgspec hands invalid UTF-8 inside strings to Python's decoder, which raises this.
+        raise ApiError(400, NOT_UTF8) from None
+
+
+TOO_DEEP = "Request body is not valid JSON: it is nested too deeply"
+NOT_UTF8 = "Request body is not valid JSON: it is not UTF-8"
 
 
 def decode_item(raw: msgspec.Raw, kind: type[S]) -> S:
     """Decode one item of a bulk body; raises msgspec.DecodeError for the caller to record."""
-    return _decoder(kind).decode(raw)
+    try:
+        return _decoder(kind).decode(raw)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise msgspec.DecodeError("a string is not UTF-8") from None
 
 
 

@@ -7,9 +7,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import admin, serve
+from . import admin, agent, gate, ops, serve, upload, users, wait
 
-MODULES = [serve, admin]
+MODULES = [serve, admin, users, upload, wait, ops, agent, gate]
 
 
 class CliError(Exception):

@@ -27,10 +27,12 @@ def _print_json(obj) -> None:
 def register(commands) -> None:
     p = commands.add_parser("init", help="write a qahub.toml and create the data folder, database and admin key",
                             description="Write a commented qahub.toml into a folder, create its data folder and "
-                            "database, a tenant and an admin API key (shown once).")
+                            "database, a tenant, an admin API key and the dashboard user `admin` (key and "
+                            "password shown once).")
     p.add_argument("--dir", default=".", help="folder to initialise (default: the current folder)")
     p.add_argument("--tenant", default="default", help="name of the first tenant (default: default)")
-    p.add_argument("--json", action="store_true", help="print one JSON object: {config, data_dir, admin_key}")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: {config, data_dir, admin_key, admin_user, admin_password}")
     p.set_defaults(handler=cmd_init)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys",
@@ -93,6 +95,9 @@ def register(commands) -> None:
                             "and features. Exits 1 on any problem.")
     add_config_option(c)
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("--repair", action="store_true",
+                   help="first remove attachment files that no row names and uploads a crash cut short "
+                   "(safe beside a live server); rows without files are only reported")
     c.set_defaults(handler=cmd_check)
 
     v = commands.add_parser("version", help="print the version", description="Print qahub-lite's version.")
@@ -112,13 +117,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         config = load_config(path)
     except ConfigError as exc:
         _fail(f"config error: {exc}", 2)
-    boot = ensure_initialized(config, tenant_name=args.tenant)
+    boot = ensure_initialized(config, tenant_name=args.tenant, first_user=True)
     if boot.admin_key is None:
         _fail(f"{config.db_path} is initialised already; create keys with `qahub keys create`")
     if args.json:
-        _print_json({"config": str(path.resolve()), "data_dir": str(config.data_dir), "admin_key": boot.admin_key})
+        _print_json({"config": str(path.resolve()), "data_dir": str(config.data_dir), "admin_key": boot.admin_key,
+                     "admin_user": "admin", "admin_password": boot.admin_password})
     else:
         print(f"Wrote {path}\nCreated {config.db_path}\nAdmin key (shown once, store it now): {boot.admin_key}")
+        print(f"Dashboard user `admin`, password (shown once, store it now): {boot.admin_password}")
         print(f"Start the server with: qahub serve --config {path}")
     return 0
 
@@ -290,6 +297,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..db.check import run_check
 
     config = load(args)
+    if args.repair and config.db_path.exists():
+        from ..db.orphans import repair
+
+        removed = repair(config.db_path, config.attachments_dir, busy_timeout_ms=config.storage.busy_timeout_ms)
+        print(f"repair: removed {removed.files_without_rows} attachment files without rows and "
+              f"{removed.upload_leftovers} unfinished uploads", file=sys.stderr if args.json else sys.stdout)
     report = run_check(config.db_path, config.attachments_dir)
     if args.json:
         _print_json(report)
@@ -300,6 +313,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"integrity:   {'ok' if report.integrity == ['ok'] else '; '.join(report.integrity[:5])}")
         print(f"migrations:  {'all applied' if not report.pending_migrations else 'pending: ' + ', '.join(report.pending_migrations)}")
         print(f"attachments: {len(report.files_without_rows)} files without rows, "
-              f"{len(report.rows_without_files)} rows without files")
+              f"{len(report.rows_without_files)} rows without files, "
+              f"{len(report.upload_leftovers)} unfinished uploads")
         print("result:      " + ("OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)))
     return 0 if report.ok else 1

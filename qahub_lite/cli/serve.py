@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import msgspec
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     )
     config = msgspec.structs.replace(config, server=server, logging=logging_cfg)
     setup_logging(config.logging.level, config.logging.format)
-    boot = ensure_initialized(config)
+    boot = ensure_initialized(config, first_user=True)
     if boot.admin_key:
         # Printed once, to the terminal only: never logged, never shown again.
         print(
@@ -48,7 +49,18 @@ def run(args: argparse.Namespace) -> int:
             f"  Admin key (shown once, store it now): {boot.admin_key}\n",
             file=sys.stdout, flush=True,
         )
+    if boot.admin_password:
+        print(
+            f"  Dashboard: sign in at {config.public_url}/login as `admin` with this password "
+            f"(shown once; change it with `qahub users passwd admin`): {boot.admin_password}\n",
+            file=sys.stdout, flush=True,
+        )
     def ready() -> None:
+        if config.logging.format == "json":
+            # A log collector reads every line as JSON in this mode: the banner is a log record.
+            logging.getLogger("qahub.server").info("qahub-lite serving on %s (data: %s)", config.public_url,
+                                                   config.data_dir)
+            return
         print(f"qahub-lite serving on {config.public_url} (data: {config.data_dir})", flush=True)
 
     return serve(config, on_ready=ready)

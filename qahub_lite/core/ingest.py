@@ -16,10 +16,12 @@ from collections.abc import Sequence
 
 import msgspec
 
+from . import health
 from . import runs as runs_core
 from .clock import new_id, new_short_id, now_ms
 from .errors import NotFound
 from .model import IngestOutcome, ItemError, ResultRecord, RunRecord
+from .status import RUN_FINISHED
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
 _CHUNK = 500
@@ -114,11 +116,14 @@ def store_results(
     run: RunRecord | None = None,
     run_id: str | None = None,
     rejected: Sequence[ItemError] = (),
+    unlink_unknown_codes: bool = False,
 ) -> IngestOutcome:
     """Create `run` (or use `run_id`), then upsert `items` (original index, record) into it.
 
     `rejected` are items the edge already refused (bad shape, bad status); they are reported
     together with the items refused here (unknown test case) in index order.
+    `unlink_unknown_codes`: a code that names no test case of the project is not refused but
+    stored as an unlinked result, for dialects that cannot report refused items (QualityPilot).
     """
     if run is not None:
         project_id = run.project_id
@@ -135,6 +140,8 @@ def store_results(
     wanted: dict[str, tuple[str | None, str, str]] = {}
     accepted: list[tuple[int, ResultRecord, str, bool]] = []
     for index, record in items:
+        if unlink_unknown_codes and record.test_case_code and record.test_case_code not in by_code:
+            record = msgspec.structs.replace(record, test_case_code=None)
         if record.test_case_code:
             found = by_code.get(record.test_case_code)
             if found is None:
@@ -190,5 +197,7 @@ def store_results(
         rows,
     )
     runs_core.refresh_counts(conn, run_id)
+    if run is not None and run.status in RUN_FINISHED:
+        health.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/health.py)
     errors.sort(key=lambda e: e.index)
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)

@@ -106,6 +106,14 @@ def get_project_sync(conn: sqlite3.Connection, tenant_id: str, project_id: str) 
     return _project(row)
 
 
+def find_project_by_repo(conn: sqlite3.Connection, tenant_id: str, repo: str) -> Project | None:
+    """The project whose `repo` is `repo` (QualityPilot names projects this way), or None."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM projects WHERE tenant_id = ? AND repo = ?", (tenant_id, repo)
+    ).fetchone()
+    return _project(row) if row else None
+
+
 async def get_project(conn: aiosqlite.Connection, tenant_id: str, project_id: str) -> Project:
     rows = await conn.execute_fetchall(
         f"SELECT {_COLUMNS} FROM projects WHERE (id = ? OR slug = ?) AND tenant_id = ?", (project_id, project_id, tenant_id)

@@ -7,6 +7,7 @@ import sqlite3
 import aiosqlite
 import msgspec
 
+from . import health
 from .clock import now_ms, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
@@ -144,6 +145,20 @@ def refresh_counts(conn: sqlite3.Connection, run_id: str) -> None:
     )
 
 
+def adopt_reported_counts(conn: sqlite3.Connection, run_id: str, counts: RunCounts) -> None:
+    """Give a run the counts its sender reported when they cover more tests than its stored
+    results: a summary sent without its cases, or with cases cut at the cap (QualityPilot).
+    A run whose results are all stored keeps the counts recomputed from them."""
+    conn.execute(
+        "UPDATE runs SET total=?, passed=?, failed=?, broken=?, skipped=?, unknown=?, pending=?, flaky=? "
+        "WHERE id=? AND total < ?",
+        (
+            counts.total, counts.passed, counts.failed, counts.broken, counts.skipped, counts.unknown,
+            counts.pending, counts.flaky, run_id, counts.total,
+        ),
+    )
+
+
 async def get_run(conn: aiosqlite.Connection, tenant_id: str, run_ref: str) -> Run:
     """A run by id or short id."""
     rows = await conn.execute_fetchall(
@@ -224,6 +239,7 @@ def finish_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str, *, status
             (now, run.id),
         )
         refresh_counts(conn, run.id)
+    health.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/health.py)
     return get_run_sync(conn, tenant_id, run.id)
 
 

@@ -66,6 +66,24 @@ QATECH_RUN_STATUS = {
     "CANCELED": "CANCELLED",
 }
 
+# canonical result status -> QA.tech test case `status` (seed 003 names no values for a case;
+# these reuse its run vocabulary: a test that broke or timed out is an ERROR, not COMPLETED).
+QATECH_CASE_STATUS = {
+    "PASSED": "COMPLETED",
+    "FAILED": "COMPLETED",
+    "SKIPPED": "COMPLETED",
+    "BROKEN": "ERROR",
+    "UNKNOWN": "ERROR",
+    "TIMEOUT": "ERROR",
+    "CANCELED": "CANCELLED",
+    "PENDING": "INITIATED",
+    "RUNNING": "RUNNING",
+}
+# QA.tech `?testCases=failed`: "only failed/skipped/error test cases".
+QATECH_FAILED_FILTER = ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT", "SKIPPED")
+# What a rerun with {"failedOnly": true} runs again: every test whose QA.tech result is FAILED.
+RERUN_FAILED = ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT")
+
 
 def invalid_status_message(value: object) -> str:
     """Seed 000's wording: invalid status value: 'pass' (use PASSED)."""

@@ -127,14 +127,20 @@ def _key_info(row: sqlite3.Row) -> KeyInfo:
 _KEY_COLUMNS = "id, tenant_id, name, scopes, project_id, created_at, last_used_at, revoked_at"
 
 
+_TENANT_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id"
+
+
 def list_keys(conn: sqlite3.Connection, tenant_id: str | None = None) -> list[KeyInfo]:
     if tenant_id is None:
         rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id").fetchall()
     else:
-        rows = conn.execute(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id", (tenant_id,)
-        ).fetchall()
+        rows = conn.execute(_TENANT_KEYS, (tenant_id,)).fetchall()
     return [_key_info(r) for r in rows]
+
+
+async def tenant_keys(conn: aiosqlite.Connection, tenant_id: str) -> list[KeyInfo]:
+    """`list_keys` of one tenant on a read connection (the dashboard's Settings > API keys)."""
+    return [_key_info(r) for r in await conn.execute_fetchall(_TENANT_KEYS, (tenant_id,))]
 
 
 def revoke_key(conn: sqlite3.Connection, key_id: str, tenant_id: str | None = None) -> KeyInfo:

@@ -110,6 +110,8 @@ def create_user(
     _check_role(role)
     if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
         raise NotFound("Tenant not found")
+    if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None:
+        raise Conflict(f"the user name {username!r} is taken")  # before paying for a hash
     generated = passwords.generate_password() if password is None else None
     password_hash = _hash(password if password is not None else generated)
     user_id, now = new_id(), now_ms()
@@ -121,7 +123,8 @@ def create_user(
     except sqlite3.IntegrityError:
         raise Conflict(f"the user name {username!r} is taken") from None
     conn.execute(
-        "INSERT INTO memberships (user_id, tenant_id, role, created_at) VALUES (?,?,?,?)", (user_id, tenant_id, role, now)
+        "INSERT INTO memberships (user_id, tenant_id, role, created_at) VALUES (?,?,?,?)",
+        (user_id, tenant_id, role, now),
     )
     return NewUser(User(user_id, username, False, to_iso(now), None), generated)
 
@@ -190,6 +193,21 @@ def remove_member(conn: sqlite3.Connection, tenant_id: str, id_or_name: str) -> 
         raise Conflict(f"{user.username} is the last admin of this tenant; make another user admin first")
     conn.execute("DELETE FROM memberships WHERE user_id = ? AND tenant_id = ?", (user.id, tenant_id))
     conn.execute("DELETE FROM sessions WHERE user_id = ? AND tenant_id = ?", (user.id, tenant_id))
+
+
+def check_managed_by(conn: sqlite3.Connection, tenant_id: str, id_or_name: str) -> User:
+    """A tenant's admin may reset the password of, or disable, a user only when the user
+    belongs to that tenant alone: the password opens every tenant the user belongs to, and
+    one tenant's admin must not gain a way into another. Server operators use `qahub users`."""
+    user = find_user(conn, id_or_name)
+    tenants = {r[0] for r in conn.execute("SELECT tenant_id FROM memberships WHERE user_id = ?", (user.id,))}
+    if tenant_id not in tenants:
+        raise NotFound("User not found")
+    if tenants != {tenant_id}:
+        raise Forbidden(
+            f"{user.username} belongs to other tenants too; its password and state are managed with `qahub users`"
+        )
+    return user
 
 
 _MEMBER_SELECT = (

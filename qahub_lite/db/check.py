@@ -1,5 +1,5 @@
 """`qahub check`: is the storage sound? Integrity of the database, attachment files against
-their rows, and the SQLite features the code relies on."""
+their rows (db/orphans.py), and the SQLite features the code relies on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import migrations
+from . import migrations, orphans
 from .connection import MIN_SQLITE
 
 
@@ -21,6 +21,8 @@ class CheckReport(msgspec.Struct):
     files_without_rows: list[str]
     rows_without_files: list[str]
     problems: list[str]
+    # Files in attachments/tmp/ untouched for a minute: uploads a crash cut short.
+    upload_leftovers: list[str] = []
 
 
 def _feature(conn: sqlite3.Connection, sql: str) -> bool:
@@ -36,6 +38,15 @@ def _feature(conn: sqlite3.Connection, sql: str) -> bool:
 
 
 def run_check(db_path: Path, attachments_dir: Path) -> CheckReport:
+    try:
+        return _run_check(db_path, attachments_dir)
+    except sqlite3.DatabaseError as exc:
+        # A damaged file can fail any query, integrity_check included: that is the finding.
+        return CheckReport(False, sqlite3.sqlite_version, {}, [str(exc)], [], [], [], [
+            f"the database cannot be read ({exc}): restore the latest backup (docs/operations.md)"])
+
+
+def _run_check(db_path: Path, attachments_dir: Path) -> CheckReport:
     problems: list[str] = []
     if not db_path.exists():
         return CheckReport(False, sqlite3.sqlite_version, {}, [], [], [], [], [f"no database at {db_path}"])
@@ -63,25 +74,23 @@ def run_check(db_path: Path, attachments_dir: Path) -> CheckReport:
             problems.append(f"{len(fk)} rows break foreign keys")
         done = migrations.applied(conn) if _has_table(conn, "schema_migrations") else {}
         pending = [name for version, name, _ in migrations.available() if version not in done]
-        hashes = {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM attachments")} if _has_table(
-            conn, "attachments") else set()
+        leftovers = orphans.find(conn, attachments_dir) if _has_table(conn, "attachments") else None
     finally:
         conn.close()
-    on_disk = set()
-    if attachments_dir.exists():
-        for path in attachments_dir.glob("??/*"):
-            if path.is_file():
-                on_disk.add(path.name)
-    files_without_rows = sorted(on_disk - hashes)
-    rows_without_files = sorted(hashes - on_disk)
-    if files_without_rows:
-        problems.append(f"{len(files_without_rows)} attachment files have no row")
-    if rows_without_files:
-        problems.append(f"{len(rows_without_files)} attachment rows have no file")
+    leftovers = leftovers or orphans.Leftovers([], [], [])
+    if leftovers.files_without_rows:
+        problems.append(f"{len(leftovers.files_without_rows)} attachment files have no row "
+                        "(`qahub check --repair` removes them)")
+    if leftovers.rows_without_files:
+        problems.append(f"{len(leftovers.rows_without_files)} attachment rows have no file")
+    if leftovers.upload_leftovers:
+        problems.append(f"{len(leftovers.upload_leftovers)} unfinished uploads in attachments/tmp "
+                        "(`qahub check --repair` removes them)")
     return CheckReport(
         ok=not problems, sqlite_version=sqlite3.sqlite_version, features=features, integrity=integrity,
-        pending_migrations=pending, files_without_rows=files_without_rows, rows_without_files=rows_without_files,
-        problems=problems,
+        pending_migrations=pending, files_without_rows=leftovers.files_without_rows,
+        rows_without_files=leftovers.rows_without_files, problems=problems,
+        upload_leftovers=leftovers.upload_leftovers,
     )
 
 

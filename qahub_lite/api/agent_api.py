@@ -1,0 +1,214 @@
+"""The agents' side of executing triggered tests: claim a job (long-poll), heartbeat, report
+results, complete; and the list of agents. An agent acts with an API key of write scope; a
+key limited to one project only gets that project's jobs.
+
+A job completion is just another dialect: the reported results are the native result shape,
+validated item by item exactly like `POST /api/v1/runs/{id}/results`, and stored by THE
+ingest path. Nothing here ever carries a command (agent/config.py says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Request
+
+from ..core import agents, jobs
+from ..core.jobs import QueueSignal
+from .auth import authenticate
+from .context import Services, services
+from .native_runs import validate_items
+from .routing import endpoint, read_body
+
+TAGS = ["Agents"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ClaimIn(msgspec.Struct, forbid_unknown_fields=True):
+    agent: Name
+    frameworks: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)]
+    # Seconds to hold the request open while nothing is queued (capped by jobs.max_poll_s).
+    wait_s: Annotated[int, msgspec.Meta(ge=0, le=120)] = 25
+    hostname: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    version: Annotated[str, msgspec.Meta(max_length=50)] | None = None
+
+
+class ClaimAnswer(msgspec.Struct):
+    job: jobs.ClaimedJob | None
+
+
+class LeaseIn(msgspec.Struct, forbid_unknown_fields=True):
+    lease_token: Token
+
+
+class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
+    lease_token: Token
+    results: list[msgspec.Raw]
+
+
+class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
+    lease_token: Token
+    # DONE: the report was read (tests it never mentioned end BROKEN). ERROR: no usable report
+    # (unfinished tests end BROKEN with `message`). TIMEOUT: the command was killed for taking
+    # too long (unfinished tests end TIMEOUT).
+    outcome: Literal["DONE", "ERROR", "TIMEOUT"]
+    message: Annotated[str, msgspec.Meta(max_length=20000)] | None = None
+
+
+def job_signal(svc: Services) -> QueueSignal:
+    """The process' one queue signal: triggers notify it, claims wait on it."""
+    signal = svc.extras.get("job_signal")
+    if signal is None:
+        signal = svc.extras["job_signal"] = QueueSignal()
+    return signal
+
+
+@endpoint("POST", "/api/v1/agent/claim", summary="Claim the oldest queued job of the agent's frameworks",
+          tags=TAGS, scope="write", body=ClaimIn, responses={200: ClaimAnswer},
+          description="Long-poll: held open up to `wait_s` (at most jobs.max_poll_s) while nothing is queued; "
+          "answers `{\"job\": null}` then. A job's tests and its run become RUNNING when it is claimed.")
+async def claim(request: Request) -> ClaimAnswer:
+    principal = await authenticate(request, "write")
+    data = await read_body(request, ClaimIn)
+    svc = services(request)
+    signal = job_signal(svc)
+    hello = agents.AgentHello(
+        name=data.agent, frameworks=sorted(set(data.frameworks)), key_id=principal.key_id, hostname=data.hostname,
+        version=data.version,
+    )
+    lease_s = svc.config.jobs.lease_s
+    # A graceful stop answers a waiting agent at once instead of being held up by it.
+    stopping = svc.extras["shutdown"].requested if "shutdown" in svc.extras else None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(data.wait_s, svc.config.jobs.max_poll_s)
+    while True:
+        generation = signal.generation
+        job = await svc.db.write(
+            lambda conn: jobs.claim(conn, principal.tenant_id, hello, lease_s=lease_s, project_id=principal.project_id)
+        )
+        remaining = deadline - loop.time()
+        if job is not None or remaining <= 0 or (stopping is not None and stopping.is_set()):
+            return ClaimAnswer(job)
+        await signal.wait(generation, remaining, stopping)
+
+
+@endpoint("POST", "/api/v1/agent/jobs/{job_id:str}/heartbeat", summary="Renew a job's lease; learn whether to stop",
+          tags=TAGS, scope="write", body=LeaseIn, responses={200: jobs.JobState},
+          description="`cancel: true` means stop the command now: the run was canceled, or the lease ran out and "
+          "the job's tests were marked TIMEOUT. 409 when the lease token is not this job's.")
+async def heartbeat(request: Request, job_id: str) -> jobs.JobState:
+    principal = await authenticate(request, "write")
+    data = await read_body(request, LeaseIn)
+    svc = services(request)
+    lease_s = svc.config.jobs.lease_s
+    return await svc.db.write(
+        lambda conn: jobs.heartbeat(conn, principal.tenant_id, job_id, data.lease_token, lease_s=lease_s)
+    )
+
+
+@endpoint("POST", "/api/v1/agent/jobs/{job_id:str}/results", summary="Report outcomes parsed from the command's report",
+          tags=TAGS, scope="write", body=ReportIn, responses={200: jobs.ReportOutcome},
+          description="`results` are native result objects (as in POST /api/v1/runs/{id}/results), matched to the "
+          "job's tests by test case code, else by title, else by the grep pattern that selected them; entries "
+          "that are none of the job's tests are listed in `ignored`. Answers each stored entry's result id, for "
+          "attachments. Renews the lease.")
+async def report(request: Request, job_id: str) -> jobs.ReportOutcome:
+    principal = await authenticate(request, "write")
+    data = await read_body(request, ReportIn)
+    accepted, rejected = validate_items(data.results, None)
+    svc = services(request)
+    lease_s = svc.config.jobs.lease_s
+    return await svc.db.write(
+        lambda conn: jobs.report(
+            conn, principal.tenant_id, job_id, data.lease_token, accepted, rejected=rejected, lease_s=lease_s
+        )
+    )
+
+
+@endpoint("POST", "/api/v1/agent/jobs/{job_id:str}/complete", summary="Finish a job", tags=TAGS, scope="write",
+          body=CompleteIn, responses={200: jobs.JobState},
+          description="Tests without an outcome end BROKEN (DONE: the report never mentioned them; ERROR: with "
+          "`message`) or TIMEOUT. The run finishes with its last job: ERROR if a job broke or timed out.")
+async def complete(request: Request, job_id: str) -> jobs.JobState:
+    principal = await authenticate(request, "write")
+    data = await read_body(request, CompleteIn)
+    return await services(request).db.write(
+        lambda conn: jobs.complete(
+            conn, principal.tenant_id, job_id, data.lease_token, outcome=data.outcome, message=data.message
+        )
+    )
+
+
+@endpoint("GET", "/api/v1/agents", summary="List agents with their last heartbeat", tags=TAGS, scope="read",
+          responses={200: agents.AgentList},
+          description="`status`: busy (running a job), idle (asked for work lately) or offline.")
+async def list_agents(request: Request) -> agents.AgentList:
+    principal = await authenticate(request, "read")
+    svc = services(request)
+    # An idle agent asks again at least every max_poll_s; allow for a slow network on top.
+    window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
+    async with svc.db.read() as conn:
+        return await agents.list_agents(conn, principal.tenant_id, window_ms)
+
+
+class EmbeddedAgentHandle:
+    """The agent inside `qahub serve`, as the app's lifespan holds it."""
+
+    def __init__(self, svc: Services, agent, tenant_id: str) -> None:
+        self.svc = svc
+        self.agent = agent
+        self.tenant_id = tenant_id
+        shutdown = svc.extras.get("shutdown")
+        # From the first moment of a graceful stop the server takes no new connections: the
+        # agent stops asking for work and kills a command it is running right then.
+        self._watch = asyncio.ensure_future(shutdown.requested.wait()) if shutdown else None
+        if self._watch is not None:
+            self._watch.add_done_callback(lambda _: agent.stop_event.set())
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        abandoned = await asyncio.to_thread(self.agent.close)
+        if abandoned is not None:
+            # It cannot tell the server over HTTP any more; we are the server.
+            await self.svc.db.write(lambda conn: jobs.complete(
+                conn, self.tenant_id, abandoned.id, abandoned.lease_token, outcome="ERROR",
+                message="the server stopped while its embedded agent ran these tests",
+            ))
+
+
+async def start_embedded_agent(svc: Services) -> EmbeddedAgentHandle | None:
+    """The agent inside `qahub serve` when `[agent] enabled`: its agent.toml is read now (a
+    mistake in it stops the start), it gets a fresh write key, and it speaks HTTP to this very
+    server, so its jobs take exactly the path a remote agent's do."""
+    cfg = svc.config
+    if not cfg.agent.enabled:
+        return None
+    from ..agent.config import load_agent_config
+    from ..agent.loop import EmbeddedAgent
+
+    settings = load_agent_config(Path(cfg.base_dir) / cfg.agent.config)
+    key = await svc.db.write(agents.issue_embedded_key, cfg.agent.tenant)
+    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    agent = EmbeddedAgent(f"http://{host}:{cfg.server.port}", key.key, settings)
+    agent.start()
+    return EmbeddedAgentHandle(svc, agent, key.info.tenant_id)
+
+
+def schedule(svc: Services, scheduler) -> None:
+    """The background job that ends expired leases and jobs nobody claimed in time."""
+    cfg = svc.config.jobs
+
+    async def expire_leases():
+        ended = await svc.db.write(lambda conn: jobs.expire(conn, queue_timeout_s=cfg.queue_timeout_s))
+        return "; ".join(ended) if ended else None
+
+    scheduler.add("job-expiry", cfg.check_interval_s, expire_leases)
+
+
+HANDLERS = [claim, heartbeat, report, complete, list_agents]

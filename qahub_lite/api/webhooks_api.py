@@ -1,0 +1,119 @@
+"""Webhook routes: a project's hooks, their deliveries with every attempt, and redelivery by
+hand (docs/health.md: events, bodies, signature, retries).
+
+Creating, changing and redelivering need an admin key: a hook sends project data to any URL
+its creator names, which is an administrator's decision.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response
+
+from ..core import outbox, webhooks
+from .auth import authenticate, check_project
+from .context import services
+from .health_schema import DeliveriesQuery, Redelivered, WebhookIn, WebhookPatch
+from .native_library import _visible_project
+from .native_schema import Deleted
+from .routing import endpoint, read_body, read_query
+
+TAGS = ["Webhooks"]
+
+
+async def _visible_hook(request: Request, scope: str, hook_id: str):
+    principal = await authenticate(request, scope)
+    async with services(request).db.read() as conn:
+        hook = await webhooks.get_webhook(conn, principal.tenant_id, hook_id)
+    check_project(principal, hook.project_id)
+    return principal, hook
+
+
+@endpoint("POST", "/api/v1/projects/{project_id:str}/webhooks", summary="Create a webhook (its secret is shown once)",
+          tags=TAGS, scope="admin", body=WebhookIn, responses={201: webhooks.NewWebhook},
+          description="Events: run.completed, run.regressed, test.flaky. Format json (signed envelope), slack or "
+          "mattermost ({\"text\": ...} for incoming webhooks). Bodies are signed: X-Qahub-Signature: sha256=<hex "
+          "HMAC-SHA256 of \"<X-Qahub-Timestamp>.<body>\">.")
+async def create_webhook(request: Request, project_id: str) -> Response:
+    principal, project = await _visible_project(request, "admin", project_id)
+    data = await read_body(request, WebhookIn)
+    created = await services(request).db.write(
+        lambda conn: webhooks.create_webhook(
+            conn, principal.tenant_id, project.id, url=data.url, events=list(data.events), fmt=data.format,
+            description=data.description, active=data.active, secret=data.secret,
+        )
+    )
+    return Response(created, status_code=201)
+
+
+@endpoint("GET", "/api/v1/projects/{project_id:str}/webhooks", summary="List a project's webhooks", tags=TAGS,
+          scope="read", responses={200: webhooks.WebhookList})
+async def list_webhooks(request: Request, project_id: str) -> webhooks.WebhookList:
+    _, project = await _visible_project(request, "read", project_id)
+    async with services(request).db.read() as conn:
+        return await webhooks.list_webhooks(conn, project.id)
+
+
+@endpoint("GET", "/api/v1/webhooks/{webhook_id:str}", summary="Get a webhook", tags=TAGS, scope="read",
+          responses={200: webhooks.Webhook})
+async def get_webhook(request: Request, webhook_id: str) -> webhooks.Webhook:
+    return (await _visible_hook(request, "read", webhook_id))[1]
+
+
+@endpoint("PATCH", "/api/v1/webhooks/{webhook_id:str}", summary="Change a webhook (url, events, format, active, "
+          "description, secret)", tags=TAGS, scope="admin", body=WebhookPatch, responses={200: webhooks.Webhook})
+async def update_webhook(request: Request, webhook_id: str) -> webhooks.Webhook:
+    principal, hook = await _visible_hook(request, "admin", webhook_id)
+    patch = await read_body(request, WebhookPatch)
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    if "events" in changes:
+        changes["events"] = list(changes["events"])
+    return await services(request).db.write(webhooks.update_webhook, principal.tenant_id, hook.id, changes)
+
+
+@endpoint("DELETE", "/api/v1/webhooks/{webhook_id:str}", summary="Delete a webhook and its deliveries", tags=TAGS,
+          scope="admin", responses={200: Deleted})
+async def delete_webhook(request: Request, webhook_id: str) -> Deleted:
+    principal, hook = await _visible_hook(request, "admin", webhook_id)
+    await services(request).db.write(webhooks.delete_webhook, principal.tenant_id, hook.id)
+    return Deleted(hook.id)
+
+
+@endpoint("GET", "/api/v1/webhooks/{webhook_id:str}/deliveries", summary="A webhook's deliveries, newest first",
+          tags=TAGS, scope="read", query=DeliveriesQuery, responses={200: outbox.DeliveryPage})
+async def list_deliveries(request: Request, webhook_id: str) -> outbox.DeliveryPage:
+    _, hook = await _visible_hook(request, "read", webhook_id)
+    q = read_query(request, DeliveriesQuery)
+    async with services(request).db.read() as conn:
+        return await outbox.list_deliveries(conn, hook.id, state=q.state, limit=q.limit, cursor=q.cursor)
+
+
+async def _visible_delivery(request: Request, scope: str, delivery_id: str):
+    principal = await authenticate(request, scope)
+    async with services(request).db.read() as conn:
+        check_project(principal, await outbox.delivery_project(conn, principal.tenant_id, delivery_id))
+    return principal
+
+
+@endpoint("GET", "/api/v1/deliveries/{delivery_id:str}", summary="One delivery: its body and every attempt",
+          tags=TAGS, scope="read", responses={200: outbox.DeliveryDetail})
+async def get_delivery(request: Request, delivery_id: str) -> outbox.DeliveryDetail:
+    principal = await _visible_delivery(request, "read", delivery_id)
+    async with services(request).db.read() as conn:
+        return await outbox.get_delivery(conn, principal.tenant_id, delivery_id)
+
+
+@endpoint("POST", "/api/v1/deliveries/{delivery_id:str}/redeliver", summary="Send a delivery again, now",
+          tags=TAGS, scope="admin", responses={202: Redelivered},
+          description="Queues the same body (same event id) as a new delivery with its own attempts and a new day "
+          "of retries. 409 while the original is still being retried.")
+async def redeliver(request: Request, delivery_id: str) -> Response:
+    principal = await _visible_delivery(request, "admin", delivery_id)
+    new_id = await services(request).db.write(outbox.redeliver, principal.tenant_id, delivery_id)
+    return Response(Redelivered(new_id, delivery_id), status_code=202)
+
+
+HANDLERS = [
+    create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook, list_deliveries, get_delivery,
+    redeliver,
+]

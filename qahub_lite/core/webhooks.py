@@ -1,0 +1,228 @@
+"""Webhooks: per-project subscriptions to `run.completed`, `run.regressed` and `test.flaky`,
+the bodies they receive, and their signature.
+
+A body is built once, when its event is queued, in the hook's format, and stored in the outbox
+(outbox.py) byte for byte: every attempt sends, and signs, the same bytes.
+
+- json: {"id": event id, "event", "created_at", "project": {id, slug, name}, "data": {...}}
+- slack / mattermost: {"text": "..."} for incoming webhooks (Slack's <url|label> links,
+  Mattermost's [label](url) ones).
+
+Signature (docs/health.md shows how to check it): `X-Qahub-Timestamp: <unix seconds>` and
+`X-Qahub-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the hook's secret>`.
+The timestamp is the attempt's, so a receiver can refuse replays of old deliveries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from urllib.parse import urlsplit
+
+import aiosqlite
+import msgspec
+
+from .clock import new_id, now_ms, to_iso
+from .errors import Invalid, NotFound
+
+EVENTS = ("run.completed", "run.regressed", "test.flaky")
+FORMATS = ("json", "slack", "mattermost")
+SECRET_PREFIX = "whsec_"
+
+
+class Webhook(msgspec.Struct):
+    id: str
+    project_id: str
+    url: str
+    events: list[str]
+    format: str
+    active: bool
+    description: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class NewWebhook(msgspec.Struct):
+    """The answer to a creation: the secret is shown this once."""
+
+    webhook: Webhook
+    secret: str
+
+
+class WebhookList(msgspec.Struct):
+    data: list[Webhook]
+
+
+_COLUMNS = "id, project_id, url, events, format, active, description, created_at, updated_at"
+
+
+def _webhook(row) -> Webhook:
+    return Webhook(row[0], row[1], row[2], row[3].split(), row[4], bool(row[5]), row[6], to_iso(row[7]), to_iso(row[8]))
+
+
+def _check(url: str | None, events: list[str] | None, fmt: str | None) -> None:
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise Invalid("url must be an absolute http:// or https:// URL")
+    if events is not None:
+        unknown = sorted(set(events) - set(EVENTS))
+        if unknown or not events:
+            raise Invalid(f"events must be a non-empty list of {', '.join(EVENTS)}" +
+                          (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    if fmt is not None and fmt not in FORMATS:
+        raise Invalid(f"format must be one of {', '.join(FORMATS)}")
+
+
+def create_webhook(
+    conn: sqlite3.Connection, tenant_id: str, project_id: str, *, url: str, events: list[str], fmt: str = "json",
+    description: str | None = None, active: bool = True, secret: str | None = None,
+) -> NewWebhook:
+    _check(url, events, fmt)
+    secret = secret or SECRET_PREFIX + secrets.token_urlsafe(32)
+    hook_id, now = new_id(), now_ms()
+    conn.execute(
+        f"INSERT INTO webhooks ({_COLUMNS}, tenant_id, secret) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (hook_id, project_id, url, " ".join(dict.fromkeys(events)), fmt, int(active), description, now, now,
+         tenant_id, secret),
+    )
+    return NewWebhook(get_webhook_sync(conn, tenant_id, hook_id), secret)
+
+
+def get_webhook_sync(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> Webhook:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)).fetchone()
+    if row is None:
+        raise NotFound("Webhook not found")
+    return _webhook(row)
+
+
+async def get_webhook(conn: aiosqlite.Connection, tenant_id: str, hook_id: str) -> Webhook:
+    rows = await conn.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)
+    )
+    if not rows:
+        raise NotFound("Webhook not found")
+    return _webhook(rows[0])
+
+
+async def list_webhooks(conn: aiosqlite.Connection, project_id: str) -> WebhookList:
+    rows = await conn.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM webhooks WHERE project_id = ? ORDER BY created_at, id", (project_id,)
+    )
+    return WebhookList([_webhook(r) for r in rows])
+
+
+def update_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str, changes: dict) -> Webhook:
+    """Change url, events, format, active, description or secret."""
+    get_webhook_sync(conn, tenant_id, hook_id)
+    _check(changes.get("url"), changes.get("events"), changes.get("format"))
+    sets, params = [], []
+    for key, value in changes.items():
+        if key == "events":
+            value = " ".join(dict.fromkeys(value))
+        elif key == "active":
+            value = int(value)
+        elif key not in ("url", "format", "description", "secret"):
+            raise Invalid(f"cannot update {key}")
+        sets.append(f"{key} = ?")
+        params.append(value)
+    if sets:
+        conn.execute(f"UPDATE webhooks SET {', '.join(sets)}, updated_at = ? WHERE id = ?", (*params, now_ms(), hook_id))
+    return get_webhook_sync(conn, tenant_id, hook_id)
+
+
+def delete_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> None:
+    """Delete a hook with its deliveries, pending ones too."""
+    get_webhook_sync(conn, tenant_id, hook_id)
+    conn.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiver does (tests use it; docs/health.md shows it in a few lines)."""
+    expected = sign(secret, int(timestamp), body)
+    return hmac.compare_digest(expected, signature)
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+class Subscriber(msgspec.Struct):
+    id: str
+    events: list[str]
+    format: str
+
+
+def subscribers(conn: sqlite3.Connection, project_id: str) -> list[Subscriber]:
+    rows = conn.execute(
+        "SELECT id, events, format FROM webhooks WHERE project_id = ? AND active = 1", (project_id,)
+    ).fetchall()
+    return [Subscriber(r[0], r[1].split(), r[2]) for r in rows]
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(fmt: str, url: str, label: str) -> str:
+    if fmt == "slack":
+        return f"<{url}|{_slack_escape(label)}>"
+    return f"[{label.replace('[', '(').replace(']', ')')}]({url})"
+
+
+def _plain(fmt: str, text: str) -> str:
+    return _slack_escape(text) if fmt == "slack" else text
+
+
+def chat_text(fmt: str, event: str, project: dict, data: dict) -> str:
+    """One message for a chat channel, with a link to the run."""
+    run = data["run"]
+    where = f"`{run['branch']}`" if run.get("branch") else "no branch"
+    head = f"[{_plain(fmt, project['name'])}] Run {_link(fmt, run['url'], run['name'])} on {where}"
+    c = run["counts"]
+    if event == "run.completed":
+        verdict = (run.get("verdict") or run["status"]).lower()
+        return (
+            f"{head} finished {verdict}: {c['passed']} passed, {c['failed']} failed, {c['broken']} broken, "
+            f"{c['skipped']} skipped ({c['flaky']} flaky)"
+        )
+    if event == "run.regressed":
+        lines = [f"{head} regressed: {data['new_failures_total']} new failure(s) against the baseline"]
+        lines += [f"• {_plain(fmt, f['title'])} ({f['status']})" for f in data["new_failures"][:10]]
+        if data["new_failures_total"] > 10:
+            lines.append(f"… and {data['new_failures_total'] - 10} more")
+        return "\n".join(lines)
+    lines = [f"{head}: {len(data['tests'])} test(s) turned flaky"]
+    lines += [
+        f"• {_plain(fmt, t['title'])} (flip rate {t['flip_rate']:.0%}, passed on retry {t['retry_rate']:.0%})"
+        for t in data["tests"][:10]
+    ]
+    return "\n".join(lines)
+
+
+def build_body(fmt: str, event: str, event_id: str, created_at: int, project: dict, data: dict) -> str:
+    if fmt == "json":
+        envelope = {"id": event_id, "event": event, "created_at": to_iso(created_at), "project": project, "data": data}
+        return msgspec.json.encode(envelope).decode()
+    return msgspec.json.encode({"text": chat_text(fmt, event, project, data)}).decode()
+
+
+def enqueue(conn: sqlite3.Connection, hooks: list[Subscriber], event: str, project: dict, data: dict) -> int:
+    """Writer operation: queue `event` for every hook subscribed to it; returns how many."""
+    wanted = [h for h in hooks if event in h.events]
+    if not wanted:
+        return 0
+    event_id, now = new_id(), now_ms()
+    conn.executemany(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, state, next_attempt_at, created_at) "
+        "VALUES (?,?,?,?,?,'pending',?,?)",
+        [(new_id(), h.id, event_id, event, build_body(h.format, event, event_id, now, project, data), now, now)
+         for h in wanted],
+    )
+    return len(wanted)

@@ -1,0 +1,143 @@
+"""The background jobs of test health (STYLE.md habit 8: named, logged, surviving failures):
+
+- `run-health` (every second): the health work of finished runs, queued in the transaction
+  that finished them (core/health.py): regression verdicts and webhook events.
+- `trend-grades` (grade.refresh_interval_s): grades the trend's day rows that changed.
+- `webhook-delivery` (webhooks.poll_interval_s): sends due deliveries of the outbox
+  (core/outbox.py), signed (core/webhooks.py), records every attempt, and prunes old ones.
+
+Sending lives here, not in core: core knows nothing of HTTP, in or out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+
+from . import __version__
+from .core import health, outbox, trends
+from .core.clock import now_ms
+from .core.webhooks import sign
+
+log = logging.getLogger("qahub.jobs.health")
+RUN_HEALTH_INTERVAL_S = 1  # finished runs should reach webhooks within seconds
+_BATCH = 50
+_PRUNE_EVERY_S = 3600
+
+
+async def process_finished_runs(svc) -> str | None:
+    """`run-health`: each queued run in its own writer transaction; a failure is counted and
+    retried next tick (core/health.py drops a run that keeps failing)."""
+    cfg = svc.config
+    async with svc.db.read() as conn:
+        batch = await health.queued(conn, _BATCH)
+    events = failed = 0
+    for queue_id, run_id in batch:
+        try:
+            events += await svc.db.write(health.process_queued, queue_id, run_id, cfg.flaky, cfg.public_url)
+        except Exception as exc:  # noqa: BLE001 - one bad run must not hold up the others
+            failed += 1
+            log.exception("health work of run %s failed", run_id)
+            await svc.db.write(health.give_up_or_retry, queue_id, f"{type(exc).__name__}: {exc}")
+    if not batch:
+        return None
+    return f"{len(batch) - failed} finished run(s) judged, {events} webhook event(s) queued" + (
+        f", {failed} failed" if failed else ""
+    )
+
+
+async def grade_trends(svc) -> str | None:
+    cfg = svc.config
+    done = await trends.grade_stale_days(svc.db, cfg.flaky, cfg.grade)
+    return f"graded {done} trend day(s)" if done else None
+
+
+class Sender:
+    """`webhook-delivery`: a batch of due deliveries sent at once, each tick with a fresh HTTP
+    client (nothing to close at shutdown; a tick with work is seconds apart anyway)."""
+
+    def __init__(self, svc) -> None:
+        self.svc = svc
+        cfg = svc.config.webhooks
+        self.retry = outbox.Retry(cfg.retry_base_s, cfg.retry_max_s, cfg.retry_for_hours)
+        # A claim outlives the slowest attempt, so nothing sends a claimed delivery twice.
+        self.lease_ms = (cfg.timeout_s + 30) * 1000
+        self._last_prune = 0.0
+
+    async def tick(self) -> str | None:
+        cfg, db = self.svc.config.webhooks, self.svc.db
+        pruned = await self._prune()
+        due = await db.write(outbox.claim_due, now_ms(), self.lease_ms, cfg.batch_size)
+        if not due:
+            return f"pruned {pruned} old deliveries" if pruned else None
+        try:
+            async with httpx.AsyncClient(
+                timeout=cfg.timeout_s, follow_redirects=False,
+                headers={"User-Agent": f"qahub-lite/{__version__} webhooks"},
+            ) as client:
+                outcomes = await asyncio.gather(*(self.send(client, d) for d in due))
+        except asyncio.CancelledError:
+            # Stopping: hand the claims back so that the next start sends them at once.
+            await db.write(outbox.release, [d.id for d in due], now_ms())
+            raise
+        await db.write(outbox.record, list(outcomes), self.retry)
+        ok = sum(1 for o in outcomes if o.ok)
+        return f"sent {len(outcomes)} webhook deliveries: {ok} delivered, {len(outcomes) - ok} to retry or given up"
+
+    async def send(self, client: httpx.AsyncClient, due: outbox.Due) -> outbox.AttemptOutcome:
+        body = due.body.encode()
+        stamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "X-Qahub-Event": due.event,
+            "X-Qahub-Event-Id": due.event_id,
+            "X-Qahub-Delivery": due.id,
+            "X-Qahub-Timestamp": str(stamp),
+            "X-Qahub-Signature": sign(due.secret, stamp, body),
+        }
+        started, clock = now_ms(), time.perf_counter()
+        status = error = text = None
+        try:
+            async with client.stream("POST", due.url, content=body, headers=headers) as response:
+                status = response.status_code
+                text = await _head(response)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ") or type(exc).__name__
+        return outbox.AttemptOutcome(
+            due.id, due.attempt, started, int((time.perf_counter() - clock) * 1000), status, error, text
+        )
+
+    async def _prune(self) -> int:
+        keep = self.svc.config.webhooks.keep_days
+        if keep <= 0 or time.monotonic() - self._last_prune < _PRUNE_EVERY_S:
+            return 0
+        self._last_prune = time.monotonic()
+        cutoff, pruned = now_ms() - keep * 86_400_000, 0
+        while n := await self.svc.db.write(outbox.prune, cutoff):
+            pruned += n
+        return pruned
+
+
+async def _head(response: httpx.Response) -> str:
+    """The first bytes of an answer: enough to diagnose, never a receiver's whole page."""
+    kept = b""
+    async for chunk in response.aiter_bytes():
+        kept += chunk
+        if len(kept) >= outbox.RESPONSE_KEEP:
+            break
+    return kept[: outbox.RESPONSE_KEEP].decode("utf-8", errors="replace")
+
+
+def schedule(svc, scheduler) -> Sender:
+    """Register the three jobs (app.py schedule_jobs)."""
+    cfg = svc.config
+    sender = Sender(svc)
+    scheduler.add("run-health", RUN_HEALTH_INTERVAL_S, lambda: process_finished_runs(svc))
+    scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc))
+    scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick)
+    return sender

@@ -1,0 +1,100 @@
+"""Test health as the pages show it: the grade, flaky and quarantined tests, a run's new
+failures against its baseline, its gate verdict, and the trend series.
+
+Every figure comes from the health modules the API answers with (core/flaky.py,
+core/quarantine.py, core/grade.py, core/regressions.py, core/gate.py, core/trends.py), called
+with the rules of qahub.toml; this module only picks what a page needs, so a page and the
+matching API route can never disagree.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..config import Config
+from ..core import flaky, gate, grade, quarantine, regressions, trends
+from ..core.errors import Conflict, DomainError
+from ..core.projects import Project
+from ..core.runs import Run
+from ..core.status import RUN_FINISHED
+from ..core.window import source
+
+
+class RunMarks(msgspec.Struct):
+    """Which tests of a run a page marks (ids of `tests` rows), and the run it was compared to."""
+
+    new_failures: set[int]
+    flaky: set[int]
+    quarantined: set[int]
+    baseline_run_id: str | None = None
+
+
+class GateVerdict(msgspec.Struct):
+    """One run's gate answer, for the trends page's strip of verdicts."""
+
+    run: Run
+    result: gate.GateResult | None
+    error: str | None  # why there is no verdict (the run could not be judged)
+
+
+async def project_grade(conn, config: Config, project: Project, branch: str | None = None) -> grade.Grade:
+    return await grade.compute(
+        conn, project.id, branch if branch is not None else project.default_branch, flaky_rules=config.flaky,
+        grade_rules=config.grade,
+    )
+
+
+async def grade_and_flaky_count(conn, config: Config, project: Project) -> tuple[grade.Grade, int]:
+    """A project card's two figures from one analysis of the default branch (flaky.analyse is
+    the expensive part of both grade.compute and flaky.rank: the overview does it once)."""
+    analysis = await flaky.analyse(source(conn), project.id, project.default_branch, config.flaky)
+    graded = grade.grade_of(analysis, project.id, project.default_branch, config.flaky, config.grade)
+    return graded, sum(1 for j in analysis.judgements.values() if j.state == flaky.FLAKY)
+
+
+async def flaky_ranking(conn, config: Config, project: Project, limit: int = 50) -> flaky.FlakyRanking:
+    return await flaky.rank(conn, project.id, branch=project.default_branch, rules=config.flaky, limit=limit)
+
+
+async def flaky_ids(conn, config: Config, project: Project) -> set[int]:
+    """Tests judged flaky on the project's default branch."""
+    analysis = await flaky.analyse(source(conn), project.id, project.default_branch, config.flaky)
+    return {j.test_id for j in analysis.judgements.values() if j.state == flaky.FLAKY}
+
+
+async def run_marks(conn, config: Config, project: Project, run: Run) -> RunMarks:
+    src = source(conn)
+    found = await regressions.of_run(src, project.id, run.id, config.flaky)
+    return RunMarks(
+        new_failures={f.test_id for f in found.data},
+        flaky=await flaky_ids(src, config, project),
+        quarantined=await quarantine.quarantined_ids(src, project.id),
+        baseline_run_id=found.baseline_run_id,
+    )
+
+
+async def run_gate(conn, config: Config, project: Project, run: Run) -> gate.GateResult | None:
+    """The gate's verdict on a finished run with the project's rules; None while it runs."""
+    if run.status not in RUN_FINISHED:
+        return None
+    try:
+        return await gate.evaluate(
+            conn, project.id, run_ref=run.id, flaky_rules=config.flaky, grade_rules=config.grade
+        )
+    except Conflict:  # finished between our read and the gate's: judged on the next view
+        return None
+
+
+async def gate_verdicts(conn, config: Config, project: Project, finished: list[Run]) -> list[GateVerdict]:
+    """The gate's verdicts on `finished` runs (newest first in, oldest first out)."""
+    out = []
+    for run in reversed(finished):
+        try:
+            out.append(GateVerdict(run, await run_gate(conn, config, project, run), None))
+        except DomainError as exc:  # a project's invalid settings.gate: say so on the page
+            out.append(GateVerdict(run, None, exc.message))
+    return out
+
+
+async def trend(conn, project: Project, branch: str | None, from_day: int, to_day: int) -> trends.TrendSeries:
+    return await trends.series(conn, project.id, branch, from_day, to_day)

@@ -1,0 +1,83 @@
+"""The projects overview (`/`) and a project's page (`/projects/{id}`).
+
+Everything comes from the core queries the API answers with (projects.list_projects,
+runs.list_runs, and the health modules through web/health_view.py); this module only
+arranges it for people.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, get
+
+from ..api.context import services
+from ..config import Config
+from ..core import projects, runs
+from ..core.grade import Grade
+from ..core.projects import Project
+from . import health_view
+from .auth import web_session
+from .charts import pass_rate, sparkline
+from .forms import read_query
+from .render import page
+
+# Runs drawn in a project's pass-rate sparkline, newest last.
+SPARK_RUNS = 20
+
+
+class ProjectCard(msgspec.Struct):
+    project: Project
+    last_run: runs.Run | None
+    spark: str
+    latest_rate: float | None
+    flaky_count: int
+    grade: Grade
+
+
+class OverviewQuery(msgspec.Struct, forbid_unknown_fields=True):
+    cursor: str | None = None
+
+
+async def _card(conn, config: Config, tenant_id: str, project: Project) -> ProjectCard:
+    latest = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project.id), limit=1)
+    recent = await runs.list_runs(
+        conn, tenant_id, runs.RunFilter(project_id=project.id, branch=project.default_branch), limit=SPARK_RUNS
+    )
+    history = [r for r in reversed(recent.data) if r.verdict is not None]
+    if not history:  # nothing on the default branch yet: show what there is
+        history = [r for r in reversed((await runs.list_runs(
+            conn, tenant_id, runs.RunFilter(project_id=project.id), limit=SPARK_RUNS)).data) if r.verdict is not None]
+    rates = [pass_rate(r.counts.passed, r.counts.failed, r.counts.broken) for r in history]
+    graded, flaky_count = await health_view.grade_and_flaky_count(conn, config, project)
+    spark = sparkline(rates, label=f"pass rate of the last {len(rates)} runs of {project.name}")
+    return ProjectCard(
+        project=project, last_run=latest.data[0] if latest.data else None, spark=str(spark),
+        latest_rate=next((r for r in reversed(rates) if r is not None), None),
+        flaky_count=flaky_count, grade=graded,
+    )
+
+
+@get("/", include_in_schema=False)
+async def overview(request: Request) -> Response:
+    session = await web_session(request)
+    q = read_query(request, OverviewQuery)
+    svc = services(request)
+    async with svc.db.read() as conn:
+        found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
+        cards = [await _card(conn, svc.config, session.tenant_id, p) for p in found.data]
+    return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
+
+
+@get("/projects/{project_id:str}", include_in_schema=False)
+async def project_page(request: Request, project_id: str) -> Response:
+    session = await web_session(request)
+    svc = services(request)
+    async with svc.db.read() as conn:
+        project = await projects.get_project(conn, session.tenant_id, project_id)
+        card = await _card(conn, svc.config, session.tenant_id, project)
+        recent = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
+        ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
+    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking)
+
+
+HANDLERS = [overview, project_page]

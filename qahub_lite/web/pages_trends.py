@@ -1,0 +1,119 @@
+"""A project's trends (`/projects/{id}/trends`): pass rate, duration and grade per day, and the
+quality gate's verdicts on the latest runs, as SVG charts drawn on the server.
+
+The days come from core/trends.py's daily aggregates (what `GET /api/v1/projects/{id}/trends`
+answers), which survive the retention of raw results; the verdicts from core/gate.py. Days
+without runs are gaps on the axis, not zeros: nothing ran, so nothing passed or failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, get
+
+from ..api.context import services
+from ..api.errors import ApiError
+from ..core import projects, runs, trends
+from ..core.status import RUN_FINISHED
+from . import health_view
+from .auth import web_session
+from .charts import Series, StripItem, line_chart, result_strip
+from .forms import read_query
+from .render import duration, page
+
+DEFAULT_DAYS = 30
+# The gate is judged anew for each run shown (it reads the flakiness window): keep it few.
+GATE_RUNS = 12
+
+
+class TrendsQuery(msgspec.Struct, forbid_unknown_fields=True, rename={"from_day": "from", "to_day": "to"}):
+    branch: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    from_day: dt.date | None = None
+    to_day: dt.date | None = None
+
+
+def _ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+
+def _charts(points: list[trends.DayPoint], first: dt.date, last: dt.date) -> dict[str, str]:
+    """Every day of the range on the x axis; a day without runs has no point."""
+    by_day = {p.day: p for p in points}
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    labels = [d.isoformat()[5:] for d in days]
+    got = [by_day.get(d.isoformat()) for d in days]
+
+    def values(pick) -> list[float | None]:
+        return [pick(p) if p is not None else None for p in got]
+
+    def secs(ms: int | None) -> float | None:
+        return ms / 1000 if ms is not None else None
+
+    return {
+        "pass_rate": str(line_chart(
+            [Series("pass rate", values(lambda p: p.pass_rate * 100 if p.pass_rate is not None else None), "series-3")],
+            labels, title="pass rate per day, in percent", y_max=100, y_format=lambda v: f"{v:.0f} %", connect=True,
+        )),
+        "duration": str(line_chart(
+            [Series("95th percentile", values(lambda p: secs(p.duration_p95_ms)), "series-1"),
+             Series("median run", values(lambda p: secs(p.duration_p50_ms)), "series-0")],
+            labels, title="run duration per day", y_format=lambda v: duration(v * 1000), connect=True,
+        )),
+        "grade": str(line_chart(
+            [Series("grade score", values(lambda p: p.score), "series-0")],
+            labels, title="grade score per day (A from 90, B from 80, C from 70, D from 60)", y_max=100,
+            y_format=lambda v: f"{v:.0f}", connect=True,
+        )),
+        "tests": str(line_chart(
+            [Series("flaky tests", values(lambda p: p.flaky_tests), "series-2"),
+             Series("broken tests", values(lambda p: p.broken_tests), "series-1")],
+            labels, title="flaky and broken tests per day", y_format=lambda v: f"{v:.0f}", connect=True, integer=True,
+        )),
+    }
+
+
+def _verdict_strip(verdicts: list[health_view.GateVerdict]) -> str:
+    items = []
+    for v in verdicts:
+        if v.result is None:
+            tip = f"{v.run.name}: no verdict ({v.error or 'not judged'})"
+            items.append(StripItem("none", tip, f"/runs/{v.run.short_id}"))
+            continue
+        why = "; ".join(v.result.reasons) if v.result.reasons else "every rule passed"
+        items.append(StripItem("pass" if v.result.passed else "fail", f"{v.run.name}: {v.result.verdict} · {why}",
+                               f"/runs/{v.run.short_id}"))
+    return str(result_strip(items, title="quality gate verdicts of the latest runs, oldest first", cell=18))
+
+
+@get("/projects/{project_id:str}/trends", include_in_schema=False)
+async def trends_page(request: Request, project_id: str) -> Response:
+    session = await web_session(request)
+    q = read_query(request, TrendsQuery)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    last = q.to_day or today
+    first = q.from_day or (last - dt.timedelta(days=DEFAULT_DAYS - 1))
+    if first > last:
+        raise ApiError(400, "the first day comes after the last day")
+    if (last - first).days + 1 > trends.MAX_DAYS:
+        raise ApiError(400, f"a trend spans at most {trends.MAX_DAYS} days")
+    svc = services(request)
+    async with svc.db.read() as conn:
+        project = await projects.get_project(conn, session.tenant_id, project_id)
+        branch = q.branch if q.branch is not None else project.default_branch
+        series = await health_view.trend(conn, project, branch, _ms(first), _ms(last))
+        latest = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id, branch=branch),
+                                      limit=GATE_RUNS * 2)
+        finished = [r for r in latest.data if r.status in RUN_FINISHED][:GATE_RUNS]
+        verdicts = await health_view.gate_verdicts(conn, svc.config, project, finished)
+        current = await health_view.project_grade(conn, svc.config, project, branch)
+    return page(
+        request, "trends.html", project=project, branch=branch, first=first, last=last, points=series.data,
+        charts=_charts(series.data, first, last), verdicts=verdicts, gate_strip=_verdict_strip(verdicts),
+        grade=current,
+    )
+
+
+HANDLERS = [trends_page]

@@ -1,0 +1,111 @@
+"""Operations end to end, as an operator does them: the real `qahub serve` process (or the
+frozen executable when QAHUB_EXE names it), `qahub backup` while it serves and ingests,
+`qahub restore` refused while it runs and accepted once it stopped, and one process per data
+folder."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import threading
+
+import httpx
+import pytest
+
+from conftest import qahub_command, start_server
+from seeds.examples import seed000_ingest_body
+from test_native_api import tiny_png
+
+pytestmark = pytest.mark.e2e
+
+
+def serving_pid(server) -> int:
+    """The pid in the data folder's lock: the server process itself, or, for the frozen
+    executable, its child (PyInstaller's onefile bootloader runs Python as a child process)."""
+    pid = json.loads((server.folder / "data" / "qahub.lock").read_text())["pid"]
+    if pid != server.process.pid:
+        parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        assert parent == server.process.pid, (pid, parent, server.process.pid)
+    return pid
+
+
+def qahub(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([*qahub_command(), *args], capture_output=True, text=True, timeout=120)
+    if check:
+        assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out
+
+
+def test_backup_while_serving_and_restore(tmp_path):
+    server = start_server(tmp_path / "site")
+    cfg = str(server.config_path)
+    with server.client() as http:
+        project = http.post("/api/v1/projects", json={"name": "Shop"}).json()
+        for code, title in (("TC-001", "Login"), ("TC-002", "Checkout")):
+            assert http.post(f"/api/v1/projects/{project['id']}/test-cases",
+                             json={"code": code, "title": title}).status_code == 201
+        body = seed000_ingest_body()
+        body["project_id"] = project["id"]
+        seeded = http.post("/api/v1/ingest", json=body).json()["run_id"]
+        result_id = http.get(f"/api/v1/runs/{seeded}/results").json()["data"][0]["id"]
+        png = tiny_png()
+        attachment = http.post(f"/api/v1/results/{result_id}/attachments",
+                               files={"file": ("shot.png", png, "image/png")}).json()["data"][0]["id"]
+
+        # Ingests keep arriving while the backup runs.
+        stop, answers = threading.Event(), []
+
+        def keep_ingesting():
+            with httpx.Client(base_url=server.url, headers=server.h(), timeout=30) as own:
+                while not stop.is_set():
+                    r = own.post("/api/v1/ingest", json={"project_id": project["id"], "results": [
+                        {"title": f"busy {i}", "status": "PASSED"} for i in range(100)]})
+                    answers.append(r.status_code)
+
+        worker = threading.Thread(target=keep_ingesting)
+        worker.start()
+        try:
+            report = json.loads(qahub("backup", "--config", cfg, "--to", str(tmp_path / "b.tar"), "--json").stdout)
+        finally:
+            stop.set()
+            worker.join()
+        assert answers and set(answers) == {201}  # serving went on, unhindered
+        assert report["attachments"] == 1 and (tmp_path / "b.tar").exists()
+        after = http.post("/api/v1/ingest", json={"project_id": project["id"], "results": [
+            {"title": "after the backup", "status": "PASSED"}]}).json()["run_id"]
+
+        refused = qahub("restore", str(tmp_path / "b.tar"), "--config", cfg, check=False)
+        assert refused.returncode == 1
+        pid = serving_pid(server)
+        assert f"pid {pid}" in refused.stderr and f"kill -TERM {pid}" in refused.stderr
+        assert "systemctl stop qahub" in refused.stderr
+        assert http.get(f"/api/v1/runs/{after}").status_code == 200  # nothing was touched
+    assert server.stop() == 0
+
+    restored = qahub("restore", str(tmp_path / "b.tar"), "--config", cfg)
+    assert "pre-restore-" in restored.stdout
+    assert qahub("check", "--config", cfg).returncode == 0
+
+    again = start_server(tmp_path / "site")  # a new port, the same (restored) data folder
+    try:
+        with again.client() as http:
+            results = http.get(f"/api/v1/runs/{seeded}/results").json()["data"]
+            assert sorted(r["status"] for r in results) == ["FAILED", "PASSED", "PASSED"]
+            assert http.get(f"/api/v1/attachments/{attachment}").content == png
+            assert http.get(f"/api/v1/runs/{after}").status_code == 404  # made after the snapshot
+    finally:
+        assert again.stop() == 0
+    conn = sqlite3.connect(tmp_path / "site" / "data" / "qahub.db")
+    runs = conn.execute("SELECT total, (SELECT count(*) FROM results x WHERE x.run_id = r.id) FROM runs r").fetchall()
+    assert all(total == counted for total, counted in runs)
+
+
+def test_one_server_per_data_folder(live_server):
+    second = subprocess.run(
+        [*qahub_command(), "serve", "--config", str(live_server.config_path), "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert second.returncode == 2
+    assert f"a qahub server (pid {serving_pid(live_server)}, {live_server.url})" in second.stderr
+    assert httpx.get(f"{live_server.url}/readyz").status_code == 200
