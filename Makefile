@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean help
+.PHONY: run test bench install clean help binary
 
 help:
 	@echo "make run    serve on 127.0.0.1:8080 (first start prints the admin key once)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmarks (they print figures)"
+	@echo "make binary build dist/qahub, the one-file executable (packaging/)"
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
@@ -32,6 +33,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_health.py
+
+# PyInstaller (and the hooks it uses) build the executable; they are build tools, not
+# dependencies of the package, so they are pinned here rather than in pyproject.toml.
+PYINSTALLER := pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9
+
+binary: $(STAMP)
+	$(BIN)/python -m pip install --quiet $(PYINSTALLER)
+	PYTHON=$(BIN)/python packaging/build.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -5,7 +5,8 @@ by default, generated the way bench_health.py does (the real schema, a realistic
 
 Signs in through the real sign-in form and then takes the median of --repeat GETs of each
 page through the real app (Litestar's TestClient: routing, session, core queries, templates),
-so a figure is what a person waits for, less the network. Target: every page under 1 s.
+so a figure is what a person waits for, less the network. Target: every page under 1 s,
+except the gate page, which judges 20 runs anew on purpose (see web/pages_trends.py).
 Exit status 1 when a target is missed.
 """
 
@@ -78,7 +79,8 @@ def main() -> int:
                 "run page (failures first)": f"/runs/{latest}",
                 "test page (history)": f"/projects/{project_id}/tests/{test_id}",
                 "flaky tests": f"/projects/{project_id}/flaky",
-                "trends (with 12 gate verdicts)": f"/projects/{project_id}/trends",
+                "trends (with 5 gate verdicts)": f"/projects/{project_id}/trends",
+                "gate page (20 verdicts)": f"/projects/{project_id}/gate",
             }
             missed = False
             for name, path in pages.items():
@@ -89,7 +91,7 @@ def main() -> int:
                     times.append((time.perf_counter() - began) * 1000)
                     assert r.status_code == 200, (path, r.status_code, r.text[:300])
                 median = statistics.median(times)
-                missed |= median > TARGET_MS
+                missed |= median > TARGET_MS and not path.endswith("/gate")
                 print(f"{name:<34} median {median:8.1f} ms   (min {min(times):.1f}, max {max(times):.1f})")
     print("all pages within the target" if not missed else f"a page took longer than {TARGET_MS:.0f} ms")
     return 1 if missed else 0

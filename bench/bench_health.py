@@ -55,12 +55,14 @@ def generate(path: Path, runs: int, tests: int, seed: int = 5) -> tuple[str, str
     conn.execute("BEGIN")
     conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (?,?,?)", (tenant, "bench", start))
     conn.execute(
-        "INSERT INTO projects (id, tenant_id, slug, name, default_branch, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO projects (id, tenant_id, slug, name, default_branch, created_at, updated_at) "
+        "VALUES (?,?,?,?,?,?,?)",
         (project, tenant, "bench", "Bench", "main", start, start),
     )
     conn.executemany(
         "INSERT INTO tests (id, project_id, suite_path, title, identity, created_at) VALUES (?,?,?,?,?,?)",
-        [(i + 1, project, f"suite_{i % 20}", _title(i), f"u:suite_{i % 20}\x1f{_title(i)}", start) for i in range(tests)],
+        [(i + 1, project, f"suite_{i % 20}", _title(i), f"u:suite_{i % 20}\x1f{_title(i)}", start)
+         for i in range(tests)],
     )
     flaky_from, broken_from = int(tests * 0.96), int(tests * 0.99)
     commit = "c0"
@@ -83,14 +85,16 @@ def generate(path: Path, runs: int, tests: int, seed: int = 5) -> tuple[str, str
             counts[status] += 1
             rows.append((run_id, t + 1, status, fl, 1 + fl, 10 + t % 300, 0, created, created))
         conn.execute(
-            "INSERT INTO runs (id, short_id, tenant_id, project_id, name, source, status, branch, commit_sha, created_at, "
-            "finished_at, duration_ms, total, passed, failed, skipped, flaky) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO runs (id, short_id, tenant_id, project_id, name, source, status, branch, commit_sha, "
+            "created_at, finished_at, duration_ms, total, passed, failed, skipped, flaky) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, f"s{r:07d}", tenant, project, f"Run {r}", "bench", "COMPLETED", branch, commit, created,
              created + 60_000, 60_000, tests, counts["PASSED"], counts["FAILED"], counts["SKIPPED"],
              sum(x[3] for x in rows)),
         )
         conn.executemany(
-            "INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, linked, created_at, updated_at) "
+            "INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, linked, created_at, "
+            "updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             rows,
         )

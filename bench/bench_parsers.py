@@ -8,6 +8,9 @@ cannot warm or pollute the other): parses it `--repeat` times and reports the be
 the peak Python allocation during one parse (tracemalloc) and the process' peak RSS
 (``ru_maxrss``, includes the interpreter). Targets: >= 100,000 tests/s for JUnit, < 100 MB peak.
 Exit status is 1 when a target is missed, so CI can run it.
+
+The verdict is on wall-clock time. The "CPU tests/s" column (best process CPU time) is printed
+too: on a shared machine it stays put while the wall-clock figure drops with the load.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ import json, resource, sys, time, tracemalloc
 sys.path.insert(0, sys.argv[1])
 from qahub_lite.reports import parse_report
 path, repeat = sys.argv[2], int(sys.argv[3])
-best = None
+best = best_cpu = None
 for _ in range(repeat):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     report = parse_report(path)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     best = elapsed if best is None else min(best, elapsed)
+    best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
     count = len(report.results)
     del report
 tracemalloc.start()
@@ -46,7 +50,7 @@ report = parse_report(path)
 _, peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
 rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"format": report.format, "tests": count, "seconds": best,
+print(json.dumps({"format": report.format, "tests": count, "seconds": best, "cpu_seconds": best_cpu,
                   "tracemalloc_peak_mb": peak / 2**20, "max_rss_mb": rss_kb / 1024}))
 """
 
@@ -64,7 +68,7 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         files = make_large.generate(Path(tmp))
-        print(f"{'file':34} {'format':10} {'tests':>7} {'seconds':>8} {'tests/s':>10} "
+        print(f"{'file':34} {'format':10} {'tests':>7} {'seconds':>8} {'tests/s':>10} {'CPU tests/s':>11} "
               f"{'peak alloc MB':>13} {'max RSS MB':>10}  verdict")
         for kind, path in files.items():
             m = measure(path, args.repeat)
@@ -77,8 +81,10 @@ def main() -> int:
             peak_ok = m["tracemalloc_peak_mb"] < TARGET_PEAK_MB and m["max_rss_mb"] < TARGET_PEAK_MB
             verdicts.append(f"memory {'OK' if peak_ok else 'MISSED'} (< {TARGET_PEAK_MB:.0f} MB)")
             ok &= peak_ok
+            cpu_rate = m["tests"] / m["cpu_seconds"] if m["cpu_seconds"] else float("inf")
             print(f"{path.name:34} {m['format']:10} {m['tests']:>7} {m['seconds']:>8.3f} {rate:>10,.0f} "
-                  f"{m['tracemalloc_peak_mb']:>13.1f} {m['max_rss_mb']:>10.1f}  {'; '.join(verdicts)}")
+                  f"{cpu_rate:>11,.0f} {m['tracemalloc_peak_mb']:>13.1f} {m['max_rss_mb']:>10.1f}  "
+                  f"{'; '.join(verdicts)}")
     return 0 if ok else 1
 
 

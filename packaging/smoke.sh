@@ -93,6 +93,12 @@ CONFIG=$WORK/site/qahub.toml
 serve "$CONFIG" "$WORK/server.log"
 step "serving on $URL"
 
+step "the files inside the executable: dashboard templates, static files, API docs"
+curl -fsS "$URL/login" | grep -q "<form" || fail "the dashboard's login page did not render"
+curl -fsS -o /dev/null "$URL/static/dashboard.css" || fail "the dashboard's static files are missing"
+curl -fsS "$URL/api/docs" | grep -q "qahub-lite API" || fail "the API docs page is missing"
+api GET /api/v1/openapi.json | jq -e '.paths["/api/v1/ingest"]' >/dev/null || fail "the OpenAPI document lacks /api/v1/ingest"
+
 PROJECT=$(EXPECT=201 api POST /api/v1/projects -H 'content-type: application/json' -d '{"name": "Smoke"}' | jq -r .id)
 for code in TC-001 TC-002; do
   EXPECT=201 api POST "/api/v1/projects/$PROJECT/test-cases" -H 'content-type: application/json' \

@@ -34,7 +34,8 @@ class ServerConfig(_Section):
     public_url: str = ""
     # Largest request body accepted (413 above it). Attachments have their own limit.
     max_body_bytes: Positive = 64 * 1024 * 1024
-    # Seconds a graceful stop waits for requests in flight.
+    # Seconds a graceful stop may take in all: requests in flight get all but the last 2 (then
+    # 503), the app's shutdown the rest (api/shutdown.py). Past it plus 1 s the process exits 1.
     shutdown_timeout_s: Positive = 8
     # Seconds a client has to send a request's headers before its connection is closed: a
     # client that trickles headers (slowloris) cannot hold a connection open for longer.
@@ -101,6 +102,7 @@ class DashboardConfig(_Section):
     session_hours: Positive = 168
     # Failed sign-ins allowed per user name and client address within the window; then 429.
     login_attempts: Positive = 5
+    # The sliding window of login_attempts, in seconds.
     login_window_s: Positive = 900
     # Seconds between reloads of the page of a run that is still running.
     refresh_s: Positive = 10

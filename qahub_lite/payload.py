@@ -34,7 +34,7 @@ _PREVIOUS_MAX = 100
 
 # Format names people type (seed 000 uses `--format playwright`) -> the parsers' names.
 FORMAT_ALIASES = {
-    "junit-xml": "junit", "junitxml": "junit", "xunit": "junit", "xml": "junit", "surefire": "junit",
+    "junit-xml": "junit", "junitxml": "junit", "xunit": "junit", "surefire": "junit",
     "playwright": "playwright-json",
     "jest": "jest-json", "vitest": "jest-json", "vitest-json": "jest-json",
     "mocha": "mocha-json", "cypress": "mochawesome",

@@ -171,3 +171,19 @@ def live_server(tmp_path: Path):
     server = start_server(tmp_path / "server")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server_factory():
+    """`start_server` for tests that start, signal or restart servers themselves: whatever is
+    still running when the test ends (a failed assertion half-way) is stopped, not orphaned."""
+    started: list[LiveServer] = []
+
+    def start(folder: Path, extra_config: str = "", env: dict | None = None) -> LiveServer:
+        started.append(start_server(folder, extra_config, env))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()

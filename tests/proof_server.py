@@ -12,17 +12,37 @@ from pathlib import Path
 
 import httpx
 
-from conftest import free_port, qahub_command, write_config
+from conftest import free_port, qahub_command
 
 # Limits off and the hourly jobs quiet: proofs must measure the server, not its rate limiter.
-QUIET = "[rate_limits]\ndefault = 0\nqualitypilot_ingest = 0\nqualigate = 0\n[retention]\nsweep_interval_minutes = 0\n"
+DEFAULTS = {
+    "server": {"host": "127.0.0.1"},
+    "storage": {"data_dir": "data"},
+    "logging": {"access_log": False},
+    "rate_limits": {"default": 0, "qualitypilot_ingest": 0, "qualigate": 0},
+    "retention": {"sweep_interval_minutes": 0},
+}
+
+
+def render_config(port: int, overrides: dict[str, dict] | None = None) -> str:
+    sections = {name: dict(values) for name, values in DEFAULTS.items()}
+    for name, values in (overrides or {}).items():
+        sections.setdefault(name, {}).update(values)
+    sections["server"]["port"] = port
+    # JSON scalars (strings, integers, booleans) are valid TOML values.
+    return "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                   for name, values in sections.items())
 
 
 class ServerProcess:
-    def __init__(self, folder: Path, extra_config: str = "", *, env: dict | None = None, preexec_fn=None) -> None:
+    def __init__(self, folder: Path, config: dict[str, dict] | None = None, *, env: dict | None = None,
+                 preexec_fn=None) -> None:
+        """`config`: qahub.toml settings by section, over the defaults above."""
         self.folder = folder
         self.port = free_port()
-        self.config_path = write_config(folder, QUIET + extra_config, port=self.port)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config_path = folder / "qahub.toml"
+        self.config_path.write_text(render_config(self.port, config), encoding="utf-8")
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.preexec_fn = preexec_fn

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -102,14 +103,27 @@ def other_tenant(api):
     suite = c.post(f"/api/v1/projects/{project['id']}/suites", json={"name": "S"}, headers=h).json()
     case = c.post(f"/api/v1/projects/{project['id']}/test-cases", json={"title": "T", "suite_id": suite["id"]},
                   headers=h).json()
+    # A webhook: the run below finishing queues a delivery of its run.completed event.
+    hook = c.post(f"/api/v1/projects/{project['id']}/webhooks", headers=h,
+                  json={"url": "http://127.0.0.1:9/b", "events": ["run.completed"]}).json()["webhook"]
     run = c.post("/api/v1/ingest", json={"project_id": project["id"], "results": [
         {"test_case_id": case["id"], "status": "FAILED"}]}, headers=h).json()
     result = c.get(f"/api/v1/runs/{run['run_id']}/results", headers=h).json()["data"][0]
     attachment = c.post(f"/api/v1/results/{result['id']}/attachments", headers=h,
                         files={"file": ("a.png", io.BytesIO(tiny_png()), "image/png")}).json()["data"][0]
+    automated = c.post(f"/api/v1/projects/{project['id']}/test-cases", headers=h, json={
+        "title": "Automated", "automation": {"framework": "pytest"}}).json()
+    c.post("/api/v1/trigger", json={"test_case_id": automated["id"]}, headers=h)
+    job = c.post("/api/v1/agent/claim", json={"agent": "b", "frameworks": ["pytest"], "wait_s": 0}, headers=h).json()
     ids = {"project_id": project["id"], "suite_id": suite["id"], "case_id": case["id"], "run_id": run["run_id"],
            "result_id": result["id"], "attachment_id": attachment["id"], "test_id": str(result["test_id"]),
-           "short_id": run["short_id"]}
+           "short_id": run["short_id"], "job_id": job["job"]["id"], "webhook_id": hook["id"]}
+    for _ in range(200):  # the run-health job queues the delivery within a second or two
+        deliveries = c.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=h).json()["data"]
+        if deliveries:
+            ids["delivery_id"] = deliveries[0]["id"]
+            break
+        time.sleep(0.05)
     return ids, key
 
 
@@ -177,3 +191,54 @@ def test_every_route_answers_errors_in_one_shape(api, other_tenant):
         r = api.client.request(method, path, headers=api.h())
         assert r.status_code in (404, 405)
         assert set(r.json()) == {"error", "message"}
+
+
+def _every_keyed_route(ids):
+    """(endpoint, concrete path) for every declared route that takes a key, on tenant B's ids."""
+    for ep in ENDPOINTS:
+        if ep.scope is not None:
+            yield ep, _PARAM.sub(lambda m: ids.get(m.group(1), "x"), ep.path)
+
+
+def _send(api, ep, path, key):
+    if ep.body == "multipart":
+        return api.client.request(ep.method, path, headers={"X-API-Key": key},
+                                  files={"file": ("a.png", io.BytesIO(tiny_png()), "image/png")})
+    return api.client.request(ep.method, path, headers={"X-API-Key": key}, json={})
+
+
+def test_a_revoked_key_is_refused_on_every_route(api, other_tenant):
+    ids, key = other_tenant
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.revoke_key(conn, key)
+    for ep, path in _every_keyed_route(ids):
+        r = _send(api, ep, path, key)
+        assert r.status_code == 401, f"{ep.method} {ep.path}: {r.status_code}"
+        assert r.json() == {"error": "Unauthorized", "message": "Missing or invalid API key"}
+
+
+def test_a_suspended_tenant_is_refused_on_every_route(api, other_tenant):
+    ids, key = other_tenant
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.set_suspended(conn, "tenant-b", True)
+    for ep, path in _every_keyed_route(ids):
+        r = _send(api, ep, path, key)
+        assert r.status_code == 403, f"{ep.method} {ep.path}: {r.status_code}"
+        assert set(r.json()) == {"error", "message"} and "suspended" in r.json()["message"]
+    # Nothing of it changed meanwhile; resumed, the same key works again.
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.set_suspended(conn, "tenant-b", False)
+    assert api.client.get(f"/api/v1/runs/{ids['run_id']}", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_a_write_key_is_refused_on_every_admin_route(api, other_tenant):
+    ids, _ = other_tenant
+    with direct_connection(api.config.db_path) as conn:
+        b = tenancy.find_tenant(conn, "tenant-b")
+        write = tenancy.create_key(conn, b.id, scope="write").key
+    admin_routes = [(ep, path) for ep, path in _every_keyed_route(ids) if ep.scope == "admin"]
+    assert len(admin_routes) >= 2
+    for ep, path in admin_routes:
+        r = _send(api, ep, path, write)
+        assert r.status_code == 403, f"{ep.method} {ep.path}: {r.status_code}"
+        assert r.json()["message"] == "This API key lacks the admin scope"

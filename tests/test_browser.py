@@ -124,10 +124,16 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     chart = page.locator("svg.chart").first
     assert chart.is_visible() and chart.locator("circle.point").count() >= 10
     shot(page, "06-trends")
+    page.click("text=More verdicts")
+    page.wait_for_url(re.compile(r"/gate"))
+    assert page.locator("tbody tr").count() == 13  # every finished run of main, newest first
+    shot(page, "06-gate")
 
     page.goto(f"{live.url}/")
     assert page.locator(".project-card h2").inner_text() == "Web shop"
     shot(page, "07-projects")
+    page.click(".project-card h2 a")
+    shot(page, "07-project")
     page.goto(f"{live.url}/runs?branch=main")
     shot(page, "08-runs")
     page.goto(f"{live.url}/runs/{data.running_short_id}")

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_api, write_config
+
 from qahub_lite.config import load_config
 from qahub_lite.db import backup as backups
 from qahub_lite.db.backup import BackupError, Cancelled, create_backup
@@ -202,8 +202,13 @@ def _rewrite(src: Path, dest: Path, change) -> None:
                 out.addfile(info, io.BytesIO(body))
 
 
-def _member(name: str, body: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
-    return tarfile.TarInfo(name), body
+def _member(name: str, body: bytes = b"x", kind: bytes = tarfile.REGTYPE) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    if kind == tarfile.SYMTYPE:
+        info.linkname = "/etc/passwd"
+        body = b""
+    return info, body
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -212,6 +217,8 @@ def _member(name: str, body: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
     (lambda m, d: [(m, d), _member("../escape.txt")] if m.name == "qahub.db" else [(m, d)], "unexpected member"),
     (lambda m, d: [(m, d), _member("attachments/zz/nothex")] if m.name == "qahub.db" else [(m, d)],
      "unexpected member"),
+    (lambda m, d: [(m, d), _member("attachments/ab/ab" + "0" * 62, kind=tarfile.SYMTYPE)] if m.name == "qahub.db"
+     else [(m, d)], "only plain files"),
     (lambda m, d: [] if m.name.startswith("attachments/") else [(m, d)], "attachment files"),
     (lambda m, d: [(m, json.dumps({**json.loads(d), "format": 99}).encode())] if m.name == "manifest.json"
      else [(m, d)], "newer qahub-lite"),
@@ -229,6 +236,17 @@ def test_restore_refuses_a_bad_archive_and_changes_nothing(api, tmp_path, damage
         restore_backup(tmp_path / "bad.tar", target.db_path, target.attachments_dir)
     assert sorted(p.name for p in target.data_dir.iterdir()) == ["qahub.db"]
     assert (target.data_dir / "qahub.db").read_bytes() == b"current database"
+
+
+def test_restore_accepts_an_archive_repacked_with_folder_entries(api, tmp_path):
+    _fill(api, runs=1, attachments=1)
+    create_backup(api.config.db_path, api.config.attachments_dir, tmp_path / "b.tar")
+    folder = tarfile.TarInfo("attachments")
+    folder.type = tarfile.DIRTYPE
+    _rewrite(tmp_path / "b.tar", tmp_path / "repacked.tar",
+             lambda m, d: [(folder, b""), (m, d)] if m.name == "qahub.db" else [(m, d)])
+    target = load_config(write_config(tmp_path / "t"), environ={})
+    assert restore_backup(tmp_path / "repacked.tar", target.db_path, target.attachments_dir).attachments == 1
 
 
 def test_restore_refuses_a_truncated_archive(api, tmp_path):

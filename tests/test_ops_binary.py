@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import free_port, qahub_command
+
 from qahub_lite.cli import build_parser
 from qahub_lite.config import default_config_text
 

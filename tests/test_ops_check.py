@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 
 from conftest import make_api, qahub_command, write_config
+
 from qahub_lite.config import load_config
 
 

@@ -6,14 +6,15 @@ folder."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import threading
+import time
 
 import httpx
 import pytest
-
-from conftest import qahub_command, start_server
+from conftest import qahub_command
 from seeds.examples import seed000_ingest_body
 from test_native_api import tiny_png
 
@@ -37,8 +38,8 @@ def qahub(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return out
 
 
-def test_backup_while_serving_and_restore(tmp_path):
-    server = start_server(tmp_path / "site")
+def test_backup_while_serving_and_restore(tmp_path, server_factory):
+    server = server_factory(tmp_path / "site")
     cfg = str(server.config_path)
     with server.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Shop"}).json()
@@ -87,7 +88,7 @@ def test_backup_while_serving_and_restore(tmp_path):
     assert "pre-restore-" in restored.stdout
     assert qahub("check", "--config", cfg).returncode == 0
 
-    again = start_server(tmp_path / "site")  # a new port, the same (restored) data folder
+    again = server_factory(tmp_path / "site")  # a new port, the same (restored) data folder
     try:
         with again.client() as http:
             results = http.get(f"/api/v1/runs/{seeded}/results").json()["data"]
@@ -109,3 +110,20 @@ def test_one_server_per_data_folder(live_server):
     assert second.returncode == 2
     assert f"a qahub server (pid {serving_pid(live_server)}, {live_server.url})" in second.stderr
     assert httpx.get(f"{live_server.url}/readyz").status_code == 200
+
+
+def test_kill_9_leaves_no_process_and_no_lock_behind(tmp_path, server_factory):
+    """kill -9 of what was started (for the executable: its bootloader, which cannot forward
+    SIGKILL) takes the server with it, and the kernel drops its data-folder lock: a new server
+    starts on the same folder at once."""
+    server = server_factory(tmp_path / "site")
+    pid = serving_pid(server)
+    server.process.kill()
+    server.process.wait(10)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1][:3]
+    assert not alive, f"the server (pid {pid}) outlived kill -9 of {server.process.pid}"
+    again = server_factory(tmp_path / "site")
+    assert again.stop() == 0

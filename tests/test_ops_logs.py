@@ -11,7 +11,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import free_port, qahub_command, write_config
 
 pytestmark = pytest.mark.e2e

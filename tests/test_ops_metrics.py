@@ -7,8 +7,8 @@ import math
 import re
 
 import pytest
-
 from conftest import make_api, write_config
+
 from qahub_lite.config import load_config
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

@@ -12,13 +12,11 @@ import time
 import httpx
 import pytest
 
-from conftest import start_server
-
 pytestmark = pytest.mark.e2e
 
 
-def test_sigterm_under_load_commits_every_acknowledged_write(tmp_path):
-    server = start_server(tmp_path / "s")
+def test_sigterm_under_load_commits_every_acknowledged_write(tmp_path, server_factory):
+    server = server_factory(tmp_path / "s")
     with server.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Load"}).json()
     acknowledged: list[str] = []
@@ -68,9 +66,9 @@ def test_sigterm_under_load_commits_every_acknowledged_write(tmp_path):
     assert not wal.exists() or wal.stat().st_size == 0  # checkpointed at the end
 
 
-def test_a_request_still_running_at_the_deadline_gets_a_503(tmp_path):
+def test_a_request_still_running_at_the_deadline_gets_a_503(tmp_path, server_factory):
     # A 3 s budget: requests get 1 s, the app's shutdown the 2 s reserve (api/shutdown.py).
-    server = start_server(tmp_path / "s", env={"QAHUB_SERVER_SHUTDOWN_TIMEOUT_S": "3"})
+    server = server_factory(tmp_path / "s", env={"QAHUB_SERVER_SHUTDOWN_TIMEOUT_S": "3"})
     with server.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Slow"}).json()
     payload = (

@@ -3,15 +3,18 @@ content-based detection, retries and attachments."""
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from pathlib import Path
+from xml.parsers import expat
 
 import pytest
 
 from qahub_lite.reports import FORMATS, ReportError, detect_format, iter_report_files, parse_report
 from qahub_lite.reports.model import MAX_OUTPUT_CHARS
 from qahub_lite.reports.normalize import bound, seconds_to_ms, strip_ansi, timespan_to_ms
+from qahub_lite.reports import xmlsource
 from qahub_lite.reports.tags import extract
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -158,6 +161,113 @@ def test_malformed_xml_names_file_and_line(tmp_path):
     path.write_text('<testsuite name="s">\n<testcase name="a"/>\n<testcase name="b">\n</testsuite>\n')
     with pytest.raises(ReportError, match=r"broken\.xml: line 4"):
         parse_report(path)
+
+
+# The expat parser of xmlsource.py, layer by layer: what parse_report above relies on.
+
+INTERNAL_DOCTYPE = """<?xml version="1.0"?>
+<!DOCTYPE testsuite [<!ELEMENT testsuite ANY>]>
+<testsuite name="x"><testcase name="a"/></testsuite>
+"""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_DTD, INTERNAL_DOCTYPE, "\n<!DOCTYPE testsuite>\n<testsuite/>"],
+    ids=["bomb", "xxe", "external-dtd", "internal-doctype", "bare-doctype"],
+)
+def test_xmlsource_refuses_any_doctype_at_its_line(tmp_path, content):
+    path = tmp_path / "evil.xml"
+    path.write_text(content)
+    with pytest.raises(ReportError, match=r"evil\.xml: line 2: refused unsafe XML \(DOCTYPE '"):
+        list(xmlsource.iterparse(path, frozenset({"testcase"})))
+
+
+def _without_doctype_check() -> expat.XMLParserType:
+    """The hardened parser as if its first defence (refusing any DOCTYPE) were missing."""
+    parser = xmlsource.hardened_parser()
+    parser.StartDoctypeDeclHandler = None
+    return parser
+
+
+def test_entity_declarations_refused_even_past_the_doctype_check(tmp_path):
+    path = tmp_path / "bomb.xml"
+    path.write_text(BILLION_LAUGHS)
+    with pytest.raises(ReportError, match=r"bomb\.xml: line 3: refused unsafe XML \(entity declaration 'lol'"):
+        list(xmlsource.feed(path, _without_doctype_check()))
+
+
+def test_external_entity_reference_refused_even_past_the_entity_check(tmp_path):
+    path = tmp_path / "xxe.xml"
+    # in text: in an attribute value, expat itself rejects external entities
+    path.write_text(EXTERNAL_ENTITY.replace('<testcase name="&xxe;"/>', '<testcase name="a">&xxe;</testcase>'))
+    parser = _without_doctype_check()
+    parser.EntityDeclHandler = None  # the declaration goes through; the reference must not
+    with pytest.raises(ReportError, match=r"xxe\.xml: line 3: .*external entity reference 'file:///etc/passwd'"):
+        list(xmlsource.feed(path, parser))
+
+
+def test_external_dtd_never_requested_even_past_the_doctype_check(tmp_path):
+    (tmp_path / "evil.dtd").write_text('<!ENTITY secret "leaked">')
+    path = tmp_path / "dtd.xml"
+    path.write_text(f'<!DOCTYPE testsuite SYSTEM "{(tmp_path / "evil.dtd").as_uri()}">\n'
+                    '<testsuite><testcase name="a">&secret;</testcase></testsuite>')
+    parser = _without_doctype_check()
+    requested, text = [], []
+    parser.ExternalEntityRefHandler = lambda *args: requested.append(args) or 1
+    parser.CharacterDataHandler = text.append
+    list(xmlsource.feed(path, parser))
+    assert requested == [] and "leaked" not in "".join(text)  # parameter entities: never parsed
+
+
+def test_undeclared_entity_is_malformed_with_line_and_column(tmp_path):
+    path = tmp_path / "ent.xml"
+    path.write_text('<testsuite>\n<testcase name="&xxe;"/>\n</testsuite>')
+    with pytest.raises(ReportError, match=r"ent\.xml: line 2, column \d+: malformed XML \(undefined entity\)"):
+        list(xmlsource.iterparse(path))
+
+
+def test_malformed_line_counted_across_chunks(tmp_path):
+    path = tmp_path / "big.xml"
+    cases = "".join(f'<testcase classname="c" name="t{i}" time="0.1"/>\n' for i in range(5000))
+    assert len(cases) > 2 * xmlsource.CHUNK_BYTES
+    path.write_text(f"<testsuite>\n{cases}<testcase name='bad'></testsuite>\n")
+    with pytest.raises(ReportError, match=r"big\.xml: line 5002, column 23: malformed XML \(mismatched tag\)"):
+        parse_report(path)
+
+
+def test_multibyte_character_split_between_chunks(tmp_path):
+    path = tmp_path / "utf8.xml"
+    head = '<testsuite><testcase name="'
+    pad = "x" * (xmlsource.CHUNK_BYTES - len(head) - 1)  # "ü" (2 bytes) straddles the chunk boundary
+    path.write_text(f'{head}{pad}über"/></testsuite>', encoding="utf-8")
+    (result,) = parse_report(path).results
+    assert result.title.endswith("xüber")
+
+
+def test_iterparse_whole_elements_complete_detached_and_namespaced(tmp_path):
+    path = tmp_path / "ns.xml"
+    path.write_text('<r xmlns="urn:r" xmlns:x="urn:x"><s x:a="1"><c n="1"><f m="boom">trace</f></c>'
+                    "<c n='2'/></s></r>")
+    events = list(xmlsource.iterparse(path, frozenset({"c"})))
+    assert [(e, el.tag) for e, el in events] == [
+        ("start", "{urn:r}r"), ("start", "{urn:r}s"), ("whole", "{urn:r}c"), ("whole", "{urn:r}c"),
+        ("end", "{urn:r}s"), ("end", "{urn:r}r"),
+    ]
+    suite, first = events[1][1], events[2][1]
+    assert suite.attrib == {"{urn:x}a": "1"} and len(suite) == 0  # cases were detached
+    assert [(child.tag, child.get("m"), child.text) for child in first] == [("{urn:r}f", "boom", "trace")]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_junit_parse_restores_garbage_collector_state(enabled):
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        parse_report(CORPUS / "generated/pytest/pytest-junit-xunit2-default.xml")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_malformed_json_names_file(tmp_path):

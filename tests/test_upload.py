@@ -16,6 +16,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 
@@ -453,3 +454,37 @@ def test_outcome_json_is_machine_readable(capsys, fake_env, tmp_path):
     assert (answer["short_id"], answer["accepted"], answer["rejected"], answer["chunks"]) == ("abcd1234", 1, 1, 1)
     assert answer["errors"] == [{"index": 1, "error": "invalid status value: 'x'"}]
     assert "  s › c › b: invalid status value: 'x'" in err
+
+
+def test_a_retried_file_upload_sends_the_whole_file_again(tmp_path):
+    """Files are reopened for every attempt: a retry after a 503 must not send an exhausted stream."""
+    from qahub_lite.client import QahubClient
+
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(_png())
+    bodies: list[bytes] = []
+
+    def answer(request):
+        bodies.append(request.read())
+        if len(bodies) == 1:
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"error": "Service Unavailable",
+                                                                           "message": "busy"})
+        return httpx.Response(201, json={"data": []})
+
+    with QahubClient("http://hub", "qh_k", transport=httpx.MockTransport(answer)) as client:
+        client.request("POST", "/api/v1/results/1/attachments",
+                       files=lambda: {"file": (shot.name, shot.open("rb"), "image/png")})
+    assert len(bodies) == 2 and all(_png() in body for body in bodies)
+
+
+def test_retry_after_as_an_http_date():
+    from email.utils import formatdate
+
+    from qahub_lite.client import _retry_after
+
+    later = httpx.Response(429, headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)})
+    assert 25 <= _retry_after(later) <= 31
+    past = httpx.Response(503, headers={"Retry-After": formatdate(time.time() - 30, usegmt=True)})
+    assert _retry_after(past) == 0
+    assert _retry_after(httpx.Response(429, json={"retry_after": 7})) == 7
+    assert _retry_after(httpx.Response(503)) is None

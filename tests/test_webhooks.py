@@ -143,7 +143,8 @@ def test_redelivery_by_hand_sends_the_same_event_again(hapi, receiver):
     first = wait_for(lambda: _deliveries(hapi, hook["id"], "?state=delivered"))[0]
     r = hapi.post(f"/api/v1/deliveries/{first['id']}/redeliver")
     assert r.status_code == 202 and r.json()["redelivery_of"] == first["id"]
-    again = wait_for(lambda: [d for d in _deliveries(hapi, hook["id"], "?state=delivered") if d["id"] == r.json()["id"]])
+    new_id = r.json()["id"]
+    again = wait_for(lambda: [d for d in _deliveries(hapi, hook["id"], "?state=delivered") if d["id"] == new_id])
     assert again[0]["event_id"] == first["event_id"] and again[0]["redelivery_of"] == first["id"]
     assert len(receiver.received) == 2 and receiver.received[0].body == receiver.received[1].body
     assert hapi.post("/api/v1/deliveries/nope/redeliver").status_code == 404
@@ -195,10 +196,9 @@ def test_a_claimed_delivery_is_not_claimed_twice_until_its_lease_ends(tmp_path):
 
     with fast_api(tmp_path) as api:
         project = api.project("Shop")
-        _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])
+        hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         ingest(api, project["id"], outcomes(a="PASSED"))
-        wait_for(lambda: api.get(f"/api/v1/projects/{project['id']}/webhooks").json()["data"] and _deliveries(
-            api, api.get(f"/api/v1/projects/{project['id']}/webhooks").json()["data"][0]["id"]))
+        wait_for(lambda: _deliveries(api, hook["id"]))
     with direct_connection(api.config.db_path) as conn:
         now = now_ms()
         conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ?", (now,))
@@ -244,3 +244,23 @@ def test_a_restart_loses_no_delivery(tmp_path):
             server.stop()
     finally:
         receiver.stop()
+
+
+def test_a_finished_run_is_judged_and_announced_once(tmp_path):
+    from qahub_lite.config import FlakyConfig
+    from qahub_lite.core import health
+
+    with fast_api(tmp_path) as api:
+        project = api.project("Shop")
+        hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
+        run = ingest(api, project["id"], outcomes(a="PASSED"))
+        wait_for(lambda: _deliveries(api, hook["id"]))
+    with direct_connection(api.config.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM run_health_queue").fetchone()[0] == 0
+        queue_id = conn.execute(
+            "INSERT INTO run_health_queue (run_id, queued_at) VALUES (?, 0)", (run["run_id"],)
+        ).lastrowid
+        assert health.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 1
+        # a second worker with the same queue row finds it gone and does nothing
+        assert health.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 0
+        assert conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()[0] == 2

@@ -17,7 +17,7 @@ import msgspec
 from litestar import Request
 
 from ..core import agents, jobs
-from ..core.jobs import QueueSignal
+from ..core.errors import NotFound
 from .auth import authenticate
 from .context import Services, services
 from .native_runs import validate_items
@@ -26,11 +26,12 @@ from .routing import endpoint, read_body
 TAGS = ["Agents"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Framework = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ClaimIn(msgspec.Struct, forbid_unknown_fields=True):
     agent: Name
-    frameworks: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=100)]
+    frameworks: Annotated[list[Framework], msgspec.Meta(max_length=100)]
     # Seconds to hold the request open while nothing is queued (capped by jobs.max_poll_s).
     wait_s: Annotated[int, msgspec.Meta(ge=0, le=120)] = 25
     hostname: Annotated[str, msgspec.Meta(max_length=200)] | None = None
@@ -57,6 +58,43 @@ class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
     # too long (unfinished tests end TIMEOUT).
     outcome: Literal["DONE", "ERROR", "TIMEOUT"]
     message: Annotated[str, msgspec.Meta(max_length=20000)] | None = None
+
+
+async def _job_holder(request: Request, job_id: str):
+    """The caller, once the job is known to be its tenant's (404 before the body is read)."""
+    principal = await authenticate(request, "write")
+    async with services(request).db.read() as conn:
+        if not await jobs.job_exists(conn, principal.tenant_id, job_id):
+            raise NotFound("Job not found")
+    return principal
+
+
+class QueueSignal:
+    """Wakes agents' long-polls when work is queued. One process owns the queue, so an asyncio
+    event is enough; the generation counter closes the gap between a failed claim and the
+    wait (a job queued in between is not missed)."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self.generation += 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, generation: int, timeout: float, interrupt: asyncio.Event | None = None) -> None:
+        """Until something is queued after `generation`, `interrupt` is set, or `timeout`."""
+        if self.generation != generation or timeout <= 0:
+            return
+        waiters = [asyncio.ensure_future(self._event.wait())]
+        if interrupt is not None:
+            waiters.append(asyncio.ensure_future(interrupt.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
 
 def job_signal(svc: Services) -> QueueSignal:
@@ -101,7 +139,7 @@ async def claim(request: Request) -> ClaimAnswer:
           description="`cancel: true` means stop the command now: the run was canceled, or the lease ran out and "
           "the job's tests were marked TIMEOUT. 409 when the lease token is not this job's.")
 async def heartbeat(request: Request, job_id: str) -> jobs.JobState:
-    principal = await authenticate(request, "write")
+    principal = await _job_holder(request, job_id)
     data = await read_body(request, LeaseIn)
     svc = services(request)
     lease_s = svc.config.jobs.lease_s
@@ -117,7 +155,7 @@ async def heartbeat(request: Request, job_id: str) -> jobs.JobState:
           "that are none of the job's tests are listed in `ignored`. Answers each stored entry's result id, for "
           "attachments. Renews the lease.")
 async def report(request: Request, job_id: str) -> jobs.ReportOutcome:
-    principal = await authenticate(request, "write")
+    principal = await _job_holder(request, job_id)
     data = await read_body(request, ReportIn)
     accepted, rejected = validate_items(data.results, None)
     svc = services(request)
@@ -134,7 +172,7 @@ async def report(request: Request, job_id: str) -> jobs.ReportOutcome:
           description="Tests without an outcome end BROKEN (DONE: the report never mentioned them; ERROR: with "
           "`message`) or TIMEOUT. The run finishes with its last job: ERROR if a job broke or timed out.")
 async def complete(request: Request, job_id: str) -> jobs.JobState:
-    principal = await authenticate(request, "write")
+    principal = await _job_holder(request, job_id)
     data = await read_body(request, CompleteIn)
     return await services(request).db.write(
         lambda conn: jobs.complete(

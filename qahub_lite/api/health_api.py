@@ -54,38 +54,38 @@ async def list_tests(request: Request, project_id: str) -> flaky.TestHealthPage:
         )
 
 
-@endpoint("GET", f"{_P}/tests/{{test_ref:str}}/history", summary="One test's last results, with its state",
+@endpoint("GET", f"{_P}/tests/{{test_id:str}}/history", summary="One test's last results, with its state",
           tags=TAGS, scope="read", query=HistoryQuery, responses={200: flaky.TestHistory},
-          description="`test_ref`: the test's id, or its test case's code (TC-042) or id. Newest first, with run, "
-          "branch, commit, status and duration; `health` is its state on the default branch.")
-async def test_history(request: Request, project_id: str, test_ref: str) -> flaky.TestHistory:
+          description="`test_id`: the test's integer id, or its test case's code (TC-042) or id. Newest first, "
+          "with run, branch, commit, status and duration; `health` is its state on the default branch.")
+async def test_history(request: Request, project_id: str, test_id: str) -> flaky.TestHistory:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, HistoryQuery)
     async with services(request).db.read() as conn:
         return await flaky.history(
-            conn, project.id, test_ref, q.limit, branch=q.branch, rules=services(request).config.flaky
+            conn, project.id, test_id, q.limit, branch=q.branch, rules=services(request).config.flaky
         )
 
 
-async def _quarantine(request: Request, project_id: str, test_ref: str, on: bool) -> quarantine.TestInfo:
+async def _quarantine(request: Request, project_id: str, test_id: str, on: bool) -> quarantine.TestInfo:
     _, project = await _visible_project(request, "write", project_id)
     reason = None
     if on and (await request.body()).strip():
         reason = (await read_body(request, QuarantineIn)).reason
-    return await services(request).db.write(quarantine.set_quarantine, project.id, test_ref, on, reason)
+    return await services(request).db.write(quarantine.set_quarantine, project.id, test_id, on, reason)
 
 
-@endpoint("PUT", f"{_P}/tests/{{test_ref:str}}/quarantine", summary="Quarantine a test (the gate ignores it)",
+@endpoint("PUT", f"{_P}/tests/{{test_id:str}}/quarantine", summary="Quarantine a test (the gate ignores it)",
           tags=TAGS, scope="write", body=QuarantineIn, responses={200: quarantine.TestInfo},
           description="The body is optional: {\"reason\": \"...\"}. Quarantining twice keeps the first time.")
-async def quarantine_on(request: Request, project_id: str, test_ref: str) -> quarantine.TestInfo:
-    return await _quarantine(request, project_id, test_ref, True)
+async def quarantine_on(request: Request, project_id: str, test_id: str) -> quarantine.TestInfo:
+    return await _quarantine(request, project_id, test_id, True)
 
 
-@endpoint("DELETE", f"{_P}/tests/{{test_ref:str}}/quarantine", summary="Lift a test's quarantine", tags=TAGS,
+@endpoint("DELETE", f"{_P}/tests/{{test_id:str}}/quarantine", summary="Lift a test's quarantine", tags=TAGS,
           scope="write", responses={200: quarantine.TestInfo})
-async def quarantine_off(request: Request, project_id: str, test_ref: str) -> quarantine.TestInfo:
-    return await _quarantine(request, project_id, test_ref, False)
+async def quarantine_off(request: Request, project_id: str, test_id: str) -> quarantine.TestInfo:
+    return await _quarantine(request, project_id, test_id, False)
 
 
 @endpoint("GET", f"{_P}/grade", summary="The A-F grade of a branch, with its breakdown", tags=TAGS, scope="read",

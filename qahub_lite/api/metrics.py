@@ -72,7 +72,7 @@ class Metrics:
         out.family("qahub_write_commit_seconds", "histogram",
                    "Duration of the writer's transactions (group commits), from BEGIN to COMMIT.")
         cumulative = 0
-        for bound, n in zip(COMMIT_BUCKETS, stats.commit_buckets):
+        for bound, n in zip(COMMIT_BUCKETS, stats.commit_buckets, strict=True):
             cumulative += n
             out.sample("qahub_write_commit_seconds_bucket", cumulative, le=f"{bound:g}")
         out.sample("qahub_write_commit_seconds_bucket", stats.commits, le="+Inf")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import re
+import types
+import typing
 from typing import Any
 
 import msgspec
@@ -26,6 +28,7 @@ _ERROR_STATUSES = {
     401: "Missing or invalid API key",
     403: "Suspended tenant, or the key lacks the scope",
     404: "Not found (or belongs to another tenant)",
+    409: "Conflicts with the resource's current state (a finished run, a taken code)",
     413: "Body larger than the limit",
     429: "Rate limit exceeded; wait `retry_after` seconds",
     500: "Unexpected error",
@@ -46,12 +49,17 @@ def build_document() -> dict[str, Any]:
     raw_items = _raw_items()
     for ep in ENDPOINTS:
         for kind in [ep.body, *ep.responses.values()]:
-            if isinstance(kind, type):
-                structs.append(kind)
+            structs.extend(m for m in _members(kind) if isinstance(m, type))
         structs.extend(raw_items.values())
     structs = list(dict.fromkeys(structs))
     refs, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
     ref_of = dict(zip(structs, refs))
+
+    def schema_of(kind: Any) -> dict:
+        if isinstance(kind, types.UnionType):
+            return {"anyOf": [ref_of[m] for m in _members(kind)]}
+        return ref_of[kind]
+
     # A bulk body's `results` items are msgspec.Raw (validated one by one): describe the item.
     for container, item in raw_items.items():
         schema = components.get(container.__name__)
@@ -82,14 +90,15 @@ def build_document() -> dict[str, Any]:
                 }}},
             }
         elif ep.body is not None:
-            op["requestBody"] = {"required": True, "content": {ep.body_media: {"schema": ref_of[ep.body]}}}
+            op["requestBody"] = {"required": True, "content": {ep.body_media: {"schema": schema_of(ep.body)}}}
         for status, kind in ep.responses.items():
             if kind == "binary":
-                content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+                # A file is served with its own type (image/png, application/pdf, ...).
+                content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
             elif kind == "text":
                 content = {"text/plain": {"schema": {"type": "string"}}}
             else:
-                content = {"application/json": {"schema": ref_of[kind]}}
+                content = {"application/json": {"schema": schema_of(kind)}}
             op["responses"][str(status)] = {"description": "OK" if status < 300 else "See body", "content": content}
         for status, text in _ERROR_STATUSES.items():
             if ep.scope is None and status in (401, 403):
@@ -114,6 +123,12 @@ def build_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _members(kind: Any) -> tuple:
+    """A union (`A | B`: one status answered in several shapes) is described as anyOf its
+    members; msgspec itself only takes unions of tagged Structs."""
+    return typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
 
 
 def _parameters(ep: Endpoint, path: str) -> list[dict]:

@@ -12,8 +12,10 @@ Verdicts (the seed contradicts itself: its suite example answers "completed" wit
 test, while its GitHub Actions job and Node script treat "completed" as success): a finished
 suite answers `passed` when no test failed, broke or timed out, `failed` otherwise, `canceled`
 when it was canceled; never `completed`. So both scripts stop with the right exit code.
-Errors: a resource of another tenant or project answers 403, one that does not exist 404, as
-the seed says; 429 with `retry_after` comes from the shared rate limiter (group `qualigate`).
+Errors: a resource of the key's tenant outside the project the key is limited to answers 403
+(the seed's "valid key, no access to this resource"); one that does not exist, or belongs to
+another tenant, 404: tenants never learn of each other's data, on any route. 429 with
+`retry_after` comes from the shared rate limiter (group `qualigate`).
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ NOT_YOURS = "You don't have access to this resource"
 async def _owned(request: Request, principal: Principal, kind: str, ref: str, missing: str) -> Owner:
     async with services(request).db.read() as conn:
         owner = await executions.locate(conn, kind, ref)
-    if owner is None:
+    # Another tenant's resources do not exist for this key (tenant isolation holds on every
+    # route); a resource of the key's own tenant outside the one project the key is limited to
+    # is the seed's 403.
+    if owner is None or owner.tenant_id != principal.tenant_id:
         raise ApiError(404, missing)
-    if owner.tenant_id != principal.tenant_id or (principal.project_id not in (None, owner.project_id)):
+    if principal.project_id not in (None, owner.project_id):
         raise ApiError(403, NOT_YOURS)
     return owner
 
@@ -95,7 +100,7 @@ def _plural(n: int) -> str:
 
 
 @endpoint("POST", "/api/v1/trigger", summary="Trigger a test case, a suite or a whole project (seed 004)", tags=TAGS,
-          scope="write", body=TriggerIn, responses={201: SuiteRunQueued},
+          scope="write", body=TriggerIn, responses={201: TestRunQueued | SuiteRunQueued | ProjectRunQueued},
           description="Exactly one of test_case_id (answers test_run_id), test_suite_id (suite_run_id and "
           "test_count) or project_id (test_run_ids and test_count). The run is queued for an agent; a test case "
           "without an automation mapping fails at once with status `error` and a message saying what to set.")
@@ -162,7 +167,7 @@ def _video_url(request: Request, tr: TestRun) -> str | None:
 
 
 @endpoint("GET", "/api/v1/trigger", summary="Status of a test run or a suite run (seed 004)", tags=TAGS,
-          scope="read", query=StatusQuery, responses={200: SuiteRunStatus},
+          scope="read", query=StatusQuery, responses={200: TestRunStatus | SuiteRunStatus},
           description="With test_run_id: one test (status pending, running, passed, failed, error, timeout or "
           "canceled). With suite_run_id: the run, aggregated (pending, running, then passed, failed or canceled).")
 async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
@@ -218,7 +223,7 @@ def _item(request: Request, tr: TestRun, ref: str) -> ResultItem:
 
 
 @endpoint("GET", "/api/v1/results", summary="Aggregated results of test runs or of a suite run (seed 004)",
-          tags=TAGS, scope="read", query=ResultsQuery, responses={200: SuiteResultsAnswer},
+          tags=TAGS, scope="read", query=ResultsQuery, responses={200: ResultsAnswer | SuiteResultsAnswer},
           description="test_run_ids: comma-separated test run ids (at most 1000). suite_run_id: every test of the "
           "run. `dashboard_url` is the run's page on this server (server.public_url).")
 async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
@@ -249,7 +254,8 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
     passed, failed = _tally(counts)
     return SuiteResultsAnswer(
         suite_run_id=q.suite_run_id, suite_name=run.name, total_tests=len(found), passed_tests=passed,
-        failed_tests=failed, status=suite_status(run.status, counts), results=[_item(request, tr, tr.id) for tr in found],
+        failed_tests=failed, status=suite_status(run.status, counts),
+        results=[_item(request, tr, tr.id) for tr in found],
     )
 
 

@@ -32,7 +32,8 @@ def register(commands) -> None:
     p.add_argument("--config", metavar="PATH", default="agent.toml",
                    help="the agent's TOML file: one command per framework (default: ./agent.toml; "
                    "see docs/agent.example.toml)")
-    p.add_argument("--name", help="name shown in GET /api/v1/agents (default: `name` in the config, else the host name)")
+    p.add_argument("--name",
+                   help="name shown in GET /api/v1/agents (default: `name` in the config, else the host name)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info",
                    help="least severe level logged (default: info)")
     p.add_argument("--log-format", choices=["text", "json"], default="text",

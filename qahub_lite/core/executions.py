@@ -3,8 +3,8 @@
 A Qualigate "test run" is one result of a run. A triggered test has its execution's UUID as
 that id; a result that came in any other way (ingest, upload) is known by its result id, so
 the same routes serve every run. Nothing here filters by tenant: `locate` tells the caller
-whose a resource is, and the dialect decides between 403 and 404 (Qualigate says 403 for a
-resource of another account; QA.tech says 404).
+whose a resource is, and the dialect decides between 403 and 404 (Qualigate answers 403 for a
+resource of another project than the key's; QA.tech says 404).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class Owner(msgspec.Struct):
 _LOCATE = {
     "test_case": "SELECT p.tenant_id, c.project_id, c.id FROM test_cases c JOIN projects p ON p.id = c.project_id "
     "WHERE c.id = ?",
-    "suite": "SELECT p.tenant_id, s.project_id, s.id FROM suites s JOIN projects p ON p.id = s.project_id WHERE s.id = ?",
+    "suite": "SELECT p.tenant_id, s.project_id, s.id FROM suites s JOIN projects p ON p.id = s.project_id "
+    "WHERE s.id = ?",
     "project": "SELECT tenant_id, id, id FROM projects WHERE id = ?",
     "run": "SELECT tenant_id, project_id, id FROM runs WHERE id = ?1 OR short_id = ?1",
     "execution": "SELECT u.tenant_id, u.project_id, e.id FROM executions e JOIN runs u ON u.id = e.run_id "
@@ -138,5 +139,7 @@ async def test_runs_of_run(conn: aiosqlite.Connection, run_id: str, statuses: tu
 async def status_counts(conn: aiosqlite.Connection, run_id: str) -> dict[str, int]:
     """canonical status -> number of the run's results (the run's own counters fold CANCELED
     into skipped, which the Qualigate counts must not)."""
-    rows = await conn.execute_fetchall("SELECT status, count(*) FROM results WHERE run_id = ? GROUP BY status", (run_id,))
+    rows = await conn.execute_fetchall(
+        "SELECT status, count(*) FROM results WHERE run_id = ? GROUP BY status", (run_id,)
+    )
     return {r[0]: r[1] for r in rows}

@@ -27,10 +27,13 @@ import msgspec
 
 from ..config import FlakyConfig
 from .clock import to_iso
-from .errors import NotFound
 from .paging import clamp_limit, decode_cursor, encode_cursor
-from .quarantine import TestInfo, find_test, quarantined_ids, test_infos
-from .window import ABSENT, FAIL, RETRIED_PASS, Source, WindowRun, outcome_codes, recent_runs, source
+from .quarantine import (
+    TestHealth, TestInfo, find_test, health_of, last_failures, quarantined_ids, shorten, test_infos,
+)
+from .window import (
+    ABSENT, FAIL, RETRIED_PASS, Source, WindowRun, default_branch, outcome_codes, recent_runs, source,
+)
 
 FLAKY, BROKEN, HEALTHY = "flaky", "broken", "healthy"
 STATES = (FLAKY, BROKEN, HEALTHY)
@@ -80,7 +83,8 @@ def judge(
     def rate_flags(i: int) -> bool:
         start = max(0, i - rules.window_runs + 1)
         count = i - start + 1
-        return count >= rules.min_samples and (flips_before[i] - flips_before[start]) / (count - 1) >= rules.flip_threshold
+        changes = flips_before[i] - flips_before[start]
+        return count >= rules.min_samples and changes / (count - 1) >= rules.flip_threshold
 
     # The window's own rate makes each of its pass-to-failure changes evidence; an older
     # change is evidence when the rate was high when it happened.
@@ -138,7 +142,8 @@ def _judge_codes(test_id: int, seq: bytearray, commits: list[str | None], rules:
 def _all_passing(test_id: int, seq: bytearray, rules: FlakyConfig) -> Judgement:
     """Most tests only ever pass: healthy, no figures to work out."""
     present = len(seq) - seq.count(ABSENT)
-    return Judgement(test_id, HEALTHY, min(present, rules.window_runs), 0, 0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0, present, None)
+    window = min(present, rules.window_runs)
+    return Judgement(test_id, HEALTHY, window, 0, 0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0, present, None)
 
 
 class Analysis(NamedTuple):
@@ -200,72 +205,6 @@ async def analyse(
     return Analysis(runs, infra, judgements, tallies)
 
 
-class LastFailure(msgspec.Struct):
-    run_id: str
-    short_id: str
-    at: str | None
-    status: str
-    error_message: str | None
-
-
-class TestHealth(msgspec.Struct):
-    """A test's state with the figures behind it (docs/health.md)."""
-
-    test_id: int
-    title: str
-    suite: str
-    test_case_id: str | None
-    test_case_code: str | None
-    state: str
-    quarantined: bool
-    samples: int
-    failures: int
-    fail_rate: float
-    flips: int
-    flip_rate: float
-    retry_passes: int
-    retry_rate: float
-    conflicting_commits: int
-    conflict_rate: float
-    flakiness: float
-    clean_streak: int
-    last_failure: LastFailure | None
-
-
-async def last_failures(src: Source, runs: list[WindowRun], wanted: list[Judgement]) -> dict[int, LastFailure]:
-    """The latest failing result of each judged test, with its error (read only for the tests shown)."""
-    out: dict[int, LastFailure] = {}
-    for j in wanted:
-        if j.last_failure_pos is None:
-            continue
-        run = runs[j.last_failure_pos]
-        rows = await src.fetch(
-            "SELECT status, error_message, coalesce(executed_at, created_at) FROM results WHERE run_id = ? AND test_id = ?",
-            (run.id, j.test_id),
-        )
-        if rows:
-            status, message, at = rows[0]
-            out[j.test_id] = LastFailure(run.id, run.short_id, to_iso(at), status, shorten(message))
-    return out
-
-
-def shorten(text: str | None, limit: int = 500) -> str | None:
-    """Error messages in lists are cut: the whole one is a click away, on the result."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[:limit] + "…"
-
-
-def health_of(j: Judgement, info, last: LastFailure | None) -> TestHealth:
-    return TestHealth(
-        test_id=j.test_id, title=info.title, suite=info.suite, test_case_id=info.test_case_id,
-        test_case_code=info.test_case_code, state=j.state, quarantined=info.quarantined, samples=j.samples,
-        failures=j.failures, fail_rate=j.fail_rate, flips=j.flips, flip_rate=j.flip_rate,
-        retry_passes=j.retry_passes, retry_rate=j.retry_rate, conflicting_commits=j.conflicting_commits,
-        conflict_rate=j.conflict_rate, flakiness=j.flakiness, clean_streak=j.clean_streak, last_failure=last,
-    )
-
-
 def ranking_key(j: Judgement) -> tuple:
     """Top offenders first: the flakiest, then the most failing, then the most recently failed."""
     return (-j.flakiness, -j.fail_rate, -(j.last_failure_pos if j.last_failure_pos is not None else -1), j.test_id)
@@ -316,13 +255,6 @@ class TestHistory(msgspec.Struct):
     health: TestHealth  # on the project's default branch
     branch: str | None  # the history's branch filter (None: every branch)
     data: list[HistoryEntry]
-
-
-async def default_branch(src: Source, project_id: str) -> str:
-    rows = await src.fetch("SELECT default_branch FROM projects WHERE id = ?", (project_id,))
-    if not rows:
-        raise NotFound("Project not found")
-    return rows[0][0]
 
 
 async def rank(

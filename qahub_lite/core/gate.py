@@ -101,7 +101,8 @@ async def _pick_run(src, project_id: str, run_ref: str | None, branch: str | Non
     columns = "id, short_id, status, branch, commit_sha"
     if run_ref:
         rows = await src.fetch(
-            f"SELECT {columns} FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?", (run_ref, run_ref, project_id)
+            f"SELECT {columns} FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?",
+            (run_ref, run_ref, project_id),
         )
         if not rows:
             raise NotFound("Run not found in this project")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import msgspec
 
 from ..config import FlakyConfig, GradeConfig
-from .flaky import BROKEN, FLAKY, Analysis, analyse, default_branch
-from .window import WindowRun, source
+from .flaky import BROKEN, FLAKY, Analysis, analyse
+from .window import WindowRun, default_branch, source
 
 # (points per percentage point, cap) of each penalty.
 WEIGHTS = {"failures": (5.0, 50.0), "flaky": (3.0, 30.0), "broken": (4.0, 20.0)}

@@ -23,14 +23,14 @@ import msgspec
 
 from ..config import FlakyConfig
 from .clock import now_ms
-from .flaky import FLAKY, Judgement, analyse, default_branch
+from .flaky import FLAKY, Judgement, analyse
 from .quarantine import test_infos
 from .regressions import judge_finished_run
 from . import runs as runs_core
 from .status import FAILING
 from .trends import day_of, refresh_day, refresh_day_of_run
 from .webhooks import Subscriber, enqueue, subscribers
-from .window import SyncSource, WindowRun, drive, get_window_run, is_infra_failure, recent_runs
+from .window import SyncSource, WindowRun, default_branch, drive, get_window_run, is_infra_failure, recent_runs
 
 log = logging.getLogger("qahub.health")
 MAX_ATTEMPTS = 5  # a queued run whose processing fails this often is dropped (and logged)
@@ -66,7 +66,8 @@ def give_up_or_retry(conn: sqlite3.Connection, queue_id: int, error: str) -> boo
 
 def process_queued(conn: sqlite3.Connection, queue_id: int, run_id: str, rules: FlakyConfig, public_url: str) -> int:
     """Writer operation: the health work of one finished run; returns the events queued."""
-    conn.execute("DELETE FROM run_health_queue WHERE id = ?", (queue_id,))
+    if conn.execute("DELETE FROM run_health_queue WHERE id = ?", (queue_id,)).rowcount == 0:
+        return 0  # done already (a second process sharing the database got there first)
     row = conn.execute("SELECT tenant_id, project_id FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         return 0  # deleted meanwhile (its queue row went with it, unless it raced us)

@@ -15,13 +15,13 @@ was taken away cannot write into the run afterwards. Results go in through THE i
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
 import sqlite3
 from collections.abc import Sequence
 
+import aiosqlite
 import msgspec
 
 from . import agents
@@ -96,32 +96,9 @@ class ReportOutcome(msgspec.Struct):
     errors: list[ItemError]
 
 
-class QueueSignal:
-    """Wakes agents' long-polls when work is queued. One process owns the queue, so an asyncio
-    event is enough; the generation counter closes the gap between a failed claim and the
-    wait (a job queued in between is not missed)."""
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self.generation += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    async def wait(self, generation: int, timeout: float, interrupt: asyncio.Event | None = None) -> None:
-        """Until something is queued after `generation`, `interrupt` is set, or `timeout`."""
-        if self.generation != generation or timeout <= 0:
-            return
-        waiters = [asyncio.ensure_future(self._event.wait())]
-        if interrupt is not None:
-            waiters.append(asyncio.ensure_future(interrupt.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+async def job_exists(conn: aiosqlite.Connection, tenant_id: str, job_id: str) -> bool:
+    rows = await conn.execute_fetchall("SELECT 1 FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id))
+    return bool(rows)
 
 
 def _hash(token: str) -> bytes:
@@ -393,7 +370,8 @@ def expire(conn: sqlite3.Connection, *, queue_timeout_s: int) -> list[str]:
     now = now_ms()
     ended = []
     for job_id, tenant_id, run_id, agent_name, seen_at in conn.execute(
-        "SELECT j.id, j.tenant_id, j.run_id, a.name, a.last_seen_at FROM jobs j LEFT JOIN agents a ON a.id = j.agent_id "
+        "SELECT j.id, j.tenant_id, j.run_id, a.name, a.last_seen_at FROM jobs j "
+        "LEFT JOIN agents a ON a.id = j.agent_id "
         "WHERE j.status = 'RUNNING' AND j.lease_expires_at < ?",
         (now,),
     ).fetchall():

@@ -1,4 +1,4 @@
-"""Tests as test health names them, and their quarantine.
+"""Tests as test health names and shows them, and their quarantine.
 
 A test is an interned identity (`tests` row): a library test case, or an unlinked suite path
 and title. Health routes name one by its integer id, or, when it is linked, by its test case's
@@ -92,3 +92,74 @@ def set_quarantine(
             (test.id,),
         )
     return drive(find_test(conn, project_id, str(test.id)))
+
+
+# --- a test's health, as routes and pages show it (flaky.py judges it) --------------------
+
+
+class LastFailure(msgspec.Struct):
+    run_id: str
+    short_id: str
+    at: str | None
+    status: str
+    error_message: str | None
+
+
+class TestHealth(msgspec.Struct):
+    """A test's state with the figures behind it (docs/health.md)."""
+
+    test_id: int
+    title: str
+    suite: str
+    test_case_id: str | None
+    test_case_code: str | None
+    state: str
+    quarantined: bool
+    samples: int
+    failures: int
+    fail_rate: float
+    flips: int
+    flip_rate: float
+    retry_passes: int
+    retry_rate: float
+    conflicting_commits: int
+    conflict_rate: float
+    flakiness: float
+    clean_streak: int
+    last_failure: LastFailure | None
+
+
+async def last_failures(src: Source, runs: list, wanted: list) -> dict[int, LastFailure]:
+    """The latest failing result of each judged test, with its error (read only for the tests shown)."""
+    out: dict[int, LastFailure] = {}
+    for j in wanted:
+        if j.last_failure_pos is None:
+            continue
+        run = runs[j.last_failure_pos]
+        rows = await src.fetch(
+            "SELECT status, error_message, coalesce(executed_at, created_at) FROM results "
+            "WHERE run_id = ? AND test_id = ?",
+            (run.id, j.test_id),
+        )
+        if rows:
+            status, message, at = rows[0]
+            out[j.test_id] = LastFailure(run.id, run.short_id, to_iso(at), status, shorten(message))
+    return out
+
+
+def shorten(text: str | None, limit: int = 500) -> str | None:
+    """Error messages in lists are cut: the whole one is a click away, on the result."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + "…"
+
+
+def health_of(j, info: TestInfo, last: LastFailure | None) -> TestHealth:
+    """A flaky.Judgement of a test, shown with the test's names."""
+    return TestHealth(
+        test_id=j.test_id, title=info.title, suite=info.suite, test_case_id=info.test_case_id,
+        test_case_code=info.test_case_code, state=j.state, quarantined=info.quarantined, samples=j.samples,
+        failures=j.failures, fail_rate=j.fail_rate, flips=j.flips, flip_rate=j.flip_rate,
+        retry_passes=j.retry_passes, retry_rate=j.retry_rate, conflicting_commits=j.conflicting_commits,
+        conflict_rate=j.conflict_rate, flakiness=j.flakiness, clean_streak=j.clean_streak, last_failure=last,
+    )

@@ -16,10 +16,9 @@ import msgspec
 
 from ..config import FlakyConfig
 from .clock import now_ms, to_iso
-from .flaky import default_branch, shorten
-from .quarantine import test_infos
+from .quarantine import shorten, test_infos
 from .status import FAILING
-from .window import Source, WindowRun, drive, get_window_run, recent_runs, source
+from .window import Source, WindowRun, default_branch, drive, get_window_run, recent_runs, source
 
 _FAILING = tuple(sorted(FAILING))
 

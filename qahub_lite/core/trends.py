@@ -108,7 +108,9 @@ def refresh_day(conn: sqlite3.Connection, project_id: str, branch: str | None, d
     branch = branch or ""
     figures = drive(_day_figures(source(conn), project_id, branch, day))
     if figures is None:
-        conn.execute("DELETE FROM daily_stats WHERE project_id = ? AND branch = ? AND day = ?", (project_id, branch, day))
+        conn.execute(
+            "DELETE FROM daily_stats WHERE project_id = ? AND branch = ? AND day = ?", (project_id, branch, day)
+        )
         return
     conn.execute(
         """INSERT INTO daily_stats (project_id, branch, day, runs, tests, passed, failed, broken, skipped,

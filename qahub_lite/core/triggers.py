@@ -183,7 +183,8 @@ def create_triggered_run(conn: sqlite3.Connection, tenant_id: str, trigger: Trig
         )
     execution_ids = [new_id() for _ in specs]
     conn.executemany(
-        "INSERT INTO executions (id, run_id, test_id, job_id, position, grep, file, created_at) VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO executions (id, run_id, test_id, job_id, position, grep, file, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?)",
         [
             (eid, outcome.run_id, test_ids[s.identity], job_ids.get(s.framework or ""), pos, s.grep, s.file, now)
             for pos, (eid, s) in enumerate(zip(execution_ids, specs))

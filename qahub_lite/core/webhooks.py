@@ -92,7 +92,9 @@ def create_webhook(
 
 
 def get_webhook_sync(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> Webhook:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)).fetchone()
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)
+    ).fetchone()
     if row is None:
         raise NotFound("Webhook not found")
     return _webhook(row)
@@ -129,7 +131,9 @@ def update_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str, chang
         sets.append(f"{key} = ?")
         params.append(value)
     if sets:
-        conn.execute(f"UPDATE webhooks SET {', '.join(sets)}, updated_at = ? WHERE id = ?", (*params, now_ms(), hook_id))
+        conn.execute(
+            f"UPDATE webhooks SET {', '.join(sets)}, updated_at = ? WHERE id = ?", (*params, now_ms(), hook_id)
+        )
     return get_webhook_sync(conn, tenant_id, hook_id)
 
 

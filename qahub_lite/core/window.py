@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiosqlite
 
 from ..config import FlakyConfig
+from .errors import NotFound
 from .status import FAILING
 
 T = TypeVar("T")
@@ -77,6 +78,13 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
         return stop.value
     coro.close()
     raise RuntimeError("a health query suspended on a synchronous connection")
+
+
+async def default_branch(src: Source, project_id: str) -> str:
+    rows = await src.fetch("SELECT default_branch FROM projects WHERE id = ?", (project_id,))
+    if not rows:
+        raise NotFound("Project not found")
+    return rows[0][0]
 
 
 class WindowRun(NamedTuple):

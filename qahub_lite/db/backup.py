@@ -41,7 +41,6 @@ from pathlib import Path
 import msgspec
 
 from .. import __version__
-from . import migrations
 
 log = logging.getLogger("qahub.backup")
 

@@ -75,6 +75,8 @@ def _unpack(archive: Path, staging: Path) -> tuple[Manifest, set[str]]:
         try:
             for member in tar:
                 name = member.name
+                if member.isdir():
+                    continue  # an archive re-packed by hand may list folders; nothing is made from them
                 if not member.isfile():
                     raise BackupError(f"{archive}: unexpected member {name!r} (only plain files belong in a backup)")
                 source = tar.extractfile(member)

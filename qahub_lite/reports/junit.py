@@ -27,10 +27,9 @@ TAP::Formatter::JUnit, Catch2, nextest and marathon:
    describe-path prefix of sibling tests (Vitest's ``beforeAll failure`` pseudo-test).
 8. ``<skipped type="todo">`` wins over a failure (node:test): a todo test's failure is declared.
 
-The file is streamed with iterparse; each testcase is converted and dropped as soon as it ends.
-What is kept per test until the end (rules 5 and 7 need the whole file) is one `_Case` holding
-tuples and strings only: a 20,000-test report makes the cyclic garbage collector walk every live
-container repeatedly, and it was a quarter of the parse time when each case held five lists.
+The file is streamed with iterparse, each testcase read whole and dropped once converted. What
+is kept per test until the end (rules 5 and 7 need the whole file) is one `_Case` holding tuples
+and strings rather than five lists: fewer containers for the garbage collector (`_gc_paused`).
 """
 
 from __future__ import annotations
@@ -79,8 +78,17 @@ class _Case:
 
     title: str
     suite_path: tuple[str, ...]
-    attachments: tuple[ReportAttachment, ...]
+    file: str | None
+    line: int | None
+    attempts: tuple[Attempt, ...]
+    status: str | None  # set when it is not the last attempt's (Surefire reruns)
+    stdout: str | None
+    stderr: str | None
     properties: tuple[tuple[str, str], ...]
+    attachments: tuple[ReportAttachment, ...]
+    duration: int | None
+    container: bool  # rule 7
+    failing: bool
 
 
 def _decode_byte_escapes(text: str) -> str:
@@ -364,10 +372,10 @@ def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for one parse, then restore it as it was.
 
     A 20,000-test report leaves ~120,000 live containers (each result holds four lists) and every
-    few thousand new ones the collector walks all of them again: a fifth of the parse time, for
-    nothing, as no reference cycle is created here (elements, cases and results only point
-    downwards; reference counting frees everything temporary). Only restored when it was enabled,
-    so a caller that disabled it keeps it disabled.
+    few thousand new ones the collector walks all of them again: a fifth to a quarter of the parse
+    time, for nothing, as no reference cycle is created here (elements, cases and results only
+    point downwards; reference counting frees everything temporary). Re-enabled only when it was
+    enabled, so a caller that disabled it keeps it disabled.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -11,9 +11,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from ..api.context import services
-from ..config import Config
 from ..core import projects, runs
-from ..core.grade import Grade
 from ..core.projects import Project
 from . import health_view
 from .auth import web_session
@@ -30,15 +28,14 @@ class ProjectCard(msgspec.Struct):
     last_run: runs.Run | None
     spark: str
     latest_rate: float | None
-    flaky_count: int
-    grade: Grade
+    health: health_view.CardHealth
 
 
 class OverviewQuery(msgspec.Struct, forbid_unknown_fields=True):
     cursor: str | None = None
 
 
-async def _card(conn, config: Config, tenant_id: str, project: Project) -> ProjectCard:
+async def _card(conn, tenant_id: str, project: Project) -> ProjectCard:
     latest = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project.id), limit=1)
     recent = await runs.list_runs(
         conn, tenant_id, runs.RunFilter(project_id=project.id, branch=project.default_branch), limit=SPARK_RUNS
@@ -48,12 +45,11 @@ async def _card(conn, config: Config, tenant_id: str, project: Project) -> Proje
         history = [r for r in reversed((await runs.list_runs(
             conn, tenant_id, runs.RunFilter(project_id=project.id), limit=SPARK_RUNS)).data) if r.verdict is not None]
     rates = [pass_rate(r.counts.passed, r.counts.failed, r.counts.broken) for r in history]
-    graded, flaky_count = await health_view.grade_and_flaky_count(conn, config, project)
     spark = sparkline(rates, label=f"pass rate of the last {len(rates)} runs of {project.name}")
     return ProjectCard(
         project=project, last_run=latest.data[0] if latest.data else None, spark=str(spark),
         latest_rate=next((r for r in reversed(rates) if r is not None), None),
-        flaky_count=flaky_count, grade=graded,
+        health=await health_view.card_health(conn, project),
     )
 
 
@@ -64,7 +60,7 @@ async def overview(request: Request) -> Response:
     svc = services(request)
     async with svc.db.read() as conn:
         found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
-        cards = [await _card(conn, svc.config, session.tenant_id, p) for p in found.data]
+        cards = [await _card(conn, session.tenant_id, p) for p in found.data]
     return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
 
 
@@ -74,10 +70,12 @@ async def project_page(request: Request, project_id: str) -> Response:
     svc = services(request)
     async with svc.db.read() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        card = await _card(conn, svc.config, session.tenant_id, project)
+        card = await _card(conn, session.tenant_id, project)
         recent = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
         ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
-    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking)
+        graded = await health_view.project_grade(conn, svc.config, project)
+    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking,
+                grade=graded)
 
 
 HANDLERS = [overview, project_page]

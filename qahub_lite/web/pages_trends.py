@@ -25,8 +25,11 @@ from .forms import read_query
 from .render import duration, page
 
 DEFAULT_DAYS = 30
-# The gate is judged anew for each run shown (it reads the flakiness window): keep it few.
-GATE_RUNS = 12
+# The gate is judged anew for each run shown (about 0.15 s each on a history of a million
+# results: it reads the flakiness window), so the trends page shows the latest few and the
+# gate page, opened on purpose, up to MAX_GATE_RUNS.
+TREND_GATE_RUNS = 5
+MAX_GATE_RUNS = 30
 
 
 class TrendsQuery(msgspec.Struct, forbid_unknown_fields=True, rename={"from_day": "from", "to_day": "to"}):
@@ -104,9 +107,7 @@ async def trends_page(request: Request, project_id: str) -> Response:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
         series = await health_view.trend(conn, project, branch, _ms(first), _ms(last))
-        latest = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id, branch=branch),
-                                      limit=GATE_RUNS * 2)
-        finished = [r for r in latest.data if r.status in RUN_FINISHED][:GATE_RUNS]
+        finished = await _finished_runs(conn, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
         verdicts = await health_view.gate_verdicts(conn, svc.config, project, finished)
         current = await health_view.project_grade(conn, svc.config, project, branch)
     return page(
@@ -116,4 +117,38 @@ async def trends_page(request: Request, project_id: str) -> Response:
     )
 
 
-HANDLERS = [trends_page]
+class GateQuery(msgspec.Struct, forbid_unknown_fields=True):
+    branch: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    runs: Annotated[int, msgspec.Meta(ge=1, le=MAX_GATE_RUNS)] = 20
+
+
+async def _finished_runs(conn, tenant_id: str, project_id: str, branch: str | None, count: int) -> list[runs.Run]:
+    """The latest `count` finished runs of a branch, newest first (running ones have no verdict)."""
+    found: list[runs.Run] = []
+    cursor = None
+    while len(found) < count:
+        batch = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project_id, branch=branch),
+                                     limit=count * 2, cursor=cursor)
+        found += [r for r in batch.data if r.status in RUN_FINISHED]
+        cursor = batch.next_cursor
+        if cursor is None:
+            break
+    return found[:count]
+
+
+@get("/projects/{project_id:str}/gate", include_in_schema=False)
+async def gate_page(request: Request, project_id: str) -> Response:
+    """The gate's verdict on each of the latest finished runs of a branch, with every check."""
+    session = await web_session(request)
+    q = read_query(request, GateQuery)
+    svc = services(request)
+    async with svc.db.read() as conn:
+        project = await projects.get_project(conn, session.tenant_id, project_id)
+        branch = q.branch if q.branch is not None else project.default_branch
+        finished = await _finished_runs(conn, session.tenant_id, project.id, branch, q.runs)
+        verdicts = await health_view.gate_verdicts(conn, svc.config, project, finished)
+    return page(request, "gate.html", project=project, branch=branch, verdicts=list(reversed(verdicts)),
+                strip=_verdict_strip(verdicts), count=q.runs)
+
+
+HANDLERS = [trends_page, gate_page]

@@ -178,6 +178,8 @@ def handle_web_exception(request: Request, exc: Exception) -> Response:
     """The dashboard's exception handler: sign-in redirects, then one error page per status."""
     if isinstance(exc, SignInRequired):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":  # a form posted after the session ended: its page has no GET
+            target = "/"
         return redirect(f"/login?next={quote(target, safe='')}")
     if isinstance(exc, ApiError):
         return error_page(request, exc.status, exc.message, exc.headers, **exc.extra)
