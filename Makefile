@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean help binary
+.PHONY: run test bench bench-scale install clean help binary
 
 help:
 	@echo "make run    serve on 127.0.0.1:8080 (first start prints the admin key once)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmarks (they print figures)"
+	@echo "make bench-scale  the same questions on a 10,000,000-result database (slow)"
 	@echo "make binary build dist/qahub, the one-file executable (packaging/)"
 
 $(BIN)/python:
@@ -34,6 +35,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_health.py
+	$(BIN)/python bench/bench_load.py
+
+# Builds a 10,000,000-result database first (a few minutes, ~2 GB in a temporary folder).
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py
 
 # PyInstaller (and the hooks it uses) build the executable; they are build tools, not
 # dependencies of the package, so they are pinned here rather than in pyproject.toml.

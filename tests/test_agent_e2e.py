@@ -238,6 +238,16 @@ def test_several_agents_share_the_queue_and_each_job_goes_to_one(hub):
     assert listed["agent-one"]["frameworks"] == ["pytest"] and listed["agent-one"]["last_heartbeat_at"]
 
 
+def test_an_agent_whose_key_cannot_write_stops_with_exit_1(hub):
+    read_key = json.loads(subprocess.run(
+        [*qahub_command(), "keys", "create", "--scope", "read", "--config", str(hub.server.config_path), "--json"],
+        capture_output=True, text=True, check=True,
+    ).stdout)["key"]
+    proc = start_agent(hub.folder, hub.server, read_key, "pytest", "agent-read-only")
+    assert proc.wait(30) == 1
+    assert "refuses this agent's key" in (hub.folder / "agent-read-only.log").read_text()
+
+
 def test_cancel_stops_a_long_job_and_the_agent_kills_the_command(hub):
     queued = hub.post("/api/v1/trigger", {"test_suite_id": hub.suites["Slow"], "browserType": "webkit",
                                           "context": {"branch": "feature/x"}})

@@ -127,3 +127,17 @@ def test_kill_9_leaves_no_process_and_no_lock_behind(tmp_path, server_factory):
     assert not alive, f"the server (pid {pid}) outlived kill -9 of {server.process.pid}"
     again = server_factory(tmp_path / "site")
     assert again.stop() == 0
+
+
+def test_backup_and_restore_say_what_went_wrong(tmp_path):
+    from conftest import write_config
+
+    cfg = str(write_config(tmp_path / "empty"))
+    nothing = qahub("backup", "--config", cfg, check=False)
+    assert nothing.returncode == 1 and "no database at" in nothing.stderr and "Traceback" not in nothing.stderr
+    missing = qahub("restore", str(tmp_path / "nope.tar"), "--config", cfg, check=False)
+    assert missing.returncode == 1 and "nothing was changed" in missing.stderr and "no such file" in missing.stderr
+    (tmp_path / "junk.tar").write_bytes(b"not a tar file at all" * 100)
+    junk = qahub("restore", str(tmp_path / "junk.tar"), "--config", cfg, check=False)
+    assert junk.returncode == 1 and "not a qahub backup" in junk.stderr
+    assert not (tmp_path / "empty" / "data" / "qahub.db").exists()

@@ -113,6 +113,15 @@ class Agent:
         return (state.get("reason") or f"the job is {state.get('status')}") if state.get("cancel") else None
 
     def execute(self, job: ClaimedJob) -> None:
+        try:
+            self._execute(job)
+        except ApiError:
+            raise  # the server is unreachable or refuses us: run_forever decides
+        except Exception as exc:  # noqa: BLE001 - say so now rather than let the lease run out
+            log.exception("job %s: the agent failed", job.id)
+            self._complete(job, "ERROR", f"agent {self.settings.agent_name!r} failed: {type(exc).__name__}: {exc}")
+
+    def _execute(self, job: ClaimedJob) -> None:
         fw = self.settings.frameworks.get(job.framework)
         log.info("job %s: run %s, %d %s test(s)", job.id, job.run_short_id, len(job.tests), job.framework)
         if fw is None:  # the server only hands out our frameworks; a config reload could race it

@@ -15,13 +15,15 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request
+from litestar.params import FromPath
 
 from ..core import agents, jobs
 from ..core.errors import NotFound
 from .auth import authenticate
 from .context import Services, services
 from .native_runs import validate_items
-from .routing import endpoint, read_body
+from .native_schema import ResultIn
+from .routing import endpoint, raw_items, read_body
 
 TAGS = ["Agents"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
@@ -51,6 +53,9 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
     results: list[msgspec.Raw]
 
 
+raw_items(ReportIn, ResultIn)
+
+
 class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
     lease_token: Token
     # DONE: the report was read (tests it never mentioned end BROKEN). ERROR: no usable report
@@ -60,7 +65,7 @@ class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
     message: Annotated[str, msgspec.Meta(max_length=20000)] | None = None
 
 
-async def _job_holder(request: Request, job_id: str):
+async def _job_holder(request: Request, job_id: FromPath[str]):
     """The caller, once the job is known to be its tenant's (404 before the body is read)."""
     principal = await authenticate(request, "write")
     async with services(request).db.read() as conn:
@@ -138,7 +143,7 @@ async def claim(request: Request) -> ClaimAnswer:
           tags=TAGS, scope="write", body=LeaseIn, responses={200: jobs.JobState},
           description="`cancel: true` means stop the command now: the run was canceled, or the lease ran out and "
           "the job's tests were marked TIMEOUT. 409 when the lease token is not this job's.")
-async def heartbeat(request: Request, job_id: str) -> jobs.JobState:
+async def heartbeat(request: Request, job_id: FromPath[str]) -> jobs.JobState:
     principal = await _job_holder(request, job_id)
     data = await read_body(request, LeaseIn)
     svc = services(request)
@@ -154,7 +159,7 @@ async def heartbeat(request: Request, job_id: str) -> jobs.JobState:
           "job's tests by test case code, else by title, else by the grep pattern that selected them; entries "
           "that are none of the job's tests are listed in `ignored`. Answers each stored entry's result id, for "
           "attachments. Renews the lease.")
-async def report(request: Request, job_id: str) -> jobs.ReportOutcome:
+async def report(request: Request, job_id: FromPath[str]) -> jobs.ReportOutcome:
     principal = await _job_holder(request, job_id)
     data = await read_body(request, ReportIn)
     accepted, rejected = validate_items(data.results, None)
@@ -171,7 +176,7 @@ async def report(request: Request, job_id: str) -> jobs.ReportOutcome:
           body=CompleteIn, responses={200: jobs.JobState},
           description="Tests without an outcome end BROKEN (DONE: the report never mentioned them; ERROR: with "
           "`message`) or TIMEOUT. The run finishes with its last job: ERROR if a job broke or timed out.")
-async def complete(request: Request, job_id: str) -> jobs.JobState:
+async def complete(request: Request, job_id: FromPath[str]) -> jobs.JobState:
     principal = await _job_holder(request, job_id)
     data = await read_body(request, CompleteIn)
     return await services(request).db.write(

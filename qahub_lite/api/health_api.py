@@ -8,6 +8,7 @@ in. Each is a thin edge: validate the query, check the key may see the project, 
 from __future__ import annotations
 
 from litestar import Request
+from litestar.params import FromPath
 
 from ..core import flaky, gate, grade, quarantine, regressions, trends
 from ..core.clock import now_ms
@@ -28,7 +29,7 @@ _P = "/api/v1/projects/{project_id:str}"
           description="Judged over the last flaky.window_runs completed runs of the branch (default: the default "
           "branch), infrastructure failures left out. Ranked by flakiness = max(flip rate, retry rate, conflict "
           "rate), then fail rate, then the latest failure. docs/health.md has every formula.")
-async def flaky_tests(request: Request, project_id: str) -> flaky.FlakyRanking:
+async def flaky_tests(request: Request, project_id: FromPath[str]) -> flaky.FlakyRanking:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, FlakyQuery)
     cfg = services(request).config
@@ -43,7 +44,7 @@ async def flaky_tests(request: Request, project_id: str) -> flaky.FlakyRanking:
           tags=TAGS, scope="read", query=TestsQuery, responses={200: flaky.TestHealthPage},
           description="Tests that ran in the window, and every quarantined test: broken first, then flaky (top "
           "offenders first), then healthy.")
-async def list_tests(request: Request, project_id: str) -> flaky.TestHealthPage:
+async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestHealthPage:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, TestsQuery)
     cfg = services(request).config
@@ -58,7 +59,7 @@ async def list_tests(request: Request, project_id: str) -> flaky.TestHealthPage:
           tags=TAGS, scope="read", query=HistoryQuery, responses={200: flaky.TestHistory},
           description="`test_id`: the test's integer id, or its test case's code (TC-042) or id. Newest first, "
           "with run, branch, commit, status and duration; `health` is its state on the default branch.")
-async def test_history(request: Request, project_id: str, test_id: str) -> flaky.TestHistory:
+async def test_history(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> flaky.TestHistory:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, HistoryQuery)
     async with services(request).db.read() as conn:
@@ -67,7 +68,7 @@ async def test_history(request: Request, project_id: str, test_id: str) -> flaky
         )
 
 
-async def _quarantine(request: Request, project_id: str, test_id: str, on: bool) -> quarantine.TestInfo:
+async def _quarantine(request: Request, project_id: FromPath[str], test_id: FromPath[str], on: bool) -> quarantine.TestInfo:
     _, project = await _visible_project(request, "write", project_id)
     reason = None
     if on and (await request.body()).strip():
@@ -78,13 +79,13 @@ async def _quarantine(request: Request, project_id: str, test_id: str, on: bool)
 @endpoint("PUT", f"{_P}/tests/{{test_id:str}}/quarantine", summary="Quarantine a test (the gate ignores it)",
           tags=TAGS, scope="write", body=QuarantineIn, responses={200: quarantine.TestInfo},
           description="The body is optional: {\"reason\": \"...\"}. Quarantining twice keeps the first time.")
-async def quarantine_on(request: Request, project_id: str, test_id: str) -> quarantine.TestInfo:
+async def quarantine_on(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> quarantine.TestInfo:
     return await _quarantine(request, project_id, test_id, True)
 
 
 @endpoint("DELETE", f"{_P}/tests/{{test_id:str}}/quarantine", summary="Lift a test's quarantine", tags=TAGS,
           scope="write", responses={200: quarantine.TestInfo})
-async def quarantine_off(request: Request, project_id: str, test_id: str) -> quarantine.TestInfo:
+async def quarantine_off(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> quarantine.TestInfo:
     return await _quarantine(request, project_id, test_id, False)
 
 
@@ -92,7 +93,7 @@ async def quarantine_off(request: Request, project_id: str, test_id: str) -> qua
           query=GradeQuery, responses={200: grade.Grade},
           description="score = 100 - min(50, 5 x failing%) - min(30, 3 x flaky%) - min(20, 4 x broken%); A >= 90, "
           "B >= 80, C >= 70, D >= 60, else F. Fewer than grade.min_runs runs: status not_enough_data.")
-async def project_grade(request: Request, project_id: str) -> grade.Grade:
+async def project_grade(request: Request, project_id: FromPath[str]) -> grade.Grade:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, GradeQuery)
     cfg = services(request).config
@@ -107,7 +108,7 @@ async def project_grade(request: Request, project_id: str) -> grade.Grade:
           query=TrendsQuery, responses={200: trends.TrendSeries},
           description="`from` and `to` are UTC dates (YYYY-MM-DD, inclusive; default: the last 30 days, at most "
           "366). Days without completed runs are left out. Kept apart from raw results: retention never erases them.")
-async def project_trends(request: Request, project_id: str) -> trends.TrendSeries:
+async def project_trends(request: Request, project_id: FromPath[str]) -> trends.TrendSeries:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, TrendsQuery)
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
@@ -122,7 +123,7 @@ async def project_trends(request: Request, project_id: str) -> trends.TrendSerie
           description="Judges `run_id` (id or short id), else the latest finished run of `branch` (default: the "
           "default branch). Rules from the query win over the project's settings.gate; defaults: no_new_failures "
           "and ignore_quarantined true. 200 for both verdicts: read `passed`. 409 while the run is unfinished.")
-async def quality_gate(request: Request, project_id: str) -> gate.GateResult:
+async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.GateResult:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, GateQuery)
     if q.run_id and q.branch is not None:
@@ -140,7 +141,7 @@ async def quality_gate(request: Request, project_id: str) -> gate.GateResult:
           tags=TAGS, scope="read", responses={200: regressions.RunRegressions},
           description="The baseline is the latest completed run on the project's default branch created before this "
           "run. A new failure: a test that passed in the baseline and fails in this run.")
-async def run_regressions(request: Request, run_id: str) -> regressions.RunRegressions:
+async def run_regressions(request: Request, run_id: FromPath[str]) -> regressions.RunRegressions:
     _, run = await _visible_run(request, "read", run_id)
     async with services(request).db.read() as conn:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, Response
+from litestar.params import FromPath
 
 from ..core import library, projects
 from ..core.gate import settings_rules
@@ -23,7 +24,7 @@ def _changes(patch) -> dict:
     return {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
 
 
-async def _visible_project(request: Request, scope: str, project_id: str):
+async def _visible_project(request: Request, scope: str, project_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         project = await projects.get_project(conn, principal.tenant_id, project_id)
@@ -65,14 +66,14 @@ async def list_projects(request: Request) -> projects.ProjectPage:
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}", summary="Get a project (by id or slug)", tags=TAGS,
           scope="read", responses={200: projects.Project})
-async def get_project(request: Request, project_id: str) -> projects.Project:
+async def get_project(request: Request, project_id: FromPath[str]) -> projects.Project:
     _, project = await _visible_project(request, "read", project_id)
     return project
 
 
 @endpoint("PATCH", "/api/v1/projects/{project_id:str}", summary="Update a project (ci_config, settings, ...)",
           tags=TAGS, scope="write", body=ProjectPatch, responses={200: projects.Project})
-async def update_project(request: Request, project_id: str) -> projects.Project:
+async def update_project(request: Request, project_id: FromPath[str]) -> projects.Project:
     principal, project = await _visible_project(request, "write", project_id)
     changes = _changes(await read_body(request, ProjectPatch))
     if changes.get("settings"):
@@ -82,7 +83,7 @@ async def update_project(request: Request, project_id: str) -> projects.Project:
 
 @endpoint("DELETE", "/api/v1/projects/{project_id:str}", summary="Delete a project and all its data", tags=TAGS,
           scope="admin", responses={200: Deleted})
-async def delete_project(request: Request, project_id: str) -> Deleted:
+async def delete_project(request: Request, project_id: FromPath[str]) -> Deleted:
     principal, project = await _visible_project(request, "admin", project_id)
     svc = services(request)
     hashes = await svc.db.write(projects.delete_project, principal.tenant_id, project.id)
@@ -96,7 +97,7 @@ async def delete_project(request: Request, project_id: str) -> Deleted:
 
 @endpoint("POST", "/api/v1/projects/{project_id:str}/suites", summary="Create a suite", tags=TAGS, scope="write",
           body=SuiteIn, responses={201: library.Suite})
-async def create_suite(request: Request, project_id: str) -> Response:
+async def create_suite(request: Request, project_id: FromPath[str]) -> Response:
     principal, project = await _visible_project(request, "write", project_id)
     data = await read_body(request, SuiteIn)
     suite = await services(request).db.write(
@@ -110,14 +111,14 @@ async def create_suite(request: Request, project_id: str) -> Response:
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}/suites", summary="List a project's suites", tags=TAGS,
           scope="read", query=PageQuery, responses={200: library.SuitePage})
-async def list_suites(request: Request, project_id: str) -> library.SuitePage:
+async def list_suites(request: Request, project_id: FromPath[str]) -> library.SuitePage:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, PageQuery)
     async with services(request).db.read() as conn:
         return await library.list_suites(conn, project.id, limit=q.limit, cursor=q.cursor)
 
 
-async def _visible_suite(request: Request, scope: str, suite_id: str):
+async def _visible_suite(request: Request, scope: str, suite_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         suite = await library.get_suite(conn, principal.tenant_id, suite_id)
@@ -127,13 +128,13 @@ async def _visible_suite(request: Request, scope: str, suite_id: str):
 
 @endpoint("GET", "/api/v1/suites/{suite_id:str}", summary="Get a suite", tags=TAGS, scope="read",
           responses={200: library.Suite})
-async def get_suite(request: Request, suite_id: str) -> library.Suite:
+async def get_suite(request: Request, suite_id: FromPath[str]) -> library.Suite:
     return (await _visible_suite(request, "read", suite_id))[1]
 
 
 @endpoint("PATCH", "/api/v1/suites/{suite_id:str}", summary="Update a suite", tags=TAGS, scope="write",
           body=SuitePatch, responses={200: library.Suite})
-async def update_suite(request: Request, suite_id: str) -> library.Suite:
+async def update_suite(request: Request, suite_id: FromPath[str]) -> library.Suite:
     principal, suite = await _visible_suite(request, "write", suite_id)
     changes = _changes(await read_body(request, SuitePatch))
     return await services(request).db.write(library.update_suite, principal.tenant_id, suite.id, changes)
@@ -141,7 +142,7 @@ async def update_suite(request: Request, suite_id: str) -> library.Suite:
 
 @endpoint("DELETE", "/api/v1/suites/{suite_id:str}", summary="Delete a suite (its test cases stay, unfiled)",
           tags=TAGS, scope="write", responses={200: Deleted})
-async def delete_suite(request: Request, suite_id: str) -> Deleted:
+async def delete_suite(request: Request, suite_id: FromPath[str]) -> Deleted:
     principal, suite = await _visible_suite(request, "write", suite_id)
     await services(request).db.write(library.delete_suite, principal.tenant_id, suite.id)
     return Deleted(suite.id)
@@ -152,7 +153,7 @@ async def delete_suite(request: Request, suite_id: str) -> Deleted:
 
 @endpoint("POST", "/api/v1/projects/{project_id:str}/test-cases", summary="Create a test case (code auto-numbered "
           "when not given)", tags=TAGS, scope="write", body=TestCaseIn, responses={201: library.TestCase})
-async def create_test_case(request: Request, project_id: str) -> Response:
+async def create_test_case(request: Request, project_id: FromPath[str]) -> Response:
     principal, project = await _visible_project(request, "write", project_id)
     data = await read_body(request, TestCaseIn)
     case = await services(request).db.write(
@@ -166,14 +167,14 @@ async def create_test_case(request: Request, project_id: str) -> Response:
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}/test-cases", summary="List a project's test cases", tags=TAGS,
           scope="read", query=TestCaseQuery, responses={200: library.TestCasePage})
-async def list_test_cases(request: Request, project_id: str) -> library.TestCasePage:
+async def list_test_cases(request: Request, project_id: FromPath[str]) -> library.TestCasePage:
     _, project = await _visible_project(request, "read", project_id)
     q = read_query(request, TestCaseQuery)
     async with services(request).db.read() as conn:
         return await library.list_test_cases(conn, project.id, suite_id=q.suite_id, limit=q.limit, cursor=q.cursor)
 
 
-async def _visible_case(request: Request, scope: str, case_id: str):
+async def _visible_case(request: Request, scope: str, case_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         case = await library.get_test_case(conn, principal.tenant_id, case_id)
@@ -183,13 +184,13 @@ async def _visible_case(request: Request, scope: str, case_id: str):
 
 @endpoint("GET", "/api/v1/test-cases/{case_id:str}", summary="Get a test case", tags=TAGS, scope="read",
           responses={200: library.TestCase})
-async def get_test_case(request: Request, case_id: str) -> library.TestCase:
+async def get_test_case(request: Request, case_id: FromPath[str]) -> library.TestCase:
     return (await _visible_case(request, "read", case_id))[1]
 
 
 @endpoint("PATCH", "/api/v1/test-cases/{case_id:str}", summary="Update a test case", tags=TAGS, scope="write",
           body=TestCasePatch, responses={200: library.TestCase})
-async def update_test_case(request: Request, case_id: str) -> library.TestCase:
+async def update_test_case(request: Request, case_id: FromPath[str]) -> library.TestCase:
     principal, case = await _visible_case(request, "write", case_id)
     changes = _changes(await read_body(request, TestCasePatch))
     return await services(request).db.write(library.update_test_case, principal.tenant_id, case.id, changes)
@@ -197,7 +198,7 @@ async def update_test_case(request: Request, case_id: str) -> library.TestCase:
 
 @endpoint("DELETE", "/api/v1/test-cases/{case_id:str}", summary="Delete a test case and its results", tags=TAGS,
           scope="write", responses={200: Deleted})
-async def delete_test_case(request: Request, case_id: str) -> Deleted:
+async def delete_test_case(request: Request, case_id: FromPath[str]) -> Deleted:
     principal, case = await _visible_case(request, "write", case_id)
     svc = services(request)
     hashes = await svc.db.write(library.delete_test_case, principal.tenant_id, case.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, Response
+from litestar.params import FromPath
 from litestar.response import File
 
 from ..core import attachments as files
@@ -115,7 +116,7 @@ async def _visible_run(request: Request, scope: str, run_ref: str):
 
 @endpoint("POST", "/api/v1/runs/{run_id:str}/results", summary="Bulk-upsert results into a run (seed 001)",
           tags=TAGS, scope="write", body=ResultsIn, responses={201: IngestAnswer, 207: IngestAnswer})
-async def upsert_results(request: Request, run_id: str) -> Response:
+async def upsert_results(request: Request, run_id: FromPath[str]) -> Response:
     principal, run = await _visible_run(request, "write", run_id)
     data = await read_body(request, ResultsIn)
     accepted, rejected = validate_items(data.results, run.framework)
@@ -127,7 +128,7 @@ async def upsert_results(request: Request, run_id: str) -> Response:
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/results", summary="List a run's results (seed 001)", tags=TAGS,
           scope="read", query=ResultQuery, responses={200: runs.ResultPage})
-async def list_results(request: Request, run_id: str) -> runs.ResultPage:
+async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPage:
     _, run = await _visible_run(request, "read", run_id)
     q = read_query(request, ResultQuery)
     statuses = [s.strip().upper() for s in q.status.split(",")] if q.status else None
@@ -177,13 +178,13 @@ async def list_runs(request: Request) -> runs.RunPage:
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}", summary="Get a run by id or short id", tags=TAGS, scope="read",
           responses={200: runs.Run})
-async def get_run(request: Request, run_id: str) -> runs.Run:
+async def get_run(request: Request, run_id: FromPath[str]) -> runs.Run:
     return (await _visible_run(request, "read", run_id))[1]
 
 
 @endpoint("POST", "/api/v1/runs/{run_id:str}/finish", summary="Mark a run finished", tags=TAGS, scope="write",
           body=FinishIn, responses={200: runs.Run})
-async def finish_run(request: Request, run_id: str) -> runs.Run:
+async def finish_run(request: Request, run_id: FromPath[str]) -> runs.Run:
     principal, run = await _visible_run(request, "write", run_id)
     body = await request.body()
     status = "COMPLETED"
@@ -196,14 +197,14 @@ async def finish_run(request: Request, run_id: str) -> runs.Run:
 
 @endpoint("POST", "/api/v1/runs/{run_id:str}/cancel", summary="Cancel a run (pending tests become CANCELED)",
           tags=TAGS, scope="write", responses={200: runs.Run})
-async def cancel_run(request: Request, run_id: str) -> runs.Run:
+async def cancel_run(request: Request, run_id: FromPath[str]) -> runs.Run:
     principal, run = await _visible_run(request, "write", run_id)
     return await services(request).db.write(runs.finish_run, principal.tenant_id, run.id, status="CANCELED")
 
 
 @endpoint("DELETE", "/api/v1/runs/{run_id:str}", summary="Delete a run with its results and attachments",
           tags=TAGS, scope="write", responses={200: Deleted})
-async def delete_run(request: Request, run_id: str) -> Deleted:
+async def delete_run(request: Request, run_id: FromPath[str]) -> Deleted:
     principal, run = await _visible_run(request, "write", run_id)
     svc = services(request)
     hashes = await svc.db.write(runs.delete_run, principal.tenant_id, run.id)
@@ -215,7 +216,7 @@ async def delete_run(request: Request, run_id: str) -> Deleted:
 # --- results and attachments ----------------------------------------------------------
 
 
-async def _visible_result(request: Request, scope: str, result_id: str):
+async def _visible_result(request: Request, scope: str, result_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         result = await runs.get_result(conn, principal.tenant_id, result_id)
@@ -226,7 +227,7 @@ async def _visible_result(request: Request, scope: str, result_id: str):
 
 @endpoint("GET", "/api/v1/results/{result_id:str}", summary="Get one result", tags=TAGS, scope="read",
           responses={200: runs.Result})
-async def get_result(request: Request, result_id: str) -> runs.Result:
+async def get_result(request: Request, result_id: FromPath[str]) -> runs.Result:
     return (await _visible_result(request, "read", result_id))[1]
 
 
@@ -234,7 +235,7 @@ async def get_result(request: Request, result_id: str) -> runs.Result:
           tags=TAGS, scope="write", body="multipart", responses={201: files.AttachmentList},
           description="multipart/form-data with a field `file`. Allowed (checked by content): PNG, JPG, GIF, WebP, "
           "SVG, PDF, TXT, JSON, ZIP, MP4, WebM. Larger than attachments.max_bytes: 413.")
-async def upload_attachment(request: Request, result_id: str) -> Response:
+async def upload_attachment(request: Request, result_id: FromPath[str]) -> Response:
     principal, result = await _visible_result(request, "write", result_id)
     svc = services(request)
     limit = svc.config.attachments.max_bytes
@@ -257,7 +258,7 @@ async def upload_attachment(request: Request, result_id: str) -> Response:
 
 @endpoint("GET", "/api/v1/results/{result_id:str}/attachments", summary="List a result's attachments", tags=TAGS,
           scope="read", responses={200: files.AttachmentList})
-async def list_attachments(request: Request, result_id: str) -> files.AttachmentList:
+async def list_attachments(request: Request, result_id: FromPath[str]) -> files.AttachmentList:
     _, result = await _visible_result(request, "read", result_id)
     async with services(request).db.read() as conn:
         return files.AttachmentList(await files.list_attachments(conn, int(result.id)))
@@ -265,7 +266,7 @@ async def list_attachments(request: Request, result_id: str) -> files.Attachment
 
 @endpoint("GET", "/api/v1/attachments/{attachment_id:str}", summary="Download an attachment", tags=TAGS,
           scope="read", responses={200: "binary"})
-async def download_attachment(request: Request, attachment_id: str) -> File:
+async def download_attachment(request: Request, attachment_id: FromPath[str]) -> File:
     principal = await authenticate(request, "read")
     svc = services(request)
     async with svc.db.read() as conn:
@@ -283,7 +284,7 @@ async def download_attachment(request: Request, attachment_id: str) -> File:
 
 @endpoint("DELETE", "/api/v1/attachments/{attachment_id:str}", summary="Delete an attachment", tags=TAGS,
           scope="write", responses={200: Deleted})
-async def delete_attachment(request: Request, attachment_id: str) -> Deleted:
+async def delete_attachment(request: Request, attachment_id: FromPath[str]) -> Deleted:
     principal = await authenticate(request, "write")
     svc = services(request)
     hashes = await svc.db.write(files.delete_attachment, principal.tenant_id, attachment_id)

@@ -10,6 +10,7 @@ import msgspec
 from ..core.library import Automation
 from ..core.model import ItemError
 from ..core.projects import CiConfig
+from .routing import raw_items
 
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
 LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
@@ -148,8 +149,8 @@ class FinishIn(msgspec.Struct, forbid_unknown_fields=True):
     status: str = "COMPLETED"
 
 
-# Items of the JSON schema that are `msgspec.Raw` are described by these for OpenAPI.
-RAW_ITEMS = {IngestIn: ResultIn, ResultsIn: ResultIn}
+raw_items(IngestIn, ResultIn)
+raw_items(ResultsIn, ResultIn)
 
 
 class RunQuery(msgspec.Struct, forbid_unknown_fields=True):

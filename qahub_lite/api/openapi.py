@@ -20,7 +20,7 @@ from litestar.response import Response as LitestarResponse
 
 from .. import __version__
 from .errors import ErrorBody
-from .routing import ENDPOINTS, Endpoint
+from .routing import ENDPOINTS, RAW_ITEMS, Endpoint
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _ERROR_STATUSES = {
@@ -38,15 +38,9 @@ _ERROR_STATUSES = {
 _cache: dict[str, bytes] = {}
 
 
-def _raw_items() -> dict:
-    from .native_schema import RAW_ITEMS
-
-    return RAW_ITEMS
-
-
 def build_document() -> dict[str, Any]:
     structs: list[Any] = [ErrorBody]
-    raw_items = _raw_items()
+    raw_items = RAW_ITEMS
     for ep in ENDPOINTS:
         for kind in [ep.body, *ep.responses.values()]:
             structs.extend(m for m in _members(kind) if isinstance(m, type))

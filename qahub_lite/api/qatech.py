@@ -15,6 +15,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request
+from litestar.params import FromPath
 
 from ..core import executions, projects, triggers
 from ..core import runs as runs_core
@@ -134,7 +135,7 @@ async def start_run(request: Request) -> StartAnswer:
     return _run_out(request, done, count, plan)
 
 
-async def _visible_run(request: Request, scope: str, short_id: str):
+async def _visible_run(request: Request, scope: str, short_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         run = await runs_core.get_run(conn, principal.tenant_id, short_id)
@@ -156,7 +157,7 @@ def _case(tr: executions.TestRun) -> RunTestCase:
           tags=TAGS, scope="read", query=RunQuery, responses={200: RunStatus},
           description="runTestCases is empty unless testCases=all (every test) or testCases=failed (failed, "
           "skipped and errored tests) is given; another value is a 400. Any run: triggered or ingested.")
-async def get_run(request: Request, short_id: str) -> RunStatus:
+async def get_run(request: Request, short_id: FromPath[str]) -> RunStatus:
     _, run = await _visible_run(request, "read", short_id)
     q = read_query(request, RunQuery)
     if q.testCases not in (None, "failed", "all"):
@@ -177,7 +178,7 @@ async def get_run(request: Request, short_id: str) -> RunStatus:
           description="{} (or no body): every test of the run; {\"failedOnly\": true}: those whose result was "
           "FAILED (failed, broken, timed out); {\"projectTestCaseIds\": [...]}: those (ids or codes, tests of the "
           "run). failedOnly with projectTestCaseIds is a 400. Answers the new run.")
-async def rerun(request: Request, short_id: str) -> StartAnswer:
+async def rerun(request: Request, short_id: FromPath[str]) -> StartAnswer:
     principal, run = await _visible_run(request, "write", short_id)
     data = await read_body(request, RerunIn) if (await request.body()).strip() else RerunIn()
     if data.failedOnly and data.projectTestCaseIds is not None:

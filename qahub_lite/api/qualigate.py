@@ -180,7 +180,9 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
         owner = await _owned(request, principal, "result" if q.test_run_id.isdigit() else "execution",
                              q.test_run_id, "Test run not found")
         async with db.read() as conn:
-            tr = (await executions.test_runs(conn, [owner.id]))[owner.id]
+            tr = (await executions.test_runs(conn, [owner.id])).get(owner.id)
+        if tr is None:  # its result was deleted (retention, a deleted test case) after the trigger
+            raise ApiError(404, "Test run not found")
         qg = QUALIGATE_OUT[tr.status]
         return TestRunStatus(
             id=q.test_run_id, status=qg, started_at=to_iso(tr.started_at), completed_at=to_iso(tr.completed_at),
@@ -241,6 +243,9 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
                          f"Test run not found: {ref}")
         async with db.read() as conn:
             found = await executions.test_runs(conn, refs)
+        gone = [ref for ref in refs if ref not in found]
+        if gone:
+            raise ApiError(404, f"Test run not found: {gone[0]}")
         items = [_item(request, found[ref], ref) for ref in refs]
         statuses = [i.status for i in items]
         return ResultsAnswer(

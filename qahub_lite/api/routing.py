@@ -21,6 +21,14 @@ S = TypeVar("S")
 
 # Every endpoint declared here, in declaration order, for the OpenAPI document.
 ENDPOINTS: list["Endpoint"] = []
+# Bulk bodies keep their `results` items as msgspec.Raw (validated one by one); this says
+# which Struct each such body's items are, so the OpenAPI document can describe them.
+RAW_ITEMS: dict[Any, Any] = {}
+
+
+def raw_items(container: Any, item: Any) -> None:
+    """Declare that `container.results` holds `item`s (for the OpenAPI document)."""
+    RAW_ITEMS[container] = item
 
 
 class Endpoint(msgspec.Struct):

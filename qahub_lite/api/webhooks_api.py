@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, Response
+from litestar.params import FromPath
 
 from ..core import outbox, webhooks
 from .auth import authenticate, check_project
@@ -34,7 +35,7 @@ async def _visible_hook(request: Request, scope: str, hook_id: str):
           description="Events: run.completed, run.regressed, test.flaky. Format json (signed envelope), slack or "
           "mattermost ({\"text\": ...} for incoming webhooks). Bodies are signed: X-Qahub-Signature: sha256=<hex "
           "HMAC-SHA256 of \"<X-Qahub-Timestamp>.<body>\">.")
-async def create_webhook(request: Request, project_id: str) -> Response:
+async def create_webhook(request: Request, project_id: FromPath[str]) -> Response:
     principal, project = await _visible_project(request, "admin", project_id)
     data = await read_body(request, WebhookIn)
     created = await services(request).db.write(
@@ -48,7 +49,7 @@ async def create_webhook(request: Request, project_id: str) -> Response:
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}/webhooks", summary="List a project's webhooks", tags=TAGS,
           scope="read", responses={200: webhooks.WebhookList})
-async def list_webhooks(request: Request, project_id: str) -> webhooks.WebhookList:
+async def list_webhooks(request: Request, project_id: FromPath[str]) -> webhooks.WebhookList:
     _, project = await _visible_project(request, "read", project_id)
     async with services(request).db.read() as conn:
         return await webhooks.list_webhooks(conn, project.id)
@@ -56,13 +57,13 @@ async def list_webhooks(request: Request, project_id: str) -> webhooks.WebhookLi
 
 @endpoint("GET", "/api/v1/webhooks/{webhook_id:str}", summary="Get a webhook", tags=TAGS, scope="read",
           responses={200: webhooks.Webhook})
-async def get_webhook(request: Request, webhook_id: str) -> webhooks.Webhook:
+async def get_webhook(request: Request, webhook_id: FromPath[str]) -> webhooks.Webhook:
     return (await _visible_hook(request, "read", webhook_id))[1]
 
 
 @endpoint("PATCH", "/api/v1/webhooks/{webhook_id:str}", summary="Change a webhook (url, events, format, active, "
           "description, secret)", tags=TAGS, scope="admin", body=WebhookPatch, responses={200: webhooks.Webhook})
-async def update_webhook(request: Request, webhook_id: str) -> webhooks.Webhook:
+async def update_webhook(request: Request, webhook_id: FromPath[str]) -> webhooks.Webhook:
     principal, hook = await _visible_hook(request, "admin", webhook_id)
     patch = await read_body(request, WebhookPatch)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
@@ -73,7 +74,7 @@ async def update_webhook(request: Request, webhook_id: str) -> webhooks.Webhook:
 
 @endpoint("DELETE", "/api/v1/webhooks/{webhook_id:str}", summary="Delete a webhook and its deliveries", tags=TAGS,
           scope="admin", responses={200: Deleted})
-async def delete_webhook(request: Request, webhook_id: str) -> Deleted:
+async def delete_webhook(request: Request, webhook_id: FromPath[str]) -> Deleted:
     principal, hook = await _visible_hook(request, "admin", webhook_id)
     await services(request).db.write(webhooks.delete_webhook, principal.tenant_id, hook.id)
     return Deleted(hook.id)
@@ -81,14 +82,14 @@ async def delete_webhook(request: Request, webhook_id: str) -> Deleted:
 
 @endpoint("GET", "/api/v1/webhooks/{webhook_id:str}/deliveries", summary="A webhook's deliveries, newest first",
           tags=TAGS, scope="read", query=DeliveriesQuery, responses={200: outbox.DeliveryPage})
-async def list_deliveries(request: Request, webhook_id: str) -> outbox.DeliveryPage:
+async def list_deliveries(request: Request, webhook_id: FromPath[str]) -> outbox.DeliveryPage:
     _, hook = await _visible_hook(request, "read", webhook_id)
     q = read_query(request, DeliveriesQuery)
     async with services(request).db.read() as conn:
         return await outbox.list_deliveries(conn, hook.id, state=q.state, limit=q.limit, cursor=q.cursor)
 
 
-async def _visible_delivery(request: Request, scope: str, delivery_id: str):
+async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[str]):
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         check_project(principal, await outbox.delivery_project(conn, principal.tenant_id, delivery_id))
@@ -97,7 +98,7 @@ async def _visible_delivery(request: Request, scope: str, delivery_id: str):
 
 @endpoint("GET", "/api/v1/deliveries/{delivery_id:str}", summary="One delivery: its body and every attempt",
           tags=TAGS, scope="read", responses={200: outbox.DeliveryDetail})
-async def get_delivery(request: Request, delivery_id: str) -> outbox.DeliveryDetail:
+async def get_delivery(request: Request, delivery_id: FromPath[str]) -> outbox.DeliveryDetail:
     principal = await _visible_delivery(request, "read", delivery_id)
     async with services(request).db.read() as conn:
         return await outbox.get_delivery(conn, principal.tenant_id, delivery_id)
@@ -107,7 +108,7 @@ async def get_delivery(request: Request, delivery_id: str) -> outbox.DeliveryDet
           tags=TAGS, scope="admin", responses={202: Redelivered},
           description="Queues the same body (same event id) as a new delivery with its own attempts and a new day "
           "of retries. 409 while the original is still being retried.")
-async def redeliver(request: Request, delivery_id: str) -> Response:
+async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
     principal = await _visible_delivery(request, "admin", delivery_id)
     new_id = await services(request).db.write(outbox.redeliver, principal.tenant_id, delivery_id)
     return Response(Redelivered(new_id, delivery_id), status_code=202)

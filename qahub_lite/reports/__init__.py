@@ -73,6 +73,15 @@ def parse_report(path: str | Path, format: str = "auto") -> ParsedReport:
         # A zero-byte results file usually means the runner crashed before writing; uploading
         # "0 tests" would hide that.
         raise ReportError(f"{path}: the file is empty")
+    try:
+        return _parse(path, format)
+    except RecursionError:
+        # JSON or XML nested thousands deep: no test tool writes that, and the recursive
+        # decoders would otherwise escape with a RecursionError instead of naming the file.
+        raise ReportError(f"{path}: nested too deeply to be a test report") from None
+
+
+def _parse(path: Path, format: str) -> ParsedReport:
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in _PARSERS:
         if format == "auto":

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..core import projects, webhooks
@@ -63,7 +64,7 @@ async def create_project(request: Request) -> Response:
 
 
 async def render_project(
-    request: Request, session, project_id: str, *, new_secret: str | None = None, status: int = 200
+    request: Request, session, project_id: FromPath[str], *, new_secret: str | None = None, status: int = 200
 ) -> Response:
     """The project's settings page; `new_secret` is a webhook's signing secret, shown once."""
     async with services(request).db.read() as conn:
@@ -74,13 +75,13 @@ async def render_project(
 
 
 @get("/settings/projects/{project_id:str}", include_in_schema=False)
-async def project_page(request: Request, project_id: str) -> Response:
+async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     return await render_project(request, session, project_id)
 
 
 @post("/settings/projects/{project_id:str}", include_in_schema=False, status_code=303)
-async def update_project(request: Request, project_id: str) -> Response:
+async def update_project(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, ProjectForm, csrf=session.csrf_token)
     async with services(request).db.read() as conn:
@@ -92,7 +93,7 @@ async def update_project(request: Request, project_id: str) -> Response:
 
 
 @post("/settings/projects/{project_id:str}/ci", include_in_schema=False, status_code=303)
-async def update_ci(request: Request, project_id: str) -> Response:
+async def update_ci(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, CiForm, csrf=session.csrf_token)
     async with services(request).db.read() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..core import projects, runs
@@ -65,7 +66,7 @@ async def overview(request: Request) -> Response:
 
 
 @get("/projects/{project_id:str}", include_in_schema=False)
-async def project_page(request: Request, project_id: str) -> Response:
+async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read() as conn:

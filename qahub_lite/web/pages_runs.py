@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.params import FromPath
 from litestar.response import File
 
 from ..api.context import services
@@ -140,7 +141,7 @@ def _read_text(path: Path) -> tuple[str, bool]:
     return data[:INLINE_TEXT_BYTES].decode("utf-8", errors="replace"), len(data) > INLINE_TEXT_BYTES
 
 
-async def shown_attachments(conn, attachments_dir: Path, tenant_id: str, result_id: int) -> list[ShownAttachment]:
+async def shown_attachments(conn, attachments_dir: Path, tenant_id: str, result_id: FromPath[int]) -> list[ShownAttachment]:
     """A result's attachments as the page shows them: images and videos inline, small text
     files in the page, everything else as a download."""
     shown = []
@@ -172,7 +173,7 @@ class Failure(msgspec.Struct):
 
 
 @get("/runs/{run_ref:str}", include_in_schema=False)
-async def run_page(request: Request, run_ref: str) -> Response:
+async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, RunQuery)
     svc = services(request)
@@ -216,7 +217,7 @@ async def run_page(request: Request, run_ref: str) -> Response:
 
 
 @get("/runs/{run_ref:str}/results/{result_id:str}", include_in_schema=False)
-async def result_page(request: Request, run_ref: str, result_id: str) -> Response:
+async def result_page(request: Request, run_ref: FromPath[str], result_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read() as conn:
@@ -235,7 +236,7 @@ class AttachmentQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @get("/attachments/{attachment_id:str}", include_in_schema=False)
-async def attachment_file(request: Request, attachment_id: str) -> File:
+async def attachment_file(request: Request, attachment_id: FromPath[str]) -> File:
     """An attachment of the session's tenant. Images and videos may be shown inline; types a
     browser could run script from (SVG, PDF, text, JSON) are always a download, and every file
     is served under a sandboxing Content-Security-Policy."""

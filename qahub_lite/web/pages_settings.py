@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..core import projects, retention, tenancy, users
@@ -84,7 +85,7 @@ async def create_key(request: Request) -> Response:
 
 
 @post("/settings/keys/{key_id:str}/revoke", include_in_schema=False, status_code=303)
-async def revoke_key(request: Request, key_id: str) -> Response:
+async def revoke_key(request: Request, key_id: FromPath[str]) -> Response:
     session = await _admin(request)
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     await services(request).db.write(tenancy.revoke_key, key_id, session.tenant_id)
@@ -118,7 +119,7 @@ async def create_user(request: Request) -> Response:
 
 
 @post("/settings/users/{user_id:str}/role", include_in_schema=False, status_code=303)
-async def set_role(request: Request, user_id: str) -> Response:
+async def set_role(request: Request, user_id: FromPath[str]) -> Response:
     session = await _admin(request)
     form = await read_form(request, RoleForm, csrf=session.csrf_token)
 
@@ -131,7 +132,7 @@ async def set_role(request: Request, user_id: str) -> Response:
 
 
 @post("/settings/users/{user_id:str}/password", include_in_schema=False)
-async def reset_password(request: Request, user_id: str) -> Response:
+async def reset_password(request: Request, user_id: FromPath[str]) -> Response:
     session = await _admin(request)
     await read_form(request, EmptyForm, csrf=session.csrf_token)
 
@@ -143,7 +144,7 @@ async def reset_password(request: Request, user_id: str) -> Response:
     return await _users_page(request, session, shown=(done.user.username, done.password or ""))
 
 
-async def _set_disabled(request: Request, user_id: str, disabled: bool) -> Response:
+async def _set_disabled(request: Request, user_id: FromPath[str], disabled: bool) -> Response:
     session = await _admin(request)
     await read_form(request, EmptyForm, csrf=session.csrf_token)
 
@@ -156,17 +157,17 @@ async def _set_disabled(request: Request, user_id: str, disabled: bool) -> Respo
 
 
 @post("/settings/users/{user_id:str}/disable", include_in_schema=False, status_code=303)
-async def disable_user(request: Request, user_id: str) -> Response:
+async def disable_user(request: Request, user_id: FromPath[str]) -> Response:
     return await _set_disabled(request, user_id, True)
 
 
 @post("/settings/users/{user_id:str}/enable", include_in_schema=False, status_code=303)
-async def enable_user(request: Request, user_id: str) -> Response:
+async def enable_user(request: Request, user_id: FromPath[str]) -> Response:
     return await _set_disabled(request, user_id, False)
 
 
 @post("/settings/users/{user_id:str}/remove", include_in_schema=False, status_code=303)
-async def remove_user(request: Request, user_id: str) -> Response:
+async def remove_user(request: Request, user_id: FromPath[str]) -> Response:
     session = await _admin(request)
     await read_form(request, EmptyForm, csrf=session.csrf_token)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..core import flaky, projects, quarantine
@@ -34,7 +35,7 @@ class QuarantineForm(msgspec.Struct, forbid_unknown_fields=True):
     next: Annotated[str, msgspec.Meta(max_length=2000)] = "/"
 
 
-def history_strip(project_id: str, entries: list[flaky.HistoryEntry]) -> str:
+def history_strip(project_id: FromPath[str], entries: list[flaky.HistoryEntry]) -> str:
     """The last results as squares, oldest left, each a link to its run."""
     items = []
     for e in reversed(entries):
@@ -57,7 +58,7 @@ def duration_chart(entries: list[flaky.HistoryEntry]) -> str:
 
 
 @get("/projects/{project_id:str}/tests/{test_ref:str}", include_in_schema=False)
-async def test_page(request: Request, project_id: str, test_ref: str) -> Response:
+async def test_page(request: Request, project_id: FromPath[str], test_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, TestQuery)
     svc = services(request)
@@ -72,7 +73,7 @@ async def test_page(request: Request, project_id: str, test_ref: str) -> Respons
 
 
 @get("/projects/{project_id:str}/flaky", include_in_schema=False)
-async def flaky_page(request: Request, project_id: str) -> Response:
+async def flaky_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read() as conn:
@@ -82,7 +83,7 @@ async def flaky_page(request: Request, project_id: str) -> Response:
 
 
 @post("/projects/{project_id:str}/tests/{test_ref:str}/quarantine", include_in_schema=False, status_code=303)
-async def set_quarantine(request: Request, project_id: str, test_ref: str) -> Response:
+async def set_quarantine(request: Request, project_id: FromPath[str], test_ref: FromPath[str]) -> Response:
     """Quarantine a test (the gate ignores its failures) or lift it; members and admins."""
     session = await web_session(request, "member")
     form = await read_form(request, QuarantineForm, csrf=session.csrf_token)

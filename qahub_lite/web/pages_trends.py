@@ -13,6 +13,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..api.errors import ApiError
@@ -92,7 +93,7 @@ def _verdict_strip(verdicts: list[health_view.GateVerdict]) -> str:
 
 
 @get("/projects/{project_id:str}/trends", include_in_schema=False)
-async def trends_page(request: Request, project_id: str) -> Response:
+async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, TrendsQuery)
     today = dt.datetime.now(dt.timezone.utc).date()
@@ -122,7 +123,7 @@ class GateQuery(msgspec.Struct, forbid_unknown_fields=True):
     runs: Annotated[int, msgspec.Meta(ge=1, le=MAX_GATE_RUNS)] = 20
 
 
-async def _finished_runs(conn, tenant_id: str, project_id: str, branch: str | None, count: int) -> list[runs.Run]:
+async def _finished_runs(conn, tenant_id: str, project_id: FromPath[str], branch: str | None, count: int) -> list[runs.Run]:
     """The latest `count` finished runs of a branch, newest first (running ones have no verdict)."""
     found: list[runs.Run] = []
     cursor = None
@@ -137,7 +138,7 @@ async def _finished_runs(conn, tenant_id: str, project_id: str, branch: str | No
 
 
 @get("/projects/{project_id:str}/gate", include_in_schema=False)
-async def gate_page(request: Request, project_id: str) -> Response:
+async def gate_page(request: Request, project_id: FromPath[str]) -> Response:
     """The gate's verdict on each of the latest finished runs of a branch, with every check."""
     session = await web_session(request)
     q = read_query(request, GateQuery)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from ..api.context import services
 from ..core import outbox, projects, webhooks
@@ -42,7 +43,7 @@ class DeliveriesQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/settings/projects/{project_id:str}/webhooks", include_in_schema=False, status_code=201)
-async def create_webhook(request: Request, project_id: str) -> Response:
+async def create_webhook(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, WebhookForm, csrf=session.csrf_token)
     svc = services(request)
@@ -58,7 +59,7 @@ async def create_webhook(request: Request, project_id: str) -> Response:
 
 
 @post("/settings/webhooks/{hook_id:str}/active", include_in_schema=False, status_code=303)
-async def set_active(request: Request, hook_id: str) -> Response:
+async def set_active(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, ActiveForm, csrf=session.csrf_token)
     hook = await services(request).db.write(
@@ -68,7 +69,7 @@ async def set_active(request: Request, hook_id: str) -> Response:
 
 
 @post("/settings/webhooks/{hook_id:str}/delete", include_in_schema=False, status_code=303)
-async def delete_webhook(request: Request, hook_id: str) -> Response:
+async def delete_webhook(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     svc = services(request)
@@ -79,7 +80,7 @@ async def delete_webhook(request: Request, hook_id: str) -> Response:
 
 
 @get("/settings/webhooks/{hook_id:str}", include_in_schema=False)
-async def deliveries_page(request: Request, hook_id: str) -> Response:
+async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     q = read_query(request, DeliveriesQuery)
     async with services(request).db.read() as conn:
@@ -91,7 +92,7 @@ async def deliveries_page(request: Request, hook_id: str) -> Response:
 
 
 @get("/settings/deliveries/{delivery_id:str}", include_in_schema=False)
-async def delivery_page(request: Request, delivery_id: str) -> Response:
+async def delivery_page(request: Request, delivery_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     async with services(request).db.read() as conn:
         delivery = await outbox.get_delivery(conn, session.tenant_id, delivery_id)
@@ -100,7 +101,7 @@ async def delivery_page(request: Request, delivery_id: str) -> Response:
 
 
 @post("/settings/deliveries/{delivery_id:str}/redeliver", include_in_schema=False, status_code=303)
-async def redeliver(request: Request, delivery_id: str) -> Response:
+async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
     """Queue the same body again; the background job sends it within seconds."""
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
