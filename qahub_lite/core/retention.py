@@ -32,10 +32,14 @@ def delete_batch(
 ) -> tuple[int, int, list[str]]:
     """Writer operation: delete up to `batch_size` unlinked results created before `cutoff_ms`
     (of one tenant when given). Returns (results deleted, attachment rows deleted, hashes)."""
-    sql = "SELECT id FROM results WHERE linked = 0 AND created_at < ?"
+    # Always walk the expired unlinked results oldest first along their partial index. Left to
+    # itself, SQLite plans the tenant's sweep through the (run_id, test_id) index instead: every
+    # batch then reads and sorts all of the tenant's results (minutes per batch at 10M results,
+    # bench/bench_scale.py).
+    sql = "SELECT id FROM results INDEXED BY results_unlinked_age WHERE linked = 0 AND created_at < ?"
     params: list = [cutoff_ms]
     if tenant_id is not None:
-        sql += " AND run_id IN (SELECT id FROM runs WHERE tenant_id = ?)"
+        sql += " AND (SELECT tenant_id FROM runs WHERE runs.id = results.run_id) = ?"
         params.append(tenant_id)
     ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at LIMIT ?", (*params, batch_size))]
     if not ids:
