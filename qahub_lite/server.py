@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 
@@ -56,11 +57,34 @@ def serve(config: Config, on_ready=None) -> int:
         lock.release()
 
 
+def port_is_free(host: str, port: int) -> OSError | None:
+    """None when `host:port` can be listened on, else the error.
+
+    granian listens with SO_REUSEPORT, so a second qahub started on a taken port would bind
+    beside the first and the kernel would split connections between two servers with two
+    databases. A probe without SO_REUSEPORT is refused by any existing listener."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+        probe.bind((host, port))
+        return None
+    except OSError as exc:
+        return exc
+    finally:
+        probe.close()
+
+
 def _serve(config: Config, on_ready, early: list[int]) -> int:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
+    refused = port_is_free(config.server.host, config.server.port) if config.server.port else None
+    if refused is not None:
+        print(f"qahub: cannot listen on {config.server.host}:{config.server.port}: "
+              f"{refused.strerror or refused} (is another server running there? use --port)", file=sys.stderr)
+        return 2
     app = create_app(config, on_ready=on_ready)
     budget = float(config.server.shutdown_timeout_s)
     server = Server(
@@ -119,6 +143,11 @@ def _serve(config: Config, on_ready, early: list[int]) -> int:
         _run(main())
     except OSError as exc:
         print(f"qahub: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # granian reports bind failures as RuntimeError("... (os error N)")
+        if "os error" not in str(exc):
+            raise
+        print(f"qahub: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
         return 2
     log.info("stopped")
     return 0

@@ -2,7 +2,7 @@
 
 Litestar's form parser reads the whole body into memory first; an attachment must instead be
 streamed to disk and refused with 413 as soon as it passes the limit, without reading the
-rest. This reader yields the bytes of the first part named `file` (or the first file part).
+rest. This reader yields the bytes of the part named `file` (seed 001: `curl -F file=@path`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def boundary_of(content_type: str) -> bytes:
 
 
 async def file_chunks(stream: AsyncIterator[bytes], content_type: str, part: FilePart) -> AsyncIterator[bytes]:
-    """Yield the content of the file part; `part` is filled in once its headers are read."""
+    """Yield the content of the part named `file`; `part` is filled in once its headers are
+    read. A second file part after it is refused (400) rather than dropped."""
     delimiter = b"--" + boundary_of(content_type)
     buffer = b""
     it = stream.__aiter__()
@@ -65,7 +66,7 @@ async def file_chunks(stream: AsyncIterator[bytes], content_type: str, part: Fil
         buffer = buffer[header_end + 4 :]
         name = _NAME.search(headers)
         filename = _FILENAME.search(headers)
-        if filename or (name and name.group(1) == "file"):
+        if name and name.group(1) == "file":
             part.field_name = name.group(1) if name else None
             part.file_name = filename.group(1) if filename else None
             for line in headers.split("\r\n"):
@@ -79,6 +80,14 @@ async def file_chunks(stream: AsyncIterator[bytes], content_type: str, part: Fil
         if end != -1:
             if buffer[:end]:
                 yield buffer[:end]
+            buffer = buffer[end + len(end_marker) :]
+            # Seed 001 uploads one file per request; a second file must not vanish silently.
+            while not buffer.startswith(b"--") and b"\r\n\r\n" not in buffer and len(buffer) < _MAX_HEADER:
+                if not await more():
+                    return
+            if not buffer.startswith(b"--") and _FILENAME.search(buffer.split(b"\r\n\r\n", 1)[0].decode(
+                    "utf-8", "replace")):
+                raise ApiError(400, "one file per request: send each attachment in its own request")
             return
         # Keep a tail that could hold the start of the delimiter.
         keep = len(end_marker)

@@ -11,7 +11,7 @@ from ..core import attachments as files
 from ..core import ingest, retention, runs
 from ..core.clock import from_datetime, now_ms, to_iso
 from ..core.model import AttemptRecord, CiContext, ItemError, ResultRecord, RunRecord
-from ..core.status import ALL, QAHUB_INPUT, invalid_status_message
+from ..core.status import ALL, QAHUB_INPUT, RUN_STATUSES, invalid_status_message
 from .auth import authenticate, check_project
 from .context import services
 from .errors import ApiError
@@ -168,9 +168,16 @@ async def list_runs(request: Request) -> runs.RunPage:
         project_id = project.id
     elif principal.project_id is not None:
         project_id = principal.project_id
+    status = q.status.upper() if q.status else None
+    if status is not None and status not in RUN_STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(RUN_STATUSES)} (a run's outcome is its verdict: "
+                            f"use verdict={'|'.join(runs.VERDICTS)})")
+    verdict = q.verdict.upper() if q.verdict else None
+    if verdict is not None and verdict not in runs.VERDICTS:
+        raise ApiError(400, f"verdict must be one of {', '.join(runs.VERDICTS)}")
     f = runs.RunFilter(
-        project_id=project_id, branch=q.branch, environment=q.environment, status=q.status, source=q.source,
-        since=from_datetime(q.since), until=from_datetime(q.until),
+        project_id=project_id, branch=q.branch, environment=q.environment, status=status, verdict=verdict,
+        source=q.source, since=from_datetime(q.since), until=from_datetime(q.until),
     )
     async with services(request).db.read() as conn:
         return await runs.list_runs(conn, principal.tenant_id, f, limit=q.limit, cursor=q.cursor)

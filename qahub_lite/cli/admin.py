@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from .. import __version__
-from .common import add_config_option, load
+from .common import add_config_option, load, load_existing
 
 
 def _fail(message: str, code: int = 1):
@@ -134,7 +134,7 @@ def _db(args):
     from ..bootstrap import ensure_initialized
     from ..db.database import direct_connection
 
-    config = load(args)
+    config = load_existing(args)
     ensure_initialized(config)
     return direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms)
 
@@ -251,7 +251,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..core import retention
     from ..db.writer import Writer
 
-    config = load(args)
+    config = load_existing(args)
     ensure_initialized(config)
     days = config.retention.unlinked_days if args.days is None else args.days
     if days < 0:

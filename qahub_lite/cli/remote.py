@@ -45,6 +45,9 @@ def make_client(args: argparse.Namespace, *, quiet: bool = False) -> QahubClient
         raise CliError(f"--url must start with http:// or https://, not {url!r}", 2)
     if not token:
         raise CliError("no API key: pass --token or set QAHUB_TOKEN", 2)
+    if "/api/" in url.split("://", 1)[1] or url.rstrip("/").endswith("/api"):
+        # Every path is built from the base; `.../api/v1` would end in `/api/v1/api/v1/...` (404).
+        raise CliError(f"--url is the server's base URL (e.g. https://qahub.example.com), not an API path: {url!r}", 2)
     if args.retries < 0:
         raise CliError("--retries must be 0 or more", 2)
 

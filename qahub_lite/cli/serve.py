@@ -19,10 +19,20 @@ def register(commands) -> None:
     )
     add_config_option(p)
     p.add_argument("--host", help="address to listen on (default: server.host, or $QAHUB_HOST)")
-    p.add_argument("--port", type=int, help="port to listen on (default: server.port, or $QAHUB_PORT)")
+    p.add_argument("--port", type=_port, help="port to listen on (default: server.port, or $QAHUB_PORT)")
     p.add_argument("--log-format", choices=["text", "json"], help="log lines for people (text) or collectors (json)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="least severe level logged")
     p.set_defaults(handler=run)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:

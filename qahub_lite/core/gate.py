@@ -115,7 +115,10 @@ async def _pick_run(src, project_id: str, run_ref: str | None, branch: str | Non
         (project_id, branch or None),
     )
     if not rows:
-        raise NotFound(f"No finished run on branch {branch!r} yet")
+        raise NotFound(
+            f"No finished run on branch {branch!r} yet (runs sent without a branch belong to no branch: send "
+            "ci.branch, upload from CI, or name the run with run_id / --run)"
+        )
     return rows[0]
 
 

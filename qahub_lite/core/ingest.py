@@ -176,7 +176,9 @@ def store_results(
             r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, r.framework, r.file, r.line, r.stdout,
             r.stderr, attempt_log, int(linked), r.executed_at, now, now,
         ))
-    # Upsert: the same test in the same run is updated, not duplicated (seed 001).
+    # Upsert: the same test in the same run is updated, not duplicated (seed 001). An update
+    # that leaves a field out keeps what was there (a bug ticket added later keeps the
+    # duration), except that the error belongs to the outcome: a new status brings its own.
     conn.executemany(
         """INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, error_message, error_stack,
                comment, bug_ticket_key, bug_ticket_url, framework, file, line, stdout, stderr, attempt_log, linked,
@@ -184,8 +186,11 @@ def store_results(
            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT (run_id, test_id) DO UPDATE SET
                status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
-               duration_ms = excluded.duration_ms, error_message = excluded.error_message,
-               error_stack = excluded.error_stack,
+               duration_ms = coalesce(excluded.duration_ms, results.duration_ms),
+               error_message = CASE WHEN excluded.status = results.status
+                   THEN coalesce(excluded.error_message, results.error_message) ELSE excluded.error_message END,
+               error_stack = CASE WHEN excluded.status = results.status
+                   THEN coalesce(excluded.error_stack, results.error_stack) ELSE excluded.error_stack END,
                comment = coalesce(excluded.comment, results.comment),
                bug_ticket_key = coalesce(excluded.bug_ticket_key, results.bug_ticket_key),
                bug_ticket_url = coalesce(excluded.bug_ticket_url, results.bug_ticket_url),

@@ -101,17 +101,25 @@ _attempts_decoder = msgspec.json.Decoder(list[AttemptRecord])
 
 
 def verdict(status: str, counts: RunCounts) -> str | None:
-    """A finished run's verdict: FAILED if anything failed, broke or timed out; SKIPPED when
-    everything was skipped; PASSED otherwise. None while it runs (QA.tech's `result`)."""
-    if status not in RUN_FINISHED:
+    """A finished run's verdict: FAILED if anything failed, broke or timed out, or the run
+    ended in ERROR; SKIPPED when everything was skipped; PASSED otherwise. None while it runs
+    and for a canceled run, which reached no verdict (QA.tech's `result` is null for both).
+    `VERDICT_SQL` below says the same in SQL, for filters."""
+    if status not in RUN_FINISHED or status == "CANCELED":
         return None
-    if counts.failed or counts.broken:
+    if status == "ERROR" or counts.failed or counts.broken:
         return "FAILED"
     if counts.total and counts.skipped == counts.total:
         return "SKIPPED"
-    if status == "ERROR":
-        return "FAILED"
     return "PASSED"
+
+
+VERDICTS = ("PASSED", "FAILED", "SKIPPED")
+VERDICT_SQL = {
+    "FAILED": "(status = 'ERROR' OR (status = 'COMPLETED' AND (failed > 0 OR broken > 0)))",
+    "SKIPPED": "(status = 'COMPLETED' AND failed = 0 AND broken = 0 AND total > 0 AND skipped = total)",
+    "PASSED": "(status = 'COMPLETED' AND failed = 0 AND broken = 0 AND NOT (total > 0 AND skipped = total))",
+}
 
 
 def run_from_row(r) -> Run:
@@ -184,6 +192,7 @@ class RunFilter(msgspec.Struct, kw_only=True):
     environment: str | None = None
     status: str | None = None
     source: str | None = None
+    verdict: str | None = None  # PASSED, FAILED or SKIPPED (see VERDICT_SQL)
     since: int | None = None  # epoch ms
     until: int | None = None
 
@@ -201,6 +210,8 @@ async def list_runs(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if f.verdict is not None:
+        where.append(VERDICT_SQL[f.verdict])
     if f.since is not None:
         where.append("created_at >= ?")
         params.append(f.since)

@@ -102,10 +102,13 @@ def create_key(
         raise Invalid(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
         raise NotFound("Tenant not found")
-    if project_id is not None and conn.execute(
-        "SELECT 1 FROM projects WHERE id = ? AND tenant_id = ?", (project_id, tenant_id)
-    ).fetchone() is None:
-        raise NotFound("Project not found")
+    if project_id is not None:  # an id or a slug, as everywhere a person types a project
+        row = conn.execute(
+            "SELECT id FROM projects WHERE (id = ? OR slug = ?) AND tenant_id = ?", (project_id, project_id, tenant_id)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Project {project_id!r} not found")
+        project_id = row[0]
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)  # 256 bits
     now = now_ms()

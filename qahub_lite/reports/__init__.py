@@ -82,9 +82,11 @@ def parse_report(path: str | Path, format: str = "auto") -> ParsedReport:
 
 
 def _parse(path: Path, format: str) -> ParsedReport:
-    fmt = detect_format(path) if format == "auto" else format
+    detected = detect_format(path)
+    fmt = detected if format == "auto" else format
     if fmt not in _PARSERS:
         if format == "auto":
+            _raise_if_malformed_json(path)
             raise ReportError(f"{path}: not a recognised test report (formats: {', '.join(_PARSERS)})")
         raise ReportError(f"{path}: unknown format {format!r} (formats: {', '.join(FORMATS)})")
     module = importlib.import_module(f".{_PARSERS[fmt]}", __name__)
@@ -98,7 +100,28 @@ def _parse(path: Path, format: str) -> ParsedReport:
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as exc:
         # The content matched the format's signature but not its structure.
         raise ReportError(f"{path}: not a valid {fmt} report ({type(exc).__name__}: {exc})") from exc
+    if not results and format != "auto" and detected != fmt:
+        # A format forced on a file of another kind parses to nothing; uploading "0 tests"
+        # would hide the mistake.
+        seen = f"its content looks like {detected}" if detected != "unknown" else "no known format matches it"
+        raise ReportError(f"{path}: not a {fmt} report ({seen}; try --format auto)")
     return ParsedReport(format=fmt, source=str(path), results=results)
+
+
+def _raise_if_malformed_json(path: Path) -> None:
+    """A file that starts like JSON but does not parse gets that said, not "not recognised"."""
+    if path.is_dir():
+        return
+    with path.open("rb") as handle:
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] not in (b"{", b"["):
+        return
+    import msgspec
+
+    try:
+        msgspec.json.decode(path.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise ReportError(f"{path}: malformed JSON ({exc})") from None
 
 
 def iter_report_files(paths: Iterable[str | Path]) -> Iterator[Path]:
