@@ -119,3 +119,15 @@ def test_keys_can_be_limited_to_a_project_by_slug(tmp_path):
         assert bad.returncode == 1 and "'nope'" in bad.stderr
     finally:
         server.stop()
+
+
+def test_unknown_codes_can_be_kept_unlinked(api):
+    project = api.project()
+    body = {"project_id": project["id"], "results": [
+        {"test_case_code": "TC-404", "title": "login @qa-hub('TC-404')", "suite": "auth", "status": "PASSED"}]}
+    assert api.post("/api/v1/ingest", body).status_code == 207  # seed 000: rejected by default
+    r = api.post("/api/v1/ingest", {**body, "unknown_codes": "unlink"})
+    assert r.status_code == 201 and r.json()["accepted"] == 1
+    stored = api.get(f"/api/v1/runs/{r.json()['run_id']}/results").json()["data"][0]
+    assert stored["test_case_code"] is None and stored["title"] == "login @qa-hub('TC-404')"
+    assert api.post("/api/v1/ingest", {**body, "unknown_codes": "drop"}).status_code == 400

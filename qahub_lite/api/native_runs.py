@@ -101,7 +101,10 @@ async def ingest_run(request: Request) -> Response:
         duration_ms=data.duration_ms,
     )
     outcome = await services(request).db.write(
-        lambda conn: ingest.store_results(conn, principal.tenant_id, accepted, run=run, rejected=rejected)
+        lambda conn: ingest.store_results(
+            conn, principal.tenant_id, accepted, run=run, rejected=rejected,
+            unlink_unknown_codes=data.unknown_codes == "unlink",
+        )
     )
     return _answer(request, outcome)
 
@@ -121,7 +124,10 @@ async def upsert_results(request: Request, run_id: FromPath[str]) -> Response:
     data = await read_body(request, ResultsIn)
     accepted, rejected = validate_items(data.results, run.framework)
     outcome = await services(request).db.write(
-        lambda conn: ingest.store_results(conn, principal.tenant_id, accepted, run_id=run.id, rejected=rejected)
+        lambda conn: ingest.store_results(
+            conn, principal.tenant_id, accepted, run_id=run.id, rejected=rejected,
+            unlink_unknown_codes=data.unknown_codes == "unlink",
+        )
     )
     return _answer(request, outcome)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -16,6 +16,10 @@ Text = Annotated[str, msgspec.Meta(max_length=1000)]
 LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# What to do with a result whose test_case_code names no test case: seed 000 rejects it (207);
+# "unlink" keeps it as an unlinked result (by suite and title), so a tagged test whose case is
+# not in the library yet is not lost.
+UnknownCodes = Literal["reject", "unlink"]
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
@@ -120,10 +124,12 @@ class IngestIn(msgspec.Struct):
     # RUNNING keeps the run open for more chunks (POST /runs/{id}/results), then /finish.
     status: str = "COMPLETED"
     duration_ms: NonNegative | None = None
+    unknown_codes: UnknownCodes = "reject"
 
 
 class ResultsIn(msgspec.Struct):
     results: list[msgspec.Raw]
+    unknown_codes: UnknownCodes = "reject"
 
 
 class RunIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -50,6 +50,9 @@ def register(commands) -> None:
                    help="exit 1 when a test failed or broke (after uploading)")
     p.add_argument("--fail-on-rejected", action="store_true",
                    help="exit 2 when the server rejected any result (207), e.g. an unknown test case code")
+    p.add_argument("--keep-unknown-codes", action="store_true",
+                   help="store results whose @qa-hub code is not in the library as unlinked results "
+                   "(by suite and title) instead of letting the server reject them")
     p.add_argument("--dry-run", action="store_true",
                    help="parse and print what would be sent, as a summary table; send nothing")
     p.add_argument("--no-attachments", action="store_true",
@@ -136,6 +139,7 @@ def _send(args: argparse.Namespace, payload) -> int:
             outcome = send(
                 client, payload, chunk_results=args.chunk_size or DEFAULT_CHUNK_RESULTS, progress=bar.update,
                 warn=lambda message: print(f"qahub: warning: {message}", file=sys.stderr, flush=True),
+                keep_unknown_codes=args.keep_unknown_codes,
             )
         except UploadFailed as exc:
             bar.abandon()
