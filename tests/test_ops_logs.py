@@ -23,7 +23,7 @@ def test_json_logs_carry_every_line_and_never_a_key(tmp_path):
     key = json.loads(subprocess.run(
         [*qahub_command(), "keys", "create", "--scope", "admin", "--config", str(tmp_path / "qahub.toml"), "--json"],
         capture_output=True, text=True, check=True).stdout)["key"]
-    secret = key.rsplit("_", 1)[1]
+    secret = key.split("_", 2)[2]  # qh_<id>_<secret>; the secret itself may hold "_"
     key_id = key.split("_")[1]
     proc = subprocess.Popen(
         [*qahub_command(), "serve", "--config", str(tmp_path / "qahub.toml"), "--log-format", "json"],

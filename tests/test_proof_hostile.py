@@ -173,11 +173,12 @@ def test_bytes_that_are_not_utf8_on_every_route(api, own):
         _assert_clear(r, f"{ep.method} {ep.path}")
 
 
-def _fill(t, ids: dict, name: str = ""):
-    """A value of msgspec type `t` with NASTY in every string (ids where the field names one)."""
+def _fill(t, ids: dict, name: str = "", number: int | None = None):
+    """A value of msgspec type `t` with NASTY in every string (ids where the field names one),
+    and `number` in every integer field when given."""
     if isinstance(t, mi.UnionType):
         options = [x for x in t.types if not isinstance(x, mi.NoneType)]
-        return _fill(options[0], ids, name) if options else None
+        return _fill(options[0], ids, name, number) if options else None
     if isinstance(t, (mi.StrType, mi.AnyType)):
         if name in ids:
             return ids[name]
@@ -186,7 +187,7 @@ def _fill(t, ids: dict, name: str = ""):
             text = text[: t.max_length]
         return text + "x" * max(0, (getattr(t, "min_length", 0) or 0) - len(text))
     if isinstance(t, mi.StructType):
-        return {f.encode_name: _fill(f.type, ids, f.name) for f in t.fields}
+        return {f.encode_name: _fill(f.type, ids, f.name, number) for f in t.fields}
     if isinstance(t, mi.LiteralType):
         return t.values[0]
     if isinstance(t, mi.EnumType):
@@ -194,17 +195,20 @@ def _fill(t, ids: dict, name: str = ""):
     if isinstance(t, mi.BoolType):
         return True
     if isinstance(t, mi.IntType):
+        if number is not None:
+            return number
         return max(t.ge or 0, (t.gt or 0) + 1, 1) if t.le is None or t.le >= 1 else t.le
     if isinstance(t, mi.FloatType):
         return 0.5
     if isinstance(t, (mi.ListType, mi.SetType)):
-        return [_fill(t.item_type, ids, name)] * max(1, t.min_length or 0)
+        return [_fill(t.item_type, ids, name, number)] * max(1, t.min_length or 0)
     if isinstance(t, mi.DictType):
-        return {"key " + NASTY[:20]: _fill(t.value_type, ids, name)}
+        return {"key " + NASTY[:20]: _fill(t.value_type, ids, name, number)}
     if isinstance(t, mi.DateTimeType):
         return "2024-05-01T10:00:00Z"
     if isinstance(t, mi.RawType):  # a bulk body's item: the native result shape
-        return {"title": NASTY, "suite": NASTY, "status": "PASSED", "error_message": NASTY}
+        item = {"title": NASTY, "suite": NASTY, "status": "PASSED", "error_message": NASTY}
+        return item if number is None else {**item, "duration_ms": number, "line": number}
     return None
 
 
@@ -220,6 +224,15 @@ def test_unicode_and_nul_in_every_text_field_of_every_route(api, own):
     assert len(answers) >= 15
     # The routes whose every field is free text take it as it is.
     assert answers["POST /api/v1/projects"] == answers["POST /api/v1/runs"] == 201, answers
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64 - 1, -(2**63) - 1, 10**30])
+def test_numbers_past_64_bits_in_every_integer_field(api, own, number):
+    """JSON numbers have no size; SQLite's have 64 bits. Never a 5xx."""
+    for ep in _json_routes():
+        body = _fill(mi.type_info(ep.body), own, number=number)
+        r = api.client.request(ep.method, _path(ep, own), json=body, headers=api.h())
+        _assert_clear(r, f"{ep.method} {ep.path}")
 
 
 def test_hostile_text_is_read_back_exactly(api, own):

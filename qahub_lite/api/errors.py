@@ -97,6 +97,11 @@ def _answer(request: Request, exc: Exception) -> Response:
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, DomainError):
         return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.message)
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
+        # A number the request carried that no column can hold (JSON allows any size; SQLite
+        # stores 64 bits). The write was rolled back; Structs should bound such fields, and
+        # this keeps one that does not from turning a client's mistake into a 500.
+        return error_response(400, f"A number in the request is too large: the largest is {2**63 - 1}")
     if isinstance(exc, NotAuthorizedException):
         return error_response(401, "Missing or invalid API key")
     if isinstance(exc, PermissionDeniedException):

@@ -61,7 +61,7 @@ class GateQuery(msgspec.Struct, forbid_unknown_fields=True):
     run_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     branch: Branch | None = None
     min_grade: Letter | None = None
-    max_failures: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_failures: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     no_new_failures: bool | None = None
     ignore_quarantined: bool | None = None
 

@@ -15,7 +15,8 @@ from .routing import raw_items
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
 LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# Bounded by what SQLite stores (64-bit), so a huge value is a per-item error, not a failed request.
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # What to do with a result whose test_case_code names no test case: seed 000 rejects it (207);
 # "unlink" keeps it as an unlinked result (by suite and title), so a tagged test whose case is
 # not in the library yet is not lost.

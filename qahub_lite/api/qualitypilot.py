@@ -41,7 +41,7 @@ from .routing import endpoint, read_body
 log = logging.getLogger("qahub.api.qualitypilot")
 TAGS = ["QualityPilot"]
 
-Count = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # what SQLite stores
 # JavaScript reporters may send fractions of a millisecond; stored rounded.
 Millis = Annotated[float, msgspec.Meta(ge=0)]
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
