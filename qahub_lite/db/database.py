@@ -61,6 +61,11 @@ class Database:
             fn = functools.partial(fn, **kwargs)
         return await self.writer.run(fn, *args)
 
+    async def ping(self) -> None:
+        """Raise unless a reader can query the migrated schema (readiness)."""
+        async with self.read() as conn:
+            await conn.execute_fetchall("SELECT 1 FROM schema_migrations LIMIT 1")
+
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self.readers.connection() as conn:
