@@ -16,8 +16,8 @@ from ..core.errors import NotFound
 from .context import services
 from .errors import ApiError
 from .health_schema import FlakyQuery, GateQuery, GradeQuery, HistoryQuery, QuarantineIn, TestsQuery, TrendsQuery
-from .native_library import _visible_project
-from .native_runs import _visible_run
+from .native_library import visible_project
+from .native_runs import visible_run
 from .routing import endpoint, read_body, read_query
 
 TAGS = ["Test health"]
@@ -30,7 +30,7 @@ _P = "/api/v1/projects/{project_id:str}"
           "branch), infrastructure failures left out. Ranked by flakiness = max(flip rate, retry rate, conflict "
           "rate), then fail rate, then the latest failure. docs/health.md has every formula.")
 async def flaky_tests(request: Request, project_id: FromPath[str]) -> flaky.FlakyRanking:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, FlakyQuery)
     cfg = services(request).config
     async with services(request).db.read() as conn:
@@ -45,7 +45,7 @@ async def flaky_tests(request: Request, project_id: FromPath[str]) -> flaky.Flak
           description="Tests that ran in the window, and every quarantined test: broken first, then flaky (top "
           "offenders first), then healthy.")
 async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestHealthPage:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestsQuery)
     cfg = services(request).config
     async with services(request).db.read() as conn:
@@ -60,7 +60,7 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
           description="`test_id`: the test's integer id, or its test case's code (TC-042) or id. Newest first, "
           "with run, branch, commit, status and duration; `health` is its state on the default branch.")
 async def test_history(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> flaky.TestHistory:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, HistoryQuery)
     async with services(request).db.read() as conn:
         return await flaky.history(
@@ -69,7 +69,7 @@ async def test_history(request: Request, project_id: FromPath[str], test_id: Fro
 
 
 async def _quarantine(request: Request, project_id: FromPath[str], test_id: FromPath[str], on: bool) -> quarantine.TestInfo:
-    _, project = await _visible_project(request, "write", project_id)
+    _, project = await visible_project(request, "write", project_id)
     reason = None
     if on and (await request.body()).strip():
         reason = (await read_body(request, QuarantineIn)).reason
@@ -94,7 +94,7 @@ async def quarantine_off(request: Request, project_id: FromPath[str], test_id: F
           description="score = 100 - min(50, 5 x failing%) - min(30, 3 x flaky%) - min(20, 4 x broken%); A >= 90, "
           "B >= 80, C >= 70, D >= 60, else F. Fewer than grade.min_runs runs: status not_enough_data.")
 async def project_grade(request: Request, project_id: FromPath[str]) -> grade.Grade:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, GradeQuery)
     cfg = services(request).config
     async with services(request).db.read() as conn:
@@ -109,7 +109,7 @@ async def project_grade(request: Request, project_id: FromPath[str]) -> grade.Gr
           description="`from` and `to` are UTC dates (YYYY-MM-DD, inclusive; default: the last 30 days, at most "
           "366). Days without completed runs are left out. Kept apart from raw results: retention never erases them.")
 async def project_trends(request: Request, project_id: FromPath[str]) -> trends.TrendSeries:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TrendsQuery)
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
     from_day = trends.parse_day(q.from_day, "from") if q.from_day else to_day - 29 * trends.DAY_MS
@@ -124,7 +124,7 @@ async def project_trends(request: Request, project_id: FromPath[str]) -> trends.
           "default branch). Rules from the query win over the project's settings.gate; defaults: no_new_failures "
           "and ignore_quarantined true. 200 for both verdicts: read `passed`. 409 while the run is unfinished.")
 async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.GateResult:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, GateQuery)
     if q.run_id and q.branch is not None:
         raise ApiError(400, "give run_id or branch, not both")
@@ -142,7 +142,7 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
           description="The baseline is the latest completed run on the project's default branch created before this "
           "run. A new failure: a test that passed in the baseline and fails in this run.")
 async def run_regressions(request: Request, run_id: FromPath[str]) -> regressions.RunRegressions:
-    _, run = await _visible_run(request, "read", run_id)
+    _, run = await visible_run(request, "read", run_id)
     async with services(request).db.read() as conn:
         try:
             return await regressions.of_run(conn, run.project_id, run.id, services(request).config.flaky)

@@ -24,7 +24,8 @@ def _changes(patch) -> dict:
     return {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
 
 
-async def _visible_project(request: Request, scope: str, project_id: FromPath[str]):
+async def visible_project(request: Request, scope: str, project_id: str):
+    """The caller and a project of its tenant (by id or slug) that its key may see; 404 otherwise."""
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         project = await projects.get_project(conn, principal.tenant_id, project_id)
@@ -67,14 +68,14 @@ async def list_projects(request: Request) -> projects.ProjectPage:
 @endpoint("GET", "/api/v1/projects/{project_id:str}", summary="Get a project (by id or slug)", tags=TAGS,
           scope="read", responses={200: projects.Project})
 async def get_project(request: Request, project_id: FromPath[str]) -> projects.Project:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     return project
 
 
 @endpoint("PATCH", "/api/v1/projects/{project_id:str}", summary="Update a project (ci_config, settings, ...)",
           tags=TAGS, scope="write", body=ProjectPatch, responses={200: projects.Project})
 async def update_project(request: Request, project_id: FromPath[str]) -> projects.Project:
-    principal, project = await _visible_project(request, "write", project_id)
+    principal, project = await visible_project(request, "write", project_id)
     changes = _changes(await read_body(request, ProjectPatch))
     if changes.get("settings"):
         settings_rules(changes["settings"])  # settings.gate holds quality-gate rules: 400 when they are wrong
@@ -84,7 +85,7 @@ async def update_project(request: Request, project_id: FromPath[str]) -> project
 @endpoint("DELETE", "/api/v1/projects/{project_id:str}", summary="Delete a project and all its data", tags=TAGS,
           scope="admin", responses={200: Deleted})
 async def delete_project(request: Request, project_id: FromPath[str]) -> Deleted:
-    principal, project = await _visible_project(request, "admin", project_id)
+    principal, project = await visible_project(request, "admin", project_id)
     svc = services(request)
     hashes = await svc.db.write(projects.delete_project, principal.tenant_id, project.id)
     if hashes:
@@ -98,7 +99,7 @@ async def delete_project(request: Request, project_id: FromPath[str]) -> Deleted
 @endpoint("POST", "/api/v1/projects/{project_id:str}/suites", summary="Create a suite", tags=TAGS, scope="write",
           body=SuiteIn, responses={201: library.Suite})
 async def create_suite(request: Request, project_id: FromPath[str]) -> Response:
-    principal, project = await _visible_project(request, "write", project_id)
+    principal, project = await visible_project(request, "write", project_id)
     data = await read_body(request, SuiteIn)
     suite = await services(request).db.write(
         lambda conn: library.create_suite(
@@ -112,7 +113,7 @@ async def create_suite(request: Request, project_id: FromPath[str]) -> Response:
 @endpoint("GET", "/api/v1/projects/{project_id:str}/suites", summary="List a project's suites", tags=TAGS,
           scope="read", query=PageQuery, responses={200: library.SuitePage})
 async def list_suites(request: Request, project_id: FromPath[str]) -> library.SuitePage:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, PageQuery)
     async with services(request).db.read() as conn:
         return await library.list_suites(conn, project.id, limit=q.limit, cursor=q.cursor)
@@ -154,7 +155,7 @@ async def delete_suite(request: Request, suite_id: FromPath[str]) -> Deleted:
 @endpoint("POST", "/api/v1/projects/{project_id:str}/test-cases", summary="Create a test case (code auto-numbered "
           "when not given)", tags=TAGS, scope="write", body=TestCaseIn, responses={201: library.TestCase})
 async def create_test_case(request: Request, project_id: FromPath[str]) -> Response:
-    principal, project = await _visible_project(request, "write", project_id)
+    principal, project = await visible_project(request, "write", project_id)
     data = await read_body(request, TestCaseIn)
     case = await services(request).db.write(
         lambda conn: library.create_test_case(
@@ -168,7 +169,7 @@ async def create_test_case(request: Request, project_id: FromPath[str]) -> Respo
 @endpoint("GET", "/api/v1/projects/{project_id:str}/test-cases", summary="List a project's test cases", tags=TAGS,
           scope="read", query=TestCaseQuery, responses={200: library.TestCasePage})
 async def list_test_cases(request: Request, project_id: FromPath[str]) -> library.TestCasePage:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestCaseQuery)
     async with services(request).db.read() as conn:
         return await library.list_test_cases(conn, project.id, suite_id=q.suite_id, limit=q.limit, cursor=q.cursor)

@@ -16,7 +16,7 @@ from .auth import authenticate, check_project
 from .context import services
 from .errors import ApiError
 from .multipart import FilePart, file_chunks
-from .native_library import _visible_project
+from .native_library import visible_project
 from .native_schema import (
     Deleted, FinishIn, IngestAnswer, IngestIn, ResultIn, ResultQuery, ResultsIn, RunIn, RunQuery,
 )
@@ -92,7 +92,7 @@ async def ingest_run(request: Request) -> Response:
     data = await read_body(request, IngestIn)
     if data.status not in ("COMPLETED", "RUNNING"):
         raise ApiError(400, f"status must be COMPLETED or RUNNING, not {data.status!r}")
-    _, project = await _visible_project(request, "write", data.project_id)
+    _, project = await visible_project(request, "write", data.project_id)
     accepted, rejected = validate_items(data.results, data.framework)
 
     run = RunRecord(
@@ -109,7 +109,9 @@ async def ingest_run(request: Request) -> Response:
     return _answer(request, outcome)
 
 
-async def _visible_run(request: Request, scope: str, run_ref: str):
+async def visible_run(request: Request, scope: str, run_ref: str):
+    """The caller and a run of its tenant (by id or short id) that its key may see; 404 otherwise.
+    Every dialect that reads a run goes through here (QA.tech's short ids included)."""
     principal = await authenticate(request, scope)
     async with services(request).db.read() as conn:
         run = await runs.get_run(conn, principal.tenant_id, run_ref)
@@ -120,7 +122,7 @@ async def _visible_run(request: Request, scope: str, run_ref: str):
 @endpoint("POST", "/api/v1/runs/{run_id:str}/results", summary="Bulk-upsert results into a run (seed 001)",
           tags=TAGS, scope="write", body=ResultsIn, responses={201: IngestAnswer, 207: IngestAnswer})
 async def upsert_results(request: Request, run_id: FromPath[str]) -> Response:
-    principal, run = await _visible_run(request, "write", run_id)
+    principal, run = await visible_run(request, "write", run_id)
     data = await read_body(request, ResultsIn)
     accepted, rejected = validate_items(data.results, run.framework)
     outcome = await services(request).db.write(
@@ -135,7 +137,7 @@ async def upsert_results(request: Request, run_id: FromPath[str]) -> Response:
 @endpoint("GET", "/api/v1/runs/{run_id:str}/results", summary="List a run's results (seed 001)", tags=TAGS,
           scope="read", query=ResultQuery, responses={200: runs.ResultPage})
 async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPage:
-    _, run = await _visible_run(request, "read", run_id)
+    _, run = await visible_run(request, "read", run_id)
     q = read_query(request, ResultQuery)
     statuses = [s.strip().upper() for s in q.status.split(",")] if q.status else None
     if statuses and any(s not in ALL for s in statuses):
@@ -149,7 +151,7 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
 async def create_run(request: Request) -> Response:
     principal = await authenticate(request, "write")
     data = await read_body(request, RunIn)
-    _, project = await _visible_project(request, "write", data.project_id)
+    _, project = await visible_project(request, "write", data.project_id)
 
     record = RunRecord(
         project_id=project.id, name=data.name or f"Run {to_iso(now_ms())}", source="qahub", status="RUNNING",
@@ -170,7 +172,7 @@ async def list_runs(request: Request) -> runs.RunPage:
     q = read_query(request, RunQuery)
     project_id = q.project_id
     if project_id is not None:
-        _, project = await _visible_project(request, "read", project_id)
+        _, project = await visible_project(request, "read", project_id)
         project_id = project.id
     elif principal.project_id is not None:
         project_id = principal.project_id
@@ -192,13 +194,13 @@ async def list_runs(request: Request) -> runs.RunPage:
 @endpoint("GET", "/api/v1/runs/{run_id:str}", summary="Get a run by id or short id", tags=TAGS, scope="read",
           responses={200: runs.Run})
 async def get_run(request: Request, run_id: FromPath[str]) -> runs.Run:
-    return (await _visible_run(request, "read", run_id))[1]
+    return (await visible_run(request, "read", run_id))[1]
 
 
 @endpoint("POST", "/api/v1/runs/{run_id:str}/finish", summary="Mark a run finished", tags=TAGS, scope="write",
           body=FinishIn, responses={200: runs.Run})
 async def finish_run(request: Request, run_id: FromPath[str]) -> runs.Run:
-    principal, run = await _visible_run(request, "write", run_id)
+    principal, run = await visible_run(request, "write", run_id)
     body = await request.body()
     status = "COMPLETED"
     if body.strip():
@@ -211,14 +213,14 @@ async def finish_run(request: Request, run_id: FromPath[str]) -> runs.Run:
 @endpoint("POST", "/api/v1/runs/{run_id:str}/cancel", summary="Cancel a run (pending tests become CANCELED)",
           tags=TAGS, scope="write", responses={200: runs.Run})
 async def cancel_run(request: Request, run_id: FromPath[str]) -> runs.Run:
-    principal, run = await _visible_run(request, "write", run_id)
+    principal, run = await visible_run(request, "write", run_id)
     return await services(request).db.write(runs.finish_run, principal.tenant_id, run.id, status="CANCELED")
 
 
 @endpoint("DELETE", "/api/v1/runs/{run_id:str}", summary="Delete a run with its results and attachments",
           tags=TAGS, scope="write", responses={200: Deleted})
 async def delete_run(request: Request, run_id: FromPath[str]) -> Deleted:
-    principal, run = await _visible_run(request, "write", run_id)
+    principal, run = await visible_run(request, "write", run_id)
     svc = services(request)
     hashes = await svc.db.write(runs.delete_run, principal.tenant_id, run.id)
     if hashes:

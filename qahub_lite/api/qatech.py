@@ -25,6 +25,7 @@ from .agent_api import job_signal
 from .auth import authenticate, check_project
 from .context import services
 from .errors import ApiError
+from .native_runs import visible_run
 from .routing import endpoint, read_body, read_query
 
 TAGS = ["QA.tech: runs"]
@@ -135,14 +136,6 @@ async def start_run(request: Request) -> StartAnswer:
     return _run_out(request, done, count, plan)
 
 
-async def _visible_run(request: Request, scope: str, short_id: FromPath[str]):
-    principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
-        run = await runs_core.get_run(conn, principal.tenant_id, short_id)
-    check_project(principal, run.project_id)
-    return principal, run
-
-
 def _case(tr: executions.TestRun) -> RunTestCase:
     message = tr.error_message
     title = message.strip().splitlines()[0][:200] if message and message.strip() else None
@@ -158,7 +151,7 @@ def _case(tr: executions.TestRun) -> RunTestCase:
           description="runTestCases is empty unless testCases=all (every test) or testCases=failed (failed, "
           "skipped and errored tests) is given; another value is a 400. Any run: triggered or ingested.")
 async def get_run(request: Request, short_id: FromPath[str]) -> RunStatus:
-    _, run = await _visible_run(request, "read", short_id)
+    _, run = await visible_run(request, "read", short_id)
     q = read_query(request, RunQuery)
     if q.testCases not in (None, "failed", "all"):
         raise ApiError(400, f"testCases must be `failed` or `all`, not {q.testCases!r}")
@@ -179,7 +172,7 @@ async def get_run(request: Request, short_id: FromPath[str]) -> RunStatus:
           "FAILED (failed, broken, timed out); {\"projectTestCaseIds\": [...]}: those (ids or codes, tests of the "
           "run). failedOnly with projectTestCaseIds is a 400. Answers the new run.")
 async def rerun(request: Request, short_id: FromPath[str]) -> StartAnswer:
-    principal, run = await _visible_run(request, "write", short_id)
+    principal, run = await visible_run(request, "write", short_id)
     data = await read_body(request, RerunIn) if (await request.body()).strip() else RerunIn()
     if data.failedOnly and data.projectTestCaseIds is not None:
         raise ApiError(400, "Pass failedOnly or projectTestCaseIds, not both")

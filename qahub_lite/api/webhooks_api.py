@@ -15,7 +15,7 @@ from ..core import outbox, webhooks
 from .auth import authenticate, check_project
 from .context import services
 from .health_schema import DeliveriesQuery, Redelivered, WebhookIn, WebhookPatch
-from .native_library import _visible_project
+from .native_library import visible_project
 from .native_schema import Deleted
 from .routing import endpoint, read_body, read_query
 
@@ -36,7 +36,7 @@ async def _visible_hook(request: Request, scope: str, hook_id: str):
           "mattermost ({\"text\": ...} for incoming webhooks). Bodies are signed: X-Qahub-Signature: sha256=<hex "
           "HMAC-SHA256 of \"<X-Qahub-Timestamp>.<body>\">.")
 async def create_webhook(request: Request, project_id: FromPath[str]) -> Response:
-    principal, project = await _visible_project(request, "admin", project_id)
+    principal, project = await visible_project(request, "admin", project_id)
     data = await read_body(request, WebhookIn)
     created = await services(request).db.write(
         lambda conn: webhooks.create_webhook(
@@ -50,7 +50,7 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
 @endpoint("GET", "/api/v1/projects/{project_id:str}/webhooks", summary="List a project's webhooks", tags=TAGS,
           scope="read", responses={200: webhooks.WebhookList})
 async def list_webhooks(request: Request, project_id: FromPath[str]) -> webhooks.WebhookList:
-    _, project = await _visible_project(request, "read", project_id)
+    _, project = await visible_project(request, "read", project_id)
     async with services(request).db.read() as conn:
         return await webhooks.list_webhooks(conn, project.id)
 
