@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from litestar import Request
 
-from ..core.clock import now_ms
 from ..core.errors import NotFound
 from ..core.tenancy import Principal, verify_key
 from . import ratelimit
+from .context import services
 from .errors import ApiError
+
+_PRINCIPAL = "qahub_principal"  # request.scope key of the verified caller
 
 
 def presented_key(request: Request) -> str | None:
@@ -27,23 +29,15 @@ def presented_key(request: Request) -> str | None:
     return value.strip() if value else None
 
 
-class KeyUsage:
-    """Last-use times waiting to be written; flushed by the `key-usage` background job."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, int] = {}
-
-    def seen(self, key_id: str) -> None:
-        self.pending[key_id] = now_ms()
-
-    def take(self) -> dict[str, int]:
-        taken, self.pending = self.pending, {}
-        return taken
-
-
 async def authenticate(request: Request, scope: str) -> Principal:
-    from .context import services  # late: context imports this module's users
-
+    """The caller's principal, or a 401/403/429 ApiError. Verified once per request: a handler
+    that authenticates again (through visible_project, visible_run) reuses the first answer
+    and only has its scope checked, so the key costs one read and counts once for the limiter."""
+    known: Principal | None = request.scope.get(_PRINCIPAL)
+    if known is not None:
+        if not known.allows(scope):
+            raise ApiError(403, f"This API key lacks the {scope} scope")
+        return known
     svc = services(request)
     key = presented_key(request)
     if not key:
@@ -57,6 +51,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     svc.key_usage.seen(principal.key_id)
     request.scope["qahub_key_id"] = principal.key_id  # for the rate limiter and logs (never the secret)
     ratelimit.enforce(request, svc, principal.key_id)  # 429 once this key is over its window
+    request.scope[_PRINCIPAL] = principal
     if not principal.allows(scope):
         raise ApiError(403, f"This API key lacks the {scope} scope")
     return principal

@@ -9,7 +9,21 @@ from litestar import Request
 
 from ..config import Config
 from ..db.database import Database
-from .auth import KeyUsage
+from ..core.clock import now_ms
+
+
+class KeyUsage:
+    """Last-use times waiting to be written; flushed by the `key-usage` background job."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = {}
+
+    def seen(self, key_id: str) -> None:
+        self.pending[key_id] = now_ms()
+
+    def take(self) -> dict[str, int]:
+        taken, self.pending = self.pending, {}
+        return taken
 
 
 @dataclass

@@ -145,8 +145,8 @@ class SlidingWindowLimiter:
 def enforce(request: Request, svc, key_id: str) -> None:
     """Count this request against its key's limit; 429 (seed 004's body) when it is over.
 
-    Called by `authenticate` once the key is known. A request is counted once even when
-    its handler authenticates twice."""
+    Called by `authenticate` once the key is known (once per request: it remembers the
+    principal); the decision is also kept on the scope for the headers middleware."""
     if SCOPE_KEY in request.scope:
         decision = request.scope[SCOPE_KEY]
     else:

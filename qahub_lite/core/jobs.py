@@ -328,6 +328,12 @@ def complete(
 # --- endings --------------------------------------------------------------------------
 
 
+def _time_out(conn: sqlite3.Connection, tenant_id: str, job_id: str, run_id: str, message: str) -> None:
+    """A job that ran out of time: its unfinished tests become TIMEOUT, then the job ends."""
+    _settle(conn, tenant_id, job_id, run_id, "TIMEOUT", message)
+    _end_job(conn, job_id, "TIMEOUT", message)
+
+
 def _settle(conn: sqlite3.Connection, tenant_id: str, job_id: str, run_id: str, status: str, message: str) -> int:
     """Give every test of the job that has no outcome yet `status` and `message`."""
     rows = conn.execute(
@@ -381,8 +387,7 @@ def expire(conn: sqlite3.Connection, *, queue_timeout_s: int) -> list[str]:
             f"timed out: agent {agent_name!r} stopped renewing its lease (last heard from at {to_iso(seen_at)}); "
             "it died, was stopped, or lost the network"
         )
-        _settle(conn, tenant_id, job_id, run_id, "TIMEOUT", message)
-        _end_job(conn, job_id, "TIMEOUT", message)
+        _time_out(conn, tenant_id, job_id, run_id, message)
         ended.append(f"job {job_id}: lease of agent {agent_name!r} expired")
     if queue_timeout_s:
         for job_id, tenant_id, run_id, framework in conn.execute(
@@ -395,7 +400,6 @@ def expire(conn: sqlite3.Connection, *, queue_timeout_s: int) -> list[str]:
                 f"timed out: no agent with a {framework!r} command took this job within {queue_timeout_s} s "
                 "(GET /api/v1/agents lists the agents and their frameworks)"
             )
-            _settle(conn, tenant_id, job_id, run_id, "TIMEOUT", message)
-            _end_job(conn, job_id, "TIMEOUT", message)
+            _time_out(conn, tenant_id, job_id, run_id, message)
             ended.append(f"job {job_id}: nobody claimed it")
     return ended

@@ -11,7 +11,7 @@ import msgspec
 
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_cursor, split_page
 
 CODE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
@@ -136,9 +136,8 @@ async def list_suites(
         sql += " AND (created_at, id) > (?, ?)"
         params += [after[0], after[1]]
     rows = list(await conn.execute_fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return SuitePage([_suite(r) for r in rows], encode_cursor(rows[-1][5], rows[-1][0]) if more else None)
+    rows, next_cursor = split_page(rows, limit, created_col=5)
+    return SuitePage([_suite(r) for r in rows], next_cursor)
 
 
 def update_suite(conn: sqlite3.Connection, tenant_id: str, suite_id: str, changes: dict) -> Suite:
@@ -233,9 +232,8 @@ async def list_test_cases(
         sql += " AND (created_at, id) > (?, ?)"
         params += [after[0], after[1]]
     rows = list(await conn.execute_fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TestCasePage([_case(r) for r in rows], encode_cursor(rows[-1][7], rows[-1][0]) if more else None)
+    rows, next_cursor = split_page(rows, limit, created_col=7)
+    return TestCasePage([_case(r) for r in rows], next_cursor)
 
 
 def update_test_case(conn: sqlite3.Connection, tenant_id: str, case_id: str, changes: dict) -> TestCase:

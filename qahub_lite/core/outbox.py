@@ -19,7 +19,7 @@ import msgspec
 
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, NotFound
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_cursor, split_page
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 RESPONSE_KEEP = 1000  # characters of an answer kept for diagnosis
@@ -197,9 +197,8 @@ async def list_deliveries(
         "ORDER BY d.created_at DESC, d.id DESC LIMIT ?",
         (*params, limit + 1),
     ))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return DeliveryPage([_delivery(r) for r in rows], encode_cursor(rows[-1][10], rows[-1][0]) if more else None)
+    rows, next_cursor = split_page(rows, limit, created_col=10)
+    return DeliveryPage([_delivery(r) for r in rows], next_cursor)
 
 
 async def get_delivery(conn: aiosqlite.Connection, tenant_id: str, delivery_id: str) -> DeliveryDetail:

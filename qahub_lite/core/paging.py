@@ -35,3 +35,14 @@ def clamp_limit(limit: int | None) -> int:
     if limit < 1 or limit > MAX_LIMIT:
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
+
+
+def split_page(rows: list, limit: int, created_col: int | None, id_col: int = 0) -> tuple[list, str | None]:
+    """Rows fetched with LIMIT limit + 1 -> (this page's rows, the next page's cursor or None).
+    The extra row only says that there is more; the cursor is the last shown row's position
+    (`created_col` None: rows are ordered by id alone)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    created = 0 if created_col is None else rows[-1][created_col]
+    return rows, encode_cursor(created, rows[-1][id_col])

@@ -10,7 +10,7 @@ import msgspec
 
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_cursor, split_page
 
 
 class CiConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -140,11 +140,8 @@ async def list_projects(
     sql += " ORDER BY created_at, id LIMIT ?"
     params.append(limit + 1)
     rows = list(await conn.execute_fetchall(sql, params))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [_project(r) for r in rows]
-    next_cursor = encode_cursor(rows[-1][8], rows[-1][0]) if more else None
-    return ProjectPage(items, next_cursor)
+    rows, next_cursor = split_page(rows, limit, created_col=8)
+    return ProjectPage([_project(r) for r in rows], next_cursor)
 
 
 _UPDATABLE = {"name", "description", "repo", "default_branch", "ci_config", "settings"}

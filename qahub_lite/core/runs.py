@@ -11,7 +11,7 @@ from . import health
 from .clock import now_ms, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_cursor, split_page
 from .status import RUN_FINISHED
 
 
@@ -227,9 +227,8 @@ async def list_runs(
             (*params, limit + 1),
         )
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return RunPage([run_from_row(r) for r in rows], encode_cursor(rows[-1][15], rows[-1][0]) if more else None)
+    rows, next_cursor = split_page(rows, limit, created_col=15)
+    return RunPage([run_from_row(r) for r in rows], next_cursor)
 
 
 def finish_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str, *, status: str = "COMPLETED") -> Run:
@@ -303,9 +302,7 @@ async def list_results(
     if limit is not None:
         limit = clamp_limit(limit)
         rows = list(await conn.execute_fetchall(sql + " LIMIT ?", (*params, limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(0, rows[-1][0]) if more else None
+        rows, next_cursor = split_page(rows, limit, created_col=None)  # by id: insertion order
     else:
         rows, next_cursor = list(await conn.execute_fetchall(sql, params)), None
     return ResultPage([result_from_row(r) for r in rows], next_cursor)
