@@ -25,6 +25,8 @@ _XML_ROOTS = {
     "testrun": "trx",
     "test-run": "nunit",
     "test-results": "nunit",
+    "test-suite": "nunit",  # NUnit 3 without the <test-run> wrapper (NUnitLite, Unity)
+    "assemblies": "xunit-xml",  # xUnit.net v2/v3 (xunit.console -xml, dotnet test --logger xunit)
 }
 
 

@@ -6,7 +6,11 @@ Error, Invalid or Cancelled: an exception outside an assertion, as NUnit's own s
 A test-case failing with ``site="Parent"`` failed because its fixture's OneTimeSetUp did: a
 class-level setup error, hence BROKEN (INDEX.md's *error* category).
 NUnit 2: ``result`` Success -> PASSED, Failure -> FAILED, Error -> BROKEN,
-Ignored/Skipped/NotRunnable/Inconclusive (or ``executed="False"``) -> SKIPPED.
+Ignored/Skipped/NotRunnable/Inconclusive (or ``executed="False"``) -> SKIPPED. NUnit 2.0-2.4
+files (and tools imitating them) write no ``result``: then ``executed="False"`` is SKIPPED,
+``success="False"`` or a ``<failure>`` child is FAILED, ``success="True"`` is PASSED.
+NUnit 3 files rooted at ``<test-suite>`` (NUnitLite, the engine's ``TestResult.ToXml``, Unity's
+test runner export) hold the same elements without the ``<test-run>`` wrapper.
 Suite path = enclosing test-suite names below the assembly (namespaces, fixture, parameterized
 method); the file is streamed and each test-case dropped once read.
 """
@@ -57,10 +61,12 @@ def _case(elem, suite_path: list[str]) -> ParsedResult:
         label = (elem.get("label") or "").lower()
         if status == FAILED and (label in _ERROR_LABELS or (elem.get("site") or "").lower() == "parent"):
             status = BROKEN
-    else:
+    elif result:
         status = _V2.get(result, UNKNOWN)
         if elem.get("executed") == "False":
             status = SKIPPED
+    else:
+        status = _without_result(elem)
     message = stack_trace = None
     failure = elem.find("failure")
     if failure is not None:
@@ -83,6 +89,18 @@ def _case(elem, suite_path: list[str]) -> ParsedResult:
         tags=categories,
         properties=properties,
     )
+
+
+def _without_result(elem) -> str:
+    executed = (elem.get("executed") or "").lower()
+    success = (elem.get("success") or "").lower()
+    if executed == "false":
+        return SKIPPED
+    if success == "false" or elem.find("failure") is not None:
+        return FAILED
+    if success == "true" or executed == "true":
+        return PASSED
+    return UNKNOWN
 
 
 def _text(elem) -> str | None:
