@@ -26,6 +26,8 @@ TAP::Formatter::JUnit, Catch2, nextest and marathon:
    file's name (Vitest import failure), jest-junit's ``Test suite failed to run``, or the
    describe-path prefix of sibling tests (Vitest's ``beforeAll failure`` pseudo-test).
 8. ``<skipped type="todo">`` wins over a failure (node:test): a todo test's failure is declared.
+9. A testcase without a name is a test of its own, named ``(unnamed test #N)`` after its
+   position N among its suite's testcases: nameless testcases are never merged as retries.
 
 The file is streamed with iterparse, each testcase read whole and dropped once converted. What
 is kept per test until the end (rules 5 and 7 need the whole file) is one `_Case` holding tuples
@@ -134,6 +136,8 @@ class _Reader:
         self.suite_errors: list[ParsedResult] = []
         # (suite path, "describe > path") prefixes of every test title, for rule 7.
         self.prefixes: set[tuple[tuple[str, ...], str]] = set()
+        # Testcases seen per suite path: a nameless testcase is named by its position.
+        self.positions: dict[tuple[str, ...], int] = {}
 
     def resolve(self, raw: str) -> str:
         raw = raw.strip()
@@ -200,7 +204,12 @@ class _Reader:
         get = elem.get
         name = _decode_byte_escapes(get("name") or "")
         classname = get("classname") or ""
-        title = name or classname or "(unnamed test)"
+        position = self.positions[suite_path] = self.positions.get(suite_path, 0) + 1
+        if not name.strip():
+            # Rule 9: nothing says two nameless testcases are one test, so the position in their
+            # suite tells them apart (a retry would repeat a name; there is none to repeat).
+            name = f"(unnamed test #{position})"
+        title = name
         path = suite_path
         if classname and classname != name and (not path or classname != path[-1]):
             path = (*path, classname)
