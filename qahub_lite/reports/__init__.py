@@ -92,22 +92,34 @@ def _parse(path: Path, format: str) -> ParsedReport:
             raise ReportError(f"{path}: not a recognised test report (formats: {', '.join(_PARSERS)})")
         raise ReportError(f"{path}: unknown format {format!r} (formats: {', '.join(FORMATS)})")
     module = importlib.import_module(f".{_PARSERS[fmt]}", __name__)
+    # A format forced on a file of another kind fails to parse, or parses to nothing; either
+    # way the useful message is what the file looks like, not "malformed".
+    forced_wrong = format != "auto" and detected != fmt
     try:
         if fmt in ("mocha-json", "mochawesome"):
             results = module.parse(path, fmt)
         else:
             results = module.parse(path)
-    except ReportError:
+    except ReportError as exc:
+        if forced_wrong and detected != "unknown":
+            raise ReportError(_mismatch(path, fmt, detected)) from exc
         raise
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as exc:
+        if forced_wrong and detected != "unknown":
+            raise ReportError(_mismatch(path, fmt, detected)) from exc
         # The content matched the format's signature but not its structure.
         raise ReportError(f"{path}: not a valid {fmt} report ({type(exc).__name__}: {exc})") from exc
-    if not results and format != "auto" and detected != fmt:
-        # A format forced on a file of another kind parses to nothing; uploading "0 tests"
-        # would hide the mistake.
-        seen = f"its content looks like {detected}" if detected != "unknown" else "no known format matches it"
-        raise ReportError(f"{path}: not a {fmt} report ({seen}; try --format auto)")
+    if not results and forced_wrong:
+        # Uploading "0 tests" would hide the mistake.
+        raise ReportError(_mismatch(path, fmt, detected))
     return ParsedReport(format=fmt, source=str(path), results=results)
+
+
+def _mismatch(path: Path, fmt: str, detected: str) -> str:
+    if detected == "unknown":
+        return f"{path}: not a {fmt} report (no known format matches it; try --format auto)"
+    return (f"{path}: not a {fmt} report: its content looks like {detected} "
+            f"(try --format {detected}, or --format auto)")
 
 
 def _raise_if_malformed_json(path: Path) -> None:
