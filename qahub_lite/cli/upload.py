@@ -113,7 +113,7 @@ def _read(args: argparse.Namespace):
         except (ReportError, ValueError) as exc:
             raise CliError(f"{exc} (nothing was uploaded)", 2) from None
         start, end = add_report(payload, report, None)
-        formats.add(framework_of(report.format))
+        formats.add(report.framework or framework_of(report.format))
         attached = sum(1 for a in payload.attachments if start <= a.index < end)
         rows.append((str(path), report.format, count(payload.results[start:end]), attached))
     if not rows:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .detect import detect_format, is_allure_dir
+from .framework import framework_label
 from .model import Attempt, ParsedReport, ParsedResult, ReportAttachment, ReportError
 
 # name -> short description (shown by `qahub upload --help`)
@@ -112,7 +113,7 @@ def _parse(path: Path, format: str) -> ParsedReport:
     if not results and forced_wrong:
         # Uploading "0 tests" would hide the mistake.
         raise ReportError(_mismatch(path, fmt, detected))
-    return ParsedReport(format=fmt, source=str(path), results=results)
+    return ParsedReport(format=fmt, source=str(path), results=results, framework=framework_label(fmt, path))
 
 
 def _mismatch(path: Path, fmt: str, detected: str) -> str:

@@ -60,6 +60,10 @@ class ParsedReport(msgspec.Struct):
     format: str  # the detected or requested format name, e.g. "junit", "playwright-json"
     source: str  # the file or folder it came from
     results: list[ParsedResult]
+    # The tool that wrote it ("pytest", "jest", "vitest", "surefire"...) where the file says so,
+    # else the format's name: the run's framework label (see framework.py). Not the format:
+    # one format has many writers.
+    framework: str = ""
 
 
 class ReportError(Exception):
