@@ -8,7 +8,9 @@
 * Retries (``jest.retryTimes``, Vitest ``retry``): Jest lists failed earlier attempts in
   ``retryReasons`` (and ``invocations``); Vitest puts every failed attempt's message in
   ``failureMessages`` even when the test finally passed. Either way, passed after a failure is
-  flaky and each attempt is kept.
+  flaky and each attempt is kept. Jest's ``invocations`` is the number of runs, whatever the
+  final status: a test that failed all three runs of ``jest.retryTimes(2)`` has three attempts
+  even where the file kept no ``retryReasons`` for the first two.
 * A file that failed to run (import error, syntax error) has no tests and a ``message``
   (``testExecError`` in Jest), or a title-less pseudo-test with status "error": it becomes one
   BROKEN result named after the file.
@@ -61,6 +63,8 @@ def _test(test: dict[str, Any], shown: str, file: str) -> ParsedResult:
     status = _STATUSES.get(test.get("status") or "", FAILED)
     messages = [m for m in test.get("failureMessages") or [] if m]
     earlier = [m for m in test.get("retryReasons") or [] if m]
+    invocations = test.get("invocations")
+    jest_counted = isinstance(invocations, int) and not isinstance(invocations, bool)
     attempts: list[Attempt] = []
     if earlier:  # Jest: failureMessages is the final attempt only
         attempts = [attempt(FAILED, None, first_line(m), m) for m in earlier]
@@ -68,14 +72,17 @@ def _test(test: dict[str, Any], shown: str, file: str) -> ParsedResult:
     elif status == PASSED and messages:  # Vitest: failed attempts before the final pass
         attempts = [attempt(FAILED, None, first_line(m), m) for m in messages]
         final_messages = []
-    elif status == FAILED and len(messages) > 1:  # Vitest: one message per failed attempt
+    elif status == FAILED and len(messages) > 1 and not jest_counted:
+        # Vitest (no `invocations`): one message per failed attempt. Jest's several messages
+        # are one attempt's (the test body and an afterEach hook both threw).
         attempts = [attempt(FAILED, None, first_line(m), m) for m in messages[:-1]]
         final_messages = messages[-1:]
     else:
         final_messages = messages
-    invocations = test.get("invocations")
-    if isinstance(invocations, int) and invocations > len(attempts) + 1 and status == PASSED:
-        # Jest counted more runs than it kept reasons for; record the missing failures.
+    if jest_counted and invocations > len(attempts) + 1:
+        # Jest counted more runs than it kept reasons for (Jest versions without retryReasons
+        # write only `invocations`), whatever the final status: the runs not described failed,
+        # since jest.retryTimes re-runs a test only after it failed.
         attempts = [Attempt(status=FAILED)] * (invocations - 1 - len(attempts)) + attempts
     text = "\n\n".join(final_messages) or None
     attempts.append(attempt(status, ms(test.get("duration")), first_line(text), text))
