@@ -28,6 +28,9 @@ TAP::Formatter::JUnit, Catch2, nextest and marathon:
 8. ``<skipped type="todo">`` wins over a failure (node:test): a todo test's failure is declared.
 9. A testcase without a name is a test of its own, named ``(unnamed test #N)`` after its
    position N among its suite's testcases: nameless testcases are never merged as retries.
+10. jest-junit writes ``test.todo`` as a bare passing testcase but leaves it out of the suite's
+    ``tests`` count: where that surplus identifies the todos unambiguously they are SKIPPED
+    ("todo"), as Jest counts them (`_mark_jest_todos`).
 
 The file is streamed with iterparse, each testcase read whole and dropped once converted. What
 is kept per test until the end (rules 5 and 7 need the whole file) is one `_Case` holding tuples
@@ -57,7 +60,9 @@ _BYTE_ESCAPES = re.compile(r"(?:\[\\x[0-9a-fA-F]{2}\])+")
 #   UnexpectedSuccess (unittest-xml-reporting): like pytest's strict XPASS -> failed.
 _ERROR_TYPE_OVERRIDES = {"TodoTestSucceeded": PASSED, "UnexpectedSuccess": FAILED}
 _NOT_RUN_STATUS = {"disabled", "notrun", "skipped", "skip", "ignored", "suppressed"}
-_JEST_SUITE_ERROR = "Test suite failed to run"  # jest-junit's classname for suite load errors
+_JEST_SUITE_ERROR = "Test suite failed to run"
+# jest-junit's serializer writes every <testsuite>'s attributes in this order (rule 10).
+_JEST_JUNIT_SUITE_ATTRS = ["name", "errors", "failures", "skipped", "timestamp", "time", "tests"]  # jest-junit's classname for suite load errors
 _DESCRIBE_SEPARATORS = (" > ", " › ")  # Vitest, Playwright/jest-junit title templates
 # Read complete rather than event by event (see xmlsource.iterparse); an <error>/<failure> is
 # one only outside a testcase, directly under a <testsuite> (rule 6).
@@ -138,6 +143,7 @@ class _Reader:
         self.prefixes: set[tuple[tuple[str, ...], str]] = set()
         # Testcases seen per suite path: a nameless testcase is named by its position.
         self.positions: dict[tuple[str, ...], int] = {}
+        self.last_case: _Case | None = None  # the testcase read last, for rule 10
 
     def resolve(self, raw: str) -> str:
         raw = raw.strip()
@@ -149,6 +155,7 @@ class _Reader:
         stack: list[ET.Element] = []
         # One entry per open <testsuite>: [path-for-results, had-failing-case, suite element]
         suites: list[list] = []
+        todo_watch: list[list[_Case] | None] = []
         for event, elem in iterparse(self.path, _WHOLE):
             tag = elem.tag if elem.tag[:1] != "{" else local(elem.tag)
             if event == "whole":  # complete, already detached from its parent
@@ -157,6 +164,8 @@ class _Reader:
                         suite = suites[-1]
                         if self._testcase(elem, suite[0], suite[2]):
                             suite[1] = True
+                        if todo_watch[-1] is not None:
+                            todo_watch[-1].append(self.last_case)
                     else:
                         self._testcase(elem, (), None)
                 elif stack and suites and local(stack[-1].tag) == "testsuite":
@@ -170,6 +179,8 @@ class _Reader:
                     if name:
                         path = (*path, _decode_byte_escapes(name))
                     suites.append([path, False, elem])
+                    # Rule 10: a jest-junit suite's cases are kept until its end to find todos.
+                    todo_watch.append([] if list(elem.attrib)[:7] == _JEST_JUNIT_SUITE_ATTRS else None)
                     if name == "pytest" and elem.get("hostname") is not None:
                         self.pytest = True  # pytest < 5.1 wrote no <testsuites> name
                 elif tag == "testsuites" and not stack:
@@ -183,6 +194,9 @@ class _Reader:
                 stack.pop()
                 if tag == "testsuite":
                     path, had_failure, _suite, *errors = suites.pop()
+                    watched = todo_watch.pop()
+                    if watched:
+                        _mark_jest_todos(watched, elem.get("tests"))
                     if errors and not had_failure:
                         self._suite_error(path, errors)
                     if stack:
@@ -263,6 +277,7 @@ class _Reader:
             self.repeats[key].append(case)
         else:
             self.repeats[key] = [case]
+        self.last_case = case
         return case.failing
 
     def _children(self, elem: ET.Element, case: _Case) -> tuple[ET.Element | None, str, list[Attempt], list[Attempt]]:
@@ -365,6 +380,25 @@ class _Reader:
             build(f"{title} (suite error)", [attempt(BROKEN, None, message, first.text)],
                   suite_path=path[:-1])
         )
+
+
+def _mark_jest_todos(cases: list[_Case], header_tests: str | None) -> None:
+    """Rule 10: jest-junit writes a ``test.todo`` as a bare testcase with time 0 and leaves it out
+    of its suite's ``tests`` count (failing + passing + pending). The surplus of testcases over
+    that count is the number of todos; when exactly that many bare, zero-time passing cases
+    exist they are the todos. When more exist the file cannot say which: they stay passed."""
+    if not header_tests or not header_tests.isdigit():
+        return
+    surplus = len(cases) - int(header_tests)
+    if surplus <= 0:
+        return
+    bare = [c for c in cases if not c.failing and c.duration == 0 and len(c.attempts) == 1
+            and c.attempts[0].status == PASSED and c.stdout is None and c.stderr is None
+            and not c.properties and not c.attachments]
+    if len(bare) != surplus:
+        return
+    for case in bare:
+        case.attempts = (Attempt(status=SKIPPED, duration_ms=0, error_message="todo"),)
 
 
 def _rank(status: str) -> int:
