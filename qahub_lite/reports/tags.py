@@ -32,6 +32,10 @@ _TAG_RE = re.compile(r"(?:^|(?<=[\s\[(,_]))@(?P<tag>[A-Za-z][\w.:-]*)")
 # Property / annotation names that carry a code. Compared after lower-casing and turning "-"
 # into "_". Deliberately short: unknown properties stay metadata, not identity.
 CODE_KEYS = frozenset({"qa_hub", "qahub", "qa_hub_case", "qa_hub_id", "qa_hub_code", "test_case_code"})
+# Property names that carry tags: `<property name="tag" value="smoke"/>` (JUnit, written by
+# record_property or a listener), NUnit's `Category`, xUnit.net's `Category` trait. The plural
+# forms may hold several, comma-separated.
+TAG_KEYS = frozenset({"tag", "tags", "category", "categories"})
 
 
 def normalize_key(name: str) -> str:
@@ -77,14 +81,18 @@ def extract(
     for kind, description in annotations:
         if code is None and description and normalize_key(kind) in CODE_KEYS:
             code = description.strip()
+    property_tags: list[str] = []
     for name, value in properties:
-        if code is None and value and normalize_key(name) in CODE_KEYS:
+        key = normalize_key(name)
+        if code is None and value and key in CODE_KEYS:
             code = value.strip()
+        elif value and key in TAG_KEYS:
+            property_tags.extend(part.strip() for part in value.split(",") if part.strip())
     for keyword in keywords:
         if code is None:
             code = code_in_text(keyword)
     out: list[str] = []
-    for tag in tags:
+    for tag in (*tags, *property_tags):
         tag = tag.lstrip("@")
         tag_code = code_in_text(tag)
         if tag_code:
