@@ -109,7 +109,7 @@ def _detect_json(text: str) -> str:
         return "rspec-json"
     if "protocolVersion" in k or ("testID" in k and "type" in k):
         return "dart-json"
-    if "Action" in k and ("Package" in k or "Test" in k):
+    if "Action" in k and ("Package" in k or "Test" in k or "ImportPath" in k):
         return "go-json"
     return "unknown"
 
@@ -127,7 +127,8 @@ def _detect_ndjson(text: str) -> str:
             continue
         if not isinstance(obj, dict):
             continue
-        if "Action" in obj and ("Package" in obj or "Test" in obj or "Time" in obj):
+        # Go >= 1.24 starts a stream with build events keyed by ImportPath.
+        if "Action" in obj and ("Package" in obj or "Test" in obj or "Time" in obj or "ImportPath" in obj):
             return "go-json"
         if "protocolVersion" in obj or (obj.get("type") in ("start", "suite", "testStart", "allSuites", "group", "testDone", "done")):
             return "dart-json"
