@@ -224,7 +224,7 @@ def test_rejected_results_are_reported_and_can_fail_the_step(capsys, remote):
     answer = json.loads(out)
     assert (answer["accepted"], answer["rejected"]) == (28, 2)
     assert sorted(e["error"] for e in answer["errors"]) == [
-        "test_case_code TC-042 not found in this tenant", "test_case_code TC-043 not found in this tenant"]
+        "test_case_code TC-042 not found in this project", "test_case_code TC-043 not found in this project"]
     assert "the server rejected 2 results:" in err and "TC-042" in err
 
     code, out, err = upload(capsys, report, "--project", bare["id"], "--fail-on-rejected")
