@@ -114,7 +114,10 @@ def _read(args: argparse.Namespace):
         raise CliError(str(exc), 2) from None
     root = find_root(args.root)
     if args.root and not root.is_dir():
-        raise CliError(f"--root {args.root}: no such folder", 2)
+        # Reports made on another machine name its folders: the root is a prefix to remove,
+        # it need not exist here. Said anyway, in case it is a typo.
+        print(f"qahub: warning: --root {args.root} is not a folder here; test files are still named "
+              "relative to it", file=sys.stderr, flush=True)
     payload = Payload()
     parsed: list = []  # (path, report or saved payload)
     formats: set[str] = set()
