@@ -150,50 +150,8 @@ def store_results(
     errors = list(rejected)
     by_code, by_id = _resolve_cases(conn, project_id, items)
 
-    # identity -> (case id, suite path, title, variant); identity -> position in `accepted`.
-    wanted: dict[str, tuple[str | None, str, str, str]] = {}
-    accepted: list[tuple[int, ResultRecord, str, bool]] = []
-    first: dict[str, int] = {}
-    for index, record in items:
-        if unlink_unknown_codes and record.test_case_code and record.test_case_code not in by_code:
-            record = msgspec.structs.replace(record, test_case_code=None)
-        variant = record.variant
-        if record.test_case_code:
-            found = by_code.get(record.test_case_code)
-            if found is None:
-                errors.append(ItemError(index, f"test_case_code {record.test_case_code} not found in this project"))
-                continue
-            case_id, title = found
-            identity = identity_keys.case_key(case_id, variant)
-            linked = True
-        elif record.test_case_id:
-            title = by_id.get(record.test_case_id)
-            if title is None:
-                errors.append(ItemError(index, f"test_case_id {record.test_case_id} not found in this project"))
-                continue
-            case_id = record.test_case_id
-            identity = identity_keys.case_key(case_id, variant)
-            linked = True
-        else:
-            case_id, title = None, record.title or ""
-            identity = identity_keys.unlinked_key(record.suite_path, title, variant)
-            linked = False
-        seen = first.get(identity)
-        if seen is not None:
-            if duplicates == "attempts":
-                earlier = accepted[seen]
-                accepted[seen] = (earlier[0], _as_retry(earlier[1], record), identity, linked)
-                continue
-            who = identity_keys.describe(record.suite_path, title, variant, record.test_case_code)
-            errors.append(ItemError(
-                index, f"duplicate of result {accepted[seen][0]}: the same test ({who}) twice in one request; "
-                "give each execution its own `variant` (parameters, browser, matrix label)",
-            ))
-            continue
-        first[identity] = len(accepted)
-        wanted[identity] = (case_id, record.suite_path, title, variant)
-        accepted.append((index, record, identity, linked))
-
+    wanted, accepted = identify(items, by_code, by_id, errors, unlink_unknown_codes=unlink_unknown_codes,
+                                duplicates=duplicates)
     test_ids = _intern_tests(conn, project_id, wanted) if wanted else {}
     now = now_ms()
     rows = []
@@ -240,6 +198,59 @@ def store_results(
         health.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/health.py)
     errors.sort(key=lambda e: e.index)
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)
+
+
+def identify(
+    items: Sequence[tuple[int, ResultRecord]], by_code: dict[str, tuple[str, str]], by_id: dict[str, str],
+    errors: list[ItemError], *, unlink_unknown_codes: bool = False, duplicates: str = "reject",
+) -> tuple[dict[str, tuple[str | None, str, str, str]], list[tuple[int, ResultRecord, str, bool]]]:
+    """Each item's identity key (core/identity.py): (identity -> what to intern, the accepted
+    items as (index, record, identity, linked)). Refused items are appended to `errors`."""
+    # identity -> (case id, suite path, title, variant); identity -> position in `accepted`.
+    wanted: dict[str, tuple[str | None, str, str, str]] = {}
+    accepted: list[tuple[int, ResultRecord, str, bool]] = []
+    first: dict[str, int] = {}
+    for index, record in items:
+        if unlink_unknown_codes and record.test_case_code and record.test_case_code not in by_code:
+            record = msgspec.structs.replace(record, test_case_code=None)
+        variant = record.variant
+        if record.test_case_code:
+            found = by_code.get(record.test_case_code)
+            if found is None:
+                errors.append(ItemError(index, f"test_case_code {record.test_case_code} not found in this project"))
+                continue
+            case_id, title = found
+            identity = identity_keys.case_key(case_id, variant)
+            linked = True
+        elif record.test_case_id:
+            title = by_id.get(record.test_case_id)
+            if title is None:
+                errors.append(ItemError(index, f"test_case_id {record.test_case_id} not found in this project"))
+                continue
+            case_id = record.test_case_id
+            identity = identity_keys.case_key(case_id, variant)
+            linked = True
+        else:
+            case_id, title = None, record.title or ""
+            identity = identity_keys.unlinked_key(record.suite_path, title, variant)
+            linked = False
+        seen = first.get(identity)
+        if seen is not None:
+            if duplicates == "attempts":
+                earlier = accepted[seen]
+                accepted[seen] = (earlier[0], _as_retry(earlier[1], record), identity, linked)
+                continue
+            who = identity_keys.describe(record.suite_path, title, variant, record.test_case_code)
+            errors.append(ItemError(
+                index, f"duplicate of result {accepted[seen][0]}: the same test ({who}) twice in one request; "
+                "give each execution its own `variant` (parameters, browser, matrix label)",
+            ))
+            continue
+        first[identity] = len(accepted)
+        wanted[identity] = (case_id, record.suite_path, title, variant)
+        accepted.append((index, record, identity, linked))
+
+    return wanted, accepted
 
 
 def _as_retry(earlier: ResultRecord, later: ResultRecord) -> ResultRecord:

@@ -23,7 +23,7 @@ import os
 import posixpath
 import re
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from .model import ParsedReport, ParsedResult
 from .tags import code_in_text
@@ -59,22 +59,46 @@ def find_root(explicit: str | os.PathLike | None = None, cwd: str | os.PathLike 
 def location(path: str | None, root: Path) -> str | None:
     """`path` relative to `root`, with forward slashes; an absolute path outside `root` is
     kept as given (only made forward-slashed), a relative one is taken as relative to it."""
-    if not path:
-        return None
-    text = path.strip().replace("\\", "/")
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    windows = bool(re.match(r"^[A-Za-z]:/", text))
-    if text.startswith("/") or windows:
-        for base in {root.as_posix(), Path(os.path.abspath(root)).as_posix()}:
-            try:
-                pure = PureWindowsPath(text) if windows else PurePosixPath(text)
-                return pure.relative_to(PureWindowsPath(base) if windows else PurePosixPath(base)).as_posix()
-            except ValueError:
-                continue
-        return text
-    cleaned = posixpath.normpath(text)
-    return cleaned if cleaned != "." else None
+    return _Locator(root)(path)
+
+
+class _Locator:
+    """`location` for many paths of one report: plain string work, each path once (a report
+    of 10,000 tests names a few hundred files; pathlib per test cost more than the ingest)."""
+
+    def __init__(self, root: Path) -> None:
+        bases = {root.as_posix(), Path(os.path.abspath(root)).as_posix()}
+        # Longest first, each with one trailing slash; Windows roots compare case-insensitively.
+        self.prefixes = sorted((b.rstrip("/") + "/" for b in bases), key=len, reverse=True)
+        self.seen: dict[str, str | None] = {}
+
+    def __call__(self, path: str | None) -> str | None:
+        if not path:
+            return None
+        found = self.seen.get(path, _MISSING)
+        if found is _MISSING:
+            found = self.seen[path] = self._locate(path)
+        return found
+
+    def _locate(self, path: str) -> str | None:
+        text = path.strip().replace("\\", "/")
+        if text.startswith("file://"):
+            text = text[len("file://"):]
+        windows = bool(_DRIVE.match(text))
+        if text.startswith("/") or windows:
+            text = posixpath.normpath(text) if not windows else text
+            for prefix in self.prefixes:
+                if windows and text.lower().startswith(prefix.lower()):
+                    return text[len(prefix):]
+                if text.startswith(prefix):
+                    return text[len(prefix):]
+            return text
+        cleaned = posixpath.normpath(text)
+        return cleaned if cleaned != "." else None
+
+
+_MISSING = object()
+_DRIVE = re.compile(r"^[A-Za-z]:/")
 
 
 def junit_tool(source: str) -> str | None:
@@ -98,11 +122,12 @@ def normalize(report: ParsedReport, root: Path, framework: str | None = None) ->
         scope_label = framework or _SCOPED_FORMATS[report.format]
     elif tool in _SCOPED_JUNIT_TOOLS:
         scope_label = framework or tool
+    locate = _Locator(root)
     for result in report.results:
-        _normalize(result, report.format, tool, root, scope_label)
+        _normalize(result, report.format, tool, locate, scope_label)
 
 
-def _normalize(result: ParsedResult, fmt: str, tool: str | None, root: Path, scope_label: str | None) -> None:
+def _normalize(result: ParsedResult, fmt: str, tool: str | None, locate: _Locator, scope_label: str | None) -> None:
     suite = list(result.suite_path)
     name = result.title
     variant = result.variant or ""
@@ -132,7 +157,7 @@ def _normalize(result: ParsedResult, fmt: str, tool: str | None, root: Path, sco
         where = result.file
         if suite and where and _names_file(suite[0], where):
             suite = suite[1:]  # Jest/Vitest JSON, pytest-json-report: the file led the suite
-    where = location(where, root) if where else None
+    where = locate(where) if where else None
     if where and not suite and _names_file(name, where):
         name = where  # a whole file that failed to load: named by its location in every reporter
     if where is None and scope_label:
@@ -169,21 +194,38 @@ def assign_variants(results: Sequence[ParsedResult], label: str | None = None) -
     same test case code, or the same suite and name, and variant) get a variant from what tells
     them apart (the parameters in `[...]`, else the name, else the suite, else their order);
     then `label` (`--variant`) is added to every variant."""
-    groups: dict[tuple, list[ParsedResult]] = {}
+    # Most names are unique: bucket by code or name (one dict probe per result), and build the
+    # full key only for the few buckets with more than one result.
+    buckets: dict[str, list[ParsedResult]] = {}
     for result in results:
-        groups.setdefault(_key(result), []).append(result)
-    for members in groups.values():
-        if len(members) < 2:
+        code = result.test_case_code
+        key = "\x00" + code if code else result.title
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = [result]
+        else:
+            bucket.append(result)
+    for bucket in buckets.values():
+        if len(bucket) < 2:
             continue
-        derived = [_distinguishing(m, members) for m in members]
-        seen: dict[str, int] = {}
-        for member, own in zip(members, derived):
-            count = seen[own] = seen.get(own, 0) + 1
-            own = own if count == 1 else f"{own} #{count}".strip()
-            member.variant = " / ".join(v for v in (member.variant, own) if v)
+        groups: dict[tuple, list[ParsedResult]] = {}
+        for result in bucket:
+            groups.setdefault(_key(result), []).append(result)
+        for members in groups.values():
+            if len(members) > 1:
+                _derive(members)
     if label:
         for result in results:
             result.variant = f"{result.variant} / {label}" if result.variant else label
+
+
+def _derive(members: list[ParsedResult]) -> None:
+    derived = [_distinguishing(m, members) for m in members]
+    seen: dict[str, int] = {}
+    for member, own in zip(members, derived):
+        count = seen[own] = seen.get(own, 0) + 1
+        own = own if count == 1 else f"{own} #{count}".strip()
+        member.variant = " / ".join(v for v in (member.variant, own) if v)
 
 
 def _key(result: ParsedResult) -> tuple:
