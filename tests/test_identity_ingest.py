@@ -137,3 +137,27 @@ def test_qualitypilot_duplicates_become_attempts_and_take_a_variant(api):
     assert set(stored) == {"", "firefox"}
     assert (stored[""]["status"], stored[""]["flaky"], stored[""]["attempts"]) == ("PASSED", True, 2)
     assert stored[""]["previous_attempts"] == [{"status": "FAILED", "error_message": "boom"}]
+
+
+def test_the_run_page_shows_variants_and_filters_by_tag(api):
+    import re
+
+    from qahub_lite.core import users
+    from qahub_lite.db.database import direct_connection
+
+    project = api.project("Dash")
+    answer = _ingest(api, project, [
+        {"suite": "cart.spec.ts", "title": "adds", "status": "PASSED", "variant": "firefox", "tags": ["smoke"]},
+        {"suite": "cart.spec.ts", "title": "removes", "status": "PASSED", "tags": ["slow"]},
+    ])
+    with direct_connection(api.config.db_path) as conn:
+        users.create_user(conn, "ann", tenant_id=api.tenant_id, role="admin", password="ann's password")
+    token = re.search(r'name="csrf" value="([^"]+)"', api.client.get("/login").text).group(1)
+    signed_in = api.client.post("/login", data={"csrf": token, "username": "ann", "password": "ann's password"},
+                                follow_redirects=False)
+    assert signed_in.status_code == 303
+    page = api.client.get(f"/runs/{answer['short_id']}").text
+    assert '<span class="badge" title="variant">firefox</span>' in page and "#smoke" in page
+    tagged = api.client.get(f"/runs/{answer['short_id']}", params={"tag": "smoke"}).text
+    table = tagged.split('id="results"', 1)[1]
+    assert "adds" in table and "removes" not in table and "Tagged <span" in table
