@@ -36,18 +36,30 @@ names = st.tuples(
     st.one_of(st.none(), st.sampled_from(_CODES).map(lambda c: f" @qa-hub('{c}')")),
 ).map(lambda parts: "".join(p for p in parts if p))
 junit_case = st.tuples(st.sampled_from(["calc.A", "calc.B", "tests.test_shop"]), names,
-                       st.sampled_from(["pass", "failure", "error", "skipped"]))
+                       st.sampled_from(["pass", "failure", "error", "skipped"]), st.integers(0, 1))
+# Which tool wrote the JUnit file changes how reports/identity.py reads it: a plain writer,
+# pytest (classname -> file), Playwright (one suite per project of the same spec -> variants).
+dialects = st.sampled_from([
+    ("", [("s", None), ("t", None)]),
+    (' name="pytest tests"', [("pytest", None), ("pytest", None)]),
+    (' id=""', [("cart.spec.ts", "chromium"), ("cart.spec.ts", "firefox")]),
+])
 jest_case = st.tuples(st.sampled_from(["src/a.test.js", "src/pricing/b.test.js"]),
                       st.lists(st.sampled_from(["Cart", "totals"]), max_size=2), names,
                       st.sampled_from(["passed", "failed", "pending", "todo"]))
 
 
-def _junit(cases) -> str:
-    body = []
-    for classname, name, outcome in cases:
+def _junit(dialect, cases) -> str:
+    head, suites = dialect
+    body: list[list[str]] = [[], []]
+    for classname, name, outcome, suite in cases:
         inner = "" if outcome == "pass" else f'<{outcome} message="m"/>'
-        body.append(f"<testcase classname={quoteattr(classname)} name={quoteattr(name)}>{inner}</testcase>")
-    return f'<testsuites><testsuite name="s">{"".join(body)}</testsuite></testsuites>'
+        body[suite].append(f"<testcase classname={quoteattr(classname)} name={quoteattr(name)}>{inner}</testcase>")
+    xml = "".join(
+        f'<testsuite name="{suite}"{f" hostname={quoteattr(host)}" if host else ""}>{"".join(cases)}</testsuite>'
+        for (suite, host), cases in zip(suites, body) if cases
+    )
+    return f"<testsuites{head}>{xml}</testsuites>"
 
 
 def _jest(cases) -> str:
@@ -90,9 +102,9 @@ def _check(hub, suffix: str, text: str) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cases=st.lists(junit_case, min_size=1, max_size=25))
-def test_junit_statuses_stored_equal_statuses_parsed(hub, cases):
-    _check(hub, ".xml", _junit(cases))
+@given(dialect=dialects, cases=st.lists(junit_case, min_size=1, max_size=25))
+def test_junit_statuses_stored_equal_statuses_parsed(hub, dialect, cases):
+    _check(hub, ".xml", _junit(dialect, cases))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
