@@ -128,7 +128,7 @@ def normalize(report: ParsedReport, root: Path, framework: str | None = None) ->
 
 
 def _normalize(result: ParsedResult, fmt: str, tool: str | None, locate: _Locator, scope_label: str | None) -> None:
-    suite = list(result.suite_path)
+    suite = result.suite_path  # never changed in place: every step below builds a new list
     name = result.title
     variant = result.variant or ""
     where: str | None = None
@@ -169,7 +169,8 @@ def _normalize(result: ParsedResult, fmt: str, tool: str | None, locate: _Locato
 
 def _names_file(text: str, path: str) -> bool:
     """`text` names the file `path` (the whole path, or a trailing part of it)."""
-    text, path = text.replace("\\", "/"), path.replace("\\", "/")
+    if "\\" in text or "\\" in path:
+        text, path = text.replace("\\", "/"), path.replace("\\", "/")
     return bool(text) and (path == text or path.endswith("/" + text) or text.endswith("/" + path))
 
 
