@@ -111,3 +111,29 @@ def test_junit_statuses_stored_equal_statuses_parsed(hub, dialect, cases):
 @given(cases=st.lists(jest_case, min_size=1, max_size=25))
 def test_jest_statuses_stored_equal_statuses_parsed(hub, cases):
     _check(hub, ".json", _jest(cases))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(statuses=st.lists(st.sampled_from(["PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN", "TIMEOUT"]),
+                         min_size=1, max_size=30),
+       variants=st.lists(st.sampled_from(["", "chromium", "firefox"]), min_size=30, max_size=30))
+def test_a_run_is_failed_exactly_when_a_final_result_failed_broke_or_timed_out(hub, statuses, variants):
+    """Every canonical status, TIMEOUT included (agents' leases), through the one ingest path;
+    several variants of one test case among them."""
+    from qahub_lite.core import ingest, runs
+    from qahub_lite.core.model import ResultRecord, RunRecord
+    from qahub_lite.db.database import direct_connection
+
+    api, project, _ = hub
+    items = [
+        (i, ResultRecord(status=s, test_case_code="TC-1", variant=f"{variants[i]}-{i}") if i % 3 == 0
+         else ResultRecord(status=s, title=f"t{i}", variant=variants[i]))
+        for i, s in enumerate(statuses)
+    ]
+    with direct_connection(api.config.db_path) as conn:
+        outcome = ingest.store_results(conn, api.tenant_id, items, run=RunRecord(
+            project_id=project["id"], name="p", source="qahub"))
+        run = runs.get_run_sync(conn, api.tenant_id, outcome.run_id)
+        stored = Counter(r[0] for r in conn.execute("SELECT status FROM results WHERE run_id = ?", (outcome.run_id,)))
+    assert stored == Counter(statuses) and outcome.rejected == 0
+    assert (run.verdict == "FAILED") == any(s in _FAILING for s in statuses)
