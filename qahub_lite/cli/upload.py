@@ -58,8 +58,8 @@ def register(commands) -> None:
                    help="the repository root test files are named relative to (default: the top of the git "
                    "checkout, else the current folder); see docs/identity.md")
     p.add_argument("--variant", metavar="LABEL",
-                   help="a label that keeps this upload's results apart from the same tests run elsewhere in "
-                   "the same run, e.g. a matrix entry such as py3.12-linux")
+                   help="a label added to every result's variant, so that the same tests run by other jobs "
+                   "(a matrix entry such as py3.12-linux) keep their own histories; see docs/identity.md")
     p.add_argument("--branch", metavar="NAME",
                    help="the run's branch (default: $QAHUB_BRANCH, else the CI provider's, else the git checkout's)")
     p.add_argument("--commit", metavar="SHA",
