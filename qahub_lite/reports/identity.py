@@ -13,7 +13,7 @@ its format's words; `normalize` rewrites every `ParsedResult` into one shape, so
   two tools never merge.
 
 The shape sent to the hub: `suite_path = [location, *scope]`, `title = name`, `variant`.
-`qahub upload`, the agent and the pytest plugin all go through here; the server only compares
+`qahub upload` and the pytest plugin go through here; the server only compares
 (core/identity.py).
 """
 
