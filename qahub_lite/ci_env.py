@@ -239,3 +239,64 @@ def detect(env: Env) -> CiInfo | None:
         if recognise(env):
             return read(env)
     return None
+
+
+def context(env: Env, *, branch: str | None = None, commit: str | None = None, cwd: str | None = None) -> CiInfo | None:
+    """A run's branch and commit, most explicit first: the `--branch`/`--commit` options, then
+    `QAHUB_BRANCH`/`QAHUB_COMMIT`, then the CI provider's variables, then the git checkout
+    `cwd` is in (a run without a branch is left out of flakiness, grade, trends and the gate).
+    The other fields (PR, build URL, provider) come from the CI provider only."""
+    found = detect(env) or CiInfo()
+    git_branch, git_commit = git_checkout(cwd)
+    found.branch = branch or _get(env, "QAHUB_BRANCH") or found.branch or git_branch
+    found.commit = commit or _get(env, "QAHUB_COMMIT") or found.commit or git_commit
+    return found if msgspec.to_builtins(found) else None
+
+
+def git_checkout(cwd: str | None = None) -> tuple[str | None, str | None]:
+    """(branch, commit) of the git checkout `cwd` is in, read from its files (no git needed).
+    A detached HEAD has a commit and no branch; outside a checkout both are None."""
+    from pathlib import Path
+
+    here = Path(cwd or ".").resolve()
+    for folder in (here, *here.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            if not text.startswith("gitdir:"):
+                return None, None
+            git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
+        elif dot_git.is_dir():
+            git_dir = dot_git
+        else:
+            continue
+        return _read_head(git_dir)
+    return None, None
+
+
+def _read_head(git_dir) -> tuple[str | None, str | None]:
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None, None
+    if not head.startswith("ref:"):
+        return None, head if re.fullmatch(r"[0-9a-f]{40,64}", head) else None
+    ref = head[len("ref:"):].strip()
+    branch = ref.removeprefix("refs/heads/")
+    # Worktrees keep refs in the main repository ("commondir" names it).
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    for base in (git_dir, common):
+        try:
+            return branch, (base / ref).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            pass
+        try:
+            for line in (base / "packed-refs").read_text(encoding="utf-8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name.strip() == ref:
+                    return branch, sha
+        except OSError:
+            pass
+    return branch, None  # a branch with no commit yet

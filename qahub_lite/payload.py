@@ -31,6 +31,9 @@ _TEXT_MAX = 1000
 _LONG_MAX = 1_000_000
 _CODE_MAX = 64
 _PREVIOUS_MAX = 100
+_VARIANT_MAX = 200
+_TAG_MAX = 100
+_TAGS_MAX = 50
 
 # Format names people type (seed 000 uses `--format playwright`) -> the parsers' names.
 FORMAT_ALIASES = {
@@ -73,6 +76,8 @@ class RunInfo(msgspec.Struct, omit_defaults=True):
     environment: str | None = None
     framework: str | None = None
     ci: CiInfo | None = None
+    started_at: str | None = None  # ISO 8601, from the reports when they say
+    duration_ms: int | None = None
 
 
 class PendingAttachment(msgspec.Struct, omit_defaults=True):
@@ -82,6 +87,9 @@ class PendingAttachment(msgspec.Struct, omit_defaults=True):
     path: str
     name: str
     content_type: str | None = None
+    # The folder of the report that named the file: attachments are sent only from there or
+    # from the repository root (upload.confine).
+    report_dir: str | None = None
 
 
 class Payload(msgspec.Struct):
@@ -155,6 +163,10 @@ def native_result(result: ParsedResult, framework: str | None = None) -> dict:
         out["line"] = result.line
     if framework:
         out["framework"] = framework
+    if result.variant:
+        out["variant"] = _clip(result.variant, _VARIANT_MAX)
+    if result.tags:
+        out["tags"] = [tag[:_TAG_MAX] for tag in result.tags[:_TAGS_MAX]]
     if result.flaky:
         out["flaky"] = True
     if len(result.attempts) > 1:
@@ -175,6 +187,8 @@ def add_report(payload: Payload, report: ParsedReport, framework: str | None = N
     """Append a parsed report's results (and the files they reference) to `payload`.
     Returns the (start, end) slice of `payload.results` they occupy."""
     start = len(payload.results)
+    source = Path(report.source)
+    report_dir = str(source if source.is_dir() else source.parent)
     for result in report.results:
         index = len(payload.results)
         payload.results.append(native_result(result, framework))
@@ -184,7 +198,7 @@ def add_report(payload: Payload, report: ParsedReport, framework: str | None = N
                 continue
             seen.add(attachment.path)
             payload.attachments.append(
-                PendingAttachment(index, attachment.path, attachment.name, attachment.content_type)
+                PendingAttachment(index, attachment.path, attachment.name, attachment.content_type, report_dir)
             )
     return start, len(payload.results)
 

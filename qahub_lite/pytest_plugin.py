@@ -41,6 +41,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qahub-environment", metavar="NAME", help="an environment label such as staging")
     group.addoption("--qahub-save", metavar="PATH",
                     help=f"where to save the results when they cannot be uploaded (default: {DEFAULT_SAVE})")
+    group.addoption("--qahub-branch", metavar="NAME",
+                    help="the run's branch (default: $QAHUB_BRANCH, else the CI provider's, else the git checkout's)")
+    group.addoption("--qahub-commit", metavar="SHA",
+                    help="the run's commit (default: $QAHUB_COMMIT, else the CI provider's, else the git checkout's)")
+    group.addoption("--qahub-variant", metavar="LABEL",
+                    help="keep this session's results apart from the same tests run elsewhere in one run (a matrix label)")
+    group.addoption("--qahub-strict-codes", action="store_true",
+                    help="let the server reject results whose test case code is not in the project "
+                    "(by default they are kept as unlinked results)")
     group.addoption("--qahub-off", action="store_true", help="do not upload, even when QAHUB_* variables are set")
 
 
@@ -128,6 +137,9 @@ class SessionUploader:
     """Collects every report (on the controller) and uploads them when the session ends."""
 
     def __init__(self, config: pytest.Config, settings: dict) -> None:
+        import time
+
+        self.started_at = time.time()
         self.config = config
         self.settings = settings
         self.tests: dict[str, list[_Attempt]] = {}
@@ -196,18 +208,31 @@ class SessionUploader:
         return out
 
     def _upload(self) -> None:
-        from .ci_env import detect
-        from .client import QahubClient
+        import datetime as dt
+        import time
+
+        from .ci_env import context
+        from .client import ApiError, QahubClient
         from .reports import ParsedReport
+        from .reports.identity import assign_variants
         from .payload import Payload, RunInfo, add_report, count, save_payload
-        from .upload import UploadFailed, send
+        from .upload import UploadFailed, send, verify
 
         results = self.results()
         if not results:
             return
+        # Parameters of one test linked to one test case (a marker on a parametrized test) are
+        # variants of it, each its own result (reports/identity.py).
+        assign_variants(results, self.config.getoption("qahub_variant"))
+        ci = context(
+            os.environ, branch=self.config.getoption("qahub_branch"), commit=self.config.getoption("qahub_commit"),
+            cwd=str(self.config.invocation_params.dir),
+        )
         payload = Payload(run=RunInfo(
             project_id=self.settings["project"], run_name=self.config.getoption("qahub_run_name"),
-            environment=self.config.getoption("qahub_environment"), framework="pytest", ci=detect(os.environ),
+            environment=self.config.getoption("qahub_environment"), framework="pytest", ci=ci,
+            started_at=dt.datetime.fromtimestamp(self.started_at, dt.timezone.utc).isoformat(),
+            duration_ms=int((time.time() - self.started_at) * 1000),
         ))
         add_report(payload, ParsedReport(format="pytest", source="pytest session", results=results))
         if not self.settings["token"]:
@@ -215,13 +240,22 @@ class SessionUploader:
             return
         # Few, short retries: a developer waits on this at the end of every session.
         client = QahubClient(self.settings["url"], self.settings["token"], timeout=30.0, retries=3)
+        warn = lambda m: self.lines.append((f"qahub: {m}", {"yellow": True}))  # noqa: E731
         try:
-            outcome = send(client, payload, warn=lambda m: self.lines.append((f"qahub: {m}", {"yellow": True})))
+            outcome = send(client, payload, warn=warn, strict_codes=self.config.getoption("qahub_strict_codes"))
+            mismatch = verify(client, payload, outcome)
         except UploadFailed as exc:
             self._save(payload, str(exc), save_payload)
             return
+        except ApiError as exc:
+            mismatch = f"the stored run could not be checked: {exc}"
         finally:
             client.close()
+        if mismatch:
+            self.lines.append((f"qahub: {mismatch}", {"red": True}))
+        if outcome.unlinked:
+            codes = sorted({payload.results[i]["test_case_code"] for i in outcome.unlinked})
+            warn(f"{len(outcome.unlinked)} results kept unlinked: test case codes not in this project: {', '.join(codes)}")
         counts = count(payload.results)
         self.lines.append((
             f"qahub: uploaded {outcome.accepted} results to run {outcome.short_id} "

@@ -8,12 +8,19 @@ The wire protocol (seeds 000 and 001, plus qahub-lite's run lifecycle):
   `POST /api/v1/runs/{id}/finish`. If a chunk still fails after the client's retries, the run
   is finished as ERROR so that nobody waits for it forever;
 - then each report attachment with `POST /api/v1/results/{result_id}/attachments`, the result
-  found by its test case code (linked results) or its (suite, title) (unlinked ones).
+  found by its test case code (linked results) or its (suite, title) (unlinked ones), and its
+  variant;
+- then `verify`: the run's stored counts per status are compared with the parsed ones, so a
+  result lost on the way is an error, never a silent gap.
+
+Results whose test case code the library lacks are kept as unlinked results (listed in a
+warning) unless `strict_codes` asks the server to reject them (seed 000's default).
 """
 
 from __future__ import annotations
 
 import mimetypes
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +50,7 @@ class Outcome(msgspec.Struct):
     chunks: int
     attachments_uploaded: int = 0
     attachments_skipped: int = 0
+    unlinked: list[int] = []  # indexes of results kept unlinked because their code is unknown
 
 
 class UploadFailed(Exception):
@@ -81,7 +89,7 @@ def _body(fields: dict, items: list[bytes]) -> bytes:
 def send(
     client: QahubClient, payload: Payload, *, chunk_results: int = DEFAULT_CHUNK_RESULTS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: Progress | None = None, warn: Warn | None = None,
-    keep_unknown_codes: bool = False,
+    strict_codes: bool = False,
 ) -> Outcome:
     """Create the run with all of `payload`'s results, then upload its attachments.
 
@@ -93,8 +101,8 @@ def send(
     total = len(encoded)
     head = msgspec.to_builtins(payload.run)
     head["status"] = "COMPLETED" if len(spans) == 1 else "RUNNING"
-    # Tagged tests whose code is not in the library: rejected (seed 000) or kept unlinked.
-    extra = {"unknown_codes": "unlink"} if keep_unknown_codes else {}
+    # Tagged tests whose code is not in the library: kept unlinked, or rejected (seed 000).
+    extra = {} if strict_codes else {"unknown_codes": "unlink"}
     head.update(extra)
     first_start, first_end = spans[0]
     try:
@@ -124,11 +132,45 @@ def send(
                 f"run {short_id} is incomplete (marked ERROR) after {outcome.accepted} of {total} results: {exc}",
                 short_id,
             ) from None
-    if payload.attachments:
-        outcome.attachments_uploaded, outcome.attachments_skipped = upload_attachments(
-            client, run_id, payload, warn
-        )
+    coded = not strict_codes and any(r.get("test_case_code") for r in payload.results)
+    if payload.attachments or coded:
+        try:
+            rows = _stored_rows(client, run_id)
+        except ApiError as exc:
+            rows = None
+            warn(f"cannot list the run's results: {exc}")
+        if rows is not None and coded:
+            outcome.unlinked = _unlinked(payload, outcome, rows)
+        if payload.attachments:
+            if rows is None:
+                warn("attachments not uploaded: the run's results could not be listed")
+                outcome.attachments_skipped = len(payload.attachments)
+            else:
+                outcome.attachments_uploaded, outcome.attachments_skipped = upload_attachments(
+                    client, payload, rows, warn
+                )
     return outcome
+
+
+def verify(client: QahubClient, payload: Payload, outcome: Outcome) -> str | None:
+    """Compare what the server stored for the run with what was parsed and accepted: None when
+    every status count agrees, else a sentence naming each difference."""
+    from .payload import count
+
+    refused = {e.index for e in outcome.errors}
+    sent = count([r for i, r in enumerate(payload.results) if i not in refused])
+    stored = client.get(f"/api/v1/runs/{outcome.run_id}").get("counts", {})
+    differences = []
+    for field, label in (("tests", "total"), ("passed", "passed"), ("failed", "failed"), ("broken", "broken"),
+                         ("skipped", "skipped"), ("unknown", "unknown"), ("flaky", "flaky")):
+        parsed = getattr(sent, field)
+        have = int(stored.get(label, 0) or 0)
+        if parsed != have:
+            differences.append(f"{label}: parsed {parsed}, stored {have}")
+    if not differences:
+        return None
+    return (f"run {outcome.short_id} does not hold what was parsed ({'; '.join(differences)}): "
+            "some results were lost or merged on the way")
 
 
 def _tally(outcome: Outcome, answer: dict, offset: int) -> None:
@@ -138,6 +180,34 @@ def _tally(outcome: Outcome, answer: dict, offset: int) -> None:
         outcome.errors.append(ItemError(int(error.get("index", 0)) + offset, str(error.get("error", ""))))
 
 
+def confine(payload: Payload, root: Path, extra: list[Path], warn: Warn) -> int:
+    """Keep only the attachments inside their report's folder, the repository root or an
+    `extra` folder (`--attachments-from`), symlinks resolved first and held to the same rule:
+    a report can name any path (`[[ATTACHMENT|/etc/passwd]]`, `../../`), and the upload must
+    not send a file the user never meant to share. Returns how many were skipped (warned)."""
+    roots = [os.path.realpath(p) for p in (root, *extra)]
+    kept, skipped = [], []
+    for pending in payload.attachments:
+        real = os.path.realpath(pending.path)
+        allowed = roots + ([os.path.realpath(pending.report_dir)] if pending.report_dir else [])
+        if any(_inside(real, folder) for folder in allowed):
+            kept.append(pending)
+        else:
+            skipped.append(pending.path)
+    payload.attachments = kept
+    if skipped:
+        warn(f"{len(skipped)} attachments skipped: outside the report's folder and the repository root "
+             f"(widen with --attachments-from DIR): {_examples(skipped)}")
+    return len(skipped)
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives on Windows
+        return False
+
+
 def _finish_as_error(client: QahubClient, run_id: str) -> None:
     try:
         client.request("POST", f"/api/v1/runs/{run_id}/finish", json={"status": "ERROR"})
@@ -145,33 +215,47 @@ def _finish_as_error(client: QahubClient, run_id: str) -> None:
         pass  # the server is gone; the run stays RUNNING and the caller already reports why
 
 
-def _result_key(test_case_code: str | None, suite: str | None, title: str | None) -> tuple:
+def _result_key(test_case_code: str | None, suite: str | None, title: str | None, variant: str | None) -> tuple:
     # Linked results are stored under their test case (whose title replaces the report's).
-    return ("code", test_case_code) if test_case_code else ("test", suite or "", title or "")
+    if test_case_code:
+        return ("code", test_case_code, variant or "")
+    return ("test", suite or "", title or "", variant or "")
 
 
-def _result_ids(client: QahubClient, run_id: str) -> dict[tuple, str]:
-    ids: dict[tuple, str] = {}
+def _stored_rows(client: QahubClient, run_id: str) -> list[dict]:
+    rows: list[dict] = []
     cursor = None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
         page = client.get(f"/api/v1/runs/{run_id}/results", params=params)
-        for row in page.get("data", []):
-            ids[_result_key(row.get("test_case_code"), row.get("suite"), row.get("title"))] = str(row["id"])
+        rows.extend(page.get("data", []))
         cursor = page.get("next_cursor")
         if not cursor:
-            return ids
+            return rows
 
 
-def upload_attachments(client: QahubClient, run_id: str, payload: Payload, warn: Warn) -> tuple[int, int]:
+def _unlinked(payload: Payload, outcome: Outcome, rows: list[dict]) -> list[int]:
+    """Indexes of results sent with a code that were stored without one (unknown codes)."""
+    linked = {(r.get("test_case_code"), r.get("variant") or "") for r in rows if r.get("test_case_code")}
+    refused = {e.index for e in outcome.errors}
+    return [
+        i for i, r in enumerate(payload.results)
+        if r.get("test_case_code") and i not in refused and (r["test_case_code"], r.get("variant") or "") not in linked
+    ]
+
+
+def upload_attachments(client: QahubClient, payload: Payload, rows: list[dict], warn: Warn) -> tuple[int, int]:
     """Upload each pending attachment to its result. Returns (uploaded, skipped); skips are
     warned about with their reason, grouped (a report whose files were not kept would
     otherwise print one line per file). Stops early only when the server cannot be reached."""
-    try:
-        ids = _result_ids(client, run_id)
-    except ApiError as exc:
-        warn(f"attachments not uploaded: cannot list the run's results: {exc}")
-        return 0, len(payload.attachments)
+    ids: dict[tuple, str] = {}
+    for row in rows:
+        for key in (
+            _result_key(row.get("test_case_code"), row.get("suite"), row.get("title"), row.get("variant")),
+            # A result kept unlinked because its code is unknown is found by suite and title.
+            _result_key(None, row.get("suite"), row.get("title"), row.get("variant")),
+        ):
+            ids.setdefault(key, str(row["id"]))
     uploaded = 0
     missing: list[str] = []
     orphaned: list[str] = []
@@ -179,7 +263,9 @@ def upload_attachments(client: QahubClient, run_id: str, payload: Payload, warn:
     for position, pending in enumerate(payload.attachments):
         path = Path(pending.path)
         result = payload.results[pending.index]
-        result_id = ids.get(_result_key(result.get("test_case_code"), result.get("suite"), result.get("title")))
+        result_id = ids.get(_result_key(
+            result.get("test_case_code"), result.get("suite"), result.get("title"), result.get("variant")
+        )) or ids.get(_result_key(None, result.get("suite"), result.get("title"), result.get("variant")))
         if result_id is None:
             orphaned.append(path.name)
             continue

@@ -160,3 +160,51 @@ def test_azure_repos_branch_build():
 ])
 def test_repo_from_url(url, expected):
     assert repo_from_url(url) == expected
+
+
+# --- run context: options, QAHUB_* variables, the provider, then the git checkout (issue 11) ----
+
+from qahub_lite.ci_env import context, git_checkout  # noqa: E402
+
+
+def _git_dir(folder, head: str, refs: dict[str, str] | None = None, packed: str | None = None):
+    git = folder / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text(head + "\n")
+    for name, sha in (refs or {}).items():
+        (git / name).parent.mkdir(parents=True, exist_ok=True)
+        (git / name).write_text(sha + "\n")
+    if packed:
+        (git / "packed-refs").write_text(packed)
+    return folder
+
+
+def test_the_most_explicit_source_wins(tmp_path):
+    repo = _git_dir(tmp_path, "ref: refs/heads/trunk", {"refs/heads/trunk": "a" * 40})
+    gitlab = {"GITLAB_CI": "true", "CI_COMMIT_BRANCH": "ci-branch", "CI_COMMIT_SHA": "b" * 40}
+    assert (context({}, cwd=str(repo)).branch, context({}, cwd=str(repo)).commit) == ("trunk", "a" * 40)
+    assert context(gitlab, cwd=str(repo)).branch == "ci-branch"
+    assert context({**gitlab, "QAHUB_BRANCH": "env-branch"}, cwd=str(repo)).branch == "env-branch"
+    chosen = context({**gitlab, "QAHUB_BRANCH": "env-branch", "QAHUB_COMMIT": "c1"}, branch="flag", cwd=str(repo))
+    assert (chosen.branch, chosen.commit, chosen.provider) == ("flag", "c1", "gitlab-ci")
+    assert git_checkout("/") == (None, None)  # outside any checkout
+
+
+def test_git_checkout_reads_packed_refs_detached_heads_and_worktrees(tmp_path):
+    packed = _git_dir(tmp_path / "packed", "ref: refs/heads/main", packed=f"# pack-refs\n{'d' * 40} refs/heads/main\n")
+    assert git_checkout(str(packed)) == ("main", "d" * 40)
+    (packed / "sub" / "dir").mkdir(parents=True)
+    assert git_checkout(str(packed / "sub" / "dir")) == ("main", "d" * 40)  # from a subfolder
+    detached = _git_dir(tmp_path / "detached", "e" * 40)
+    assert git_checkout(str(detached)) == (None, "e" * 40)
+    # A worktree: `.git` is a file naming its folder, refs live in the main repository.
+    main = _git_dir(tmp_path / "main", "ref: refs/heads/main", {"refs/heads/topic": "f" * 40})
+    admin = main / ".git" / "worktrees" / "wt"
+    admin.mkdir(parents=True)
+    (admin / "HEAD").write_text("ref: refs/heads/topic\n")
+    (admin / "commondir").write_text("../..\n")
+    wt = tmp_path / "wt"
+    wt.mkdir()
+    (wt / ".git").write_text(f"gitdir: {admin}\n")
+    assert git_checkout(str(wt)) == ("topic", "f" * 40)
+    assert git_checkout(str(tmp_path / "unborn-none")) in ((None, None),)

@@ -46,7 +46,7 @@ def test_seed_examples_over_http(live_server):
         r = http.post("/api/v1/ingest", json=bad)
         assert r.status_code == 207
         assert [e["error"] for e in r.json()["errors"]] == [
-            "test_case_code TC-999 not found in this tenant", "invalid status value: 'pass' (use PASSED)"]
+            "test_case_code TC-999 not found in this project", "invalid status value: 'pass' (use PASSED)"]
 
         # Attach a PNG and download it.
         result_id = results[0]["id"]

@@ -99,7 +99,7 @@ def test_ingest_207_uses_the_seed_wording(api):
     answer = r.json()
     assert answer["accepted"] == 1 and answer["rejected"] == 5
     errors = {e["index"]: e["error"] for e in answer["errors"]}
-    assert errors[1] == "test_case_code TC-999 not found in this tenant"
+    assert errors[1] == "test_case_code TC-999 not found in this project"
     assert errors[2] == "invalid status value: 'pass' (use PASSED)"
     assert "duration_ms" in errors[3]
     assert "title" in errors[4]

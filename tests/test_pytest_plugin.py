@@ -253,3 +253,40 @@ def test_off_unless_configured(server, project, tmp_path):
     done = run_pytest(folder, "-p", "no:qahub", env=configured(server, project), plugins=None)
     assert done.returncode == 1 and "qahub: uploaded" not in done.stdout
     assert project_runs(server, project) == []
+
+
+PARAMETRIZED = '''
+import pytest
+
+
+@pytest.mark.qahub("TC-001")
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_one_case_three_parameters(n):
+    assert n != 2, "two is wrong"
+
+
+@pytest.mark.qahub("TC-999")
+def test_code_not_in_the_library():
+    pass
+'''
+
+
+def test_parameters_of_one_case_are_variants_and_context_is_recorded(server, project, tmp_path):
+    """Issue 11: three parameter sets of one marked test were one result (the last won) and a
+    code missing from the library was dropped; outside CI the run had no branch."""
+    folder = write_suite(tmp_path / "suite", PARAMETRIZED)
+    done = run_pytest(folder, "--qahub-branch", "feature/vat", "--qahub-commit", "abc1234",
+                      env=configured(server, project))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "qahub: uploaded 4 results" in done.stdout, done.stdout
+    assert "1 results kept unlinked: test case codes not in this project: TC-999" in done.stdout
+    [run] = project_runs(server, project)
+    assert (run["ci"]["branch"], run["ci"]["commit"]) == ("feature/vat", "abc1234")
+    assert run["started_at"] and run["duration_ms"] is not None
+    with server.client() as http:
+        rows = http.get(f"/api/v1/runs/{run['id']}/results").json()["data"]
+        [case] = http.get(f"/api/v1/runs/{run['id']}/cases").json()["data"]
+    assert sorted((r["variant"], r["status"]) for r in rows if r["test_case_code"] == "TC-001") == [
+        ("1", "PASSED"), ("2", "FAILED"), ("3", "PASSED")]
+    assert (case["test_case_code"], case["status"], case["variants"]) == ("TC-001", "FAILED", ["1", "2", "3"])
+    assert any(r["title"] == "test_code_not_in_the_library" and r["test_case_code"] is None for r in rows)

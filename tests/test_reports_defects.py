@@ -239,12 +239,13 @@ def test_framework_label_from_the_file(rel, label):
 
 
 def test_upload_labels_the_run_with_the_tool(tmp_path):
-    import argparse
-
+    from qahub_lite.cli import build_parser
     from qahub_lite.cli.upload import _read
 
-    args = argparse.Namespace(format="auto", paths=[str(CORPUS / "generated/vitest/vitest-results.json")],
-                              framework=None, run_name=None, environment=None)
+    # The real command line, so a new upload option cannot leave this test behind.
+    args = build_parser().parse_args(
+        ["upload", "--project", "shop", "--root", str(tmp_path), str(CORPUS / "generated/vitest/vitest-results.json")]
+    )
     payload, rows = _read(args)
     assert payload.run.framework == "vitest"
     assert rows[0][1] == "jest-json"  # the format is still shown as the format

@@ -51,7 +51,7 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
     async with services(request).db.read() as conn:
         return await flaky.list_tests(
             conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
-            state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor,
+            state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag,
         )
 
 

@@ -31,6 +31,7 @@ class TestsQuery(msgspec.Struct, forbid_unknown_fields=True):
     branch: Branch | None = None
     state: Literal["flaky", "broken", "healthy"] | None = None
     quarantined: bool | None = None
+    tag: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     limit: Limit = 50
     cursor: str | None = None
 

@@ -51,6 +51,7 @@ def to_record(item: ResultIn, default_framework: str | None) -> ResultRecord:
         bug_ticket_key=item.bug_ticket_key, bug_ticket_url=item.bug_ticket_url,
         framework=item.framework or default_framework, file=item.file, line=item.line,
         stdout=_bounded(item.stdout), stderr=_bounded(item.stderr), executed_at=from_datetime(item.executed_at),
+        variant=(item.variant or "").strip(), tags=list(dict.fromkeys(t.strip() for t in item.tags if t.strip())),
     )
 
 
@@ -98,7 +99,7 @@ async def ingest_run(request: Request) -> Response:
     run = RunRecord(
         project_id=project.id, name=data.run_name or f"Run {to_iso(now_ms())}", source="qahub",
         status=data.status, environment=data.environment, framework=data.framework, ci=_ci(data.ci),
-        duration_ms=data.duration_ms,
+        duration_ms=data.duration_ms, started_at=from_datetime(data.started_at),
     )
     outcome = await services(request).db.write(
         lambda conn: ingest.store_results(
@@ -143,7 +144,17 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
     if statuses and any(s not in ALL for s in statuses):
         raise ApiError(400, f"status must be a comma-separated list of {', '.join(ALL)}")
     async with services(request).db.read() as conn:
-        return await runs.list_results(conn, run.id, statuses=statuses, limit=q.limit, cursor=q.cursor)
+        return await runs.list_results(conn, run.id, statuses=statuses, limit=q.limit, cursor=q.cursor, tag=q.tag)
+
+
+@endpoint("GET", "/api/v1/runs/{run_id:str}/cases", summary="A run's library test cases, each once", tags=TAGS,
+          scope="read", responses={200: runs.CaseOutcomeList},
+          description="Each test case linked by the run's results, with the worst status of its results (FAILED "
+          "beats PASSED) and the variants that ran (parameters, browsers, matrix labels).")
+async def list_case_outcomes(request: Request, run_id: FromPath[str]) -> runs.CaseOutcomeList:
+    _, run = await visible_run(request, "read", run_id)
+    async with services(request).db.read() as conn:
+        return await runs.case_outcomes(conn, run.id)
 
 
 @endpoint("POST", "/api/v1/runs", summary="Create an empty run (add results with POST /runs/{id}/results)",
@@ -319,6 +330,6 @@ async def sweep(request: Request) -> retention.SweepReport:
 
 
 HANDLERS = [
-    ingest_run, upsert_results, list_results, create_run, list_runs, get_run, finish_run, cancel_run, delete_run,
+    ingest_run, upsert_results, list_results, list_case_outcomes, create_run, list_runs, get_run, finish_run, cancel_run, delete_run,
     get_result, upload_attachment, list_attachments, download_attachment, delete_attachment, sweep,
 ]

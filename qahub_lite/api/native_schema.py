@@ -21,6 +21,10 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # "unlink" keeps it as an unlinked result (by suite and title), so a tagged test whose case is
 # not in the library yet is not lost.
 UnknownCodes = Literal["reject", "unlink"]
+# A variant tells executions of one test apart (parameters, browser, matrix label); a tag is
+# a label such as `smoke`. Both are short labels, bounded like other names.
+Variant = Annotated[str, msgspec.Meta(max_length=200)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
@@ -111,6 +115,9 @@ class ResultIn(msgspec.Struct):
     line: NonNegative | None = None
     stdout: LongText | None = None
     stderr: LongText | None = None
+    # Executions of one test meant to be distinct each keep a result (docs/identity.md).
+    variant: Variant | None = None
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=50)] = []
 
 
 class IngestIn(msgspec.Struct):
@@ -125,6 +132,8 @@ class IngestIn(msgspec.Struct):
     # RUNNING keeps the run open for more chunks (POST /runs/{id}/results), then /finish.
     status: str = "COMPLETED"
     duration_ms: NonNegative | None = None
+    # When the tests started (from the report); the time of the request when not given.
+    started_at: dt.datetime | None = None
     unknown_codes: UnknownCodes = "reject"
 
 
@@ -186,6 +195,7 @@ class TestCaseQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 class ResultQuery(msgspec.Struct, forbid_unknown_fields=True):
     status: str | None = None  # comma-separated canonical statuses
+    tag: Tag | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
     cursor: str | None = None
 

@@ -68,6 +68,8 @@ class QualityPilotCase(msgspec.Struct, rename="camel"):
     duration_ms: Millis | None = None
     error_message: LongText | None = None
     attempts: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    # qahub-lite addition: executions of one case meant to be distinct (browser, parameters).
+    variant: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class QualityPilotRun(msgspec.Struct, rename="camel"):
@@ -128,7 +130,7 @@ def to_record(case: QualityPilotCase, framework: str | None) -> ResultRecord:
         status=status, title=case.name, suite_path=case.suite or "", test_case_code=code_in_text(case.name),
         flaky=flaky, attempts=attempts, previous_attempts=previous,
         duration_ms=None if case.duration_ms is None else round(case.duration_ms),
-        error_message=error, framework=framework,
+        error_message=error, framework=framework, variant=(case.variant or "").strip(),
     )
 
 
@@ -195,7 +197,11 @@ async def post_test_run(request: Request) -> Response:
         )
         # QualityPilot answers 202 or an error, with no list of refused items: a case whose
         # @qa-hub('TC-…') tag names no test case is kept, unlinked, rather than lost.
-        outcome = ingest.store_results(conn, principal.tenant_id, items, run=run, unlink_unknown_codes=True)
+        # For the same reason, two cases with one identity (name, suite, variant) are kept as
+        # attempts of one result rather than refused or overwritten.
+        outcome = ingest.store_results(
+            conn, principal.tenant_id, items, run=run, unlink_unknown_codes=True, duplicates="attempts",
+        )
         runs.adopt_reported_counts(conn, outcome.run_id, counts)
         return outcome
 

@@ -50,9 +50,23 @@ def register(commands) -> None:
                    help="exit 1 when a test failed or broke (after uploading)")
     p.add_argument("--fail-on-rejected", action="store_true",
                    help="exit 2 when the server rejected any result (207), e.g. an unknown test case code")
-    p.add_argument("--keep-unknown-codes", action="store_true",
-                   help="store results whose @qa-hub code is not in the library as unlinked results "
-                   "(by suite and title) instead of letting the server reject them")
+    p.add_argument("--strict-codes", action="store_true",
+                   help="let the server reject results whose @qa-hub code is not in the project's library "
+                   "(by default they are kept as unlinked results and listed in a warning)")
+    p.add_argument("--keep-unknown-codes", action="store_true", help=argparse.SUPPRESS)  # the default now
+    p.add_argument("--root", metavar="DIR",
+                   help="the repository root test files are named relative to (default: the top of the git "
+                   "checkout, else the current folder); see docs/identity.md")
+    p.add_argument("--variant", metavar="LABEL",
+                   help="a label added to every result's variant, so that the same tests run by other jobs "
+                   "(a matrix entry such as py3.12-linux) keep their own histories; see docs/identity.md")
+    p.add_argument("--branch", metavar="NAME",
+                   help="the run's branch (default: $QAHUB_BRANCH, else the CI provider's, else the git checkout's)")
+    p.add_argument("--commit", metavar="SHA",
+                   help="the run's commit (default: $QAHUB_COMMIT, else the CI provider's, else the git checkout's)")
+    p.add_argument("--attachments-from", metavar="DIR", action="append", default=[],
+                   help="also send attachments from this folder (by default only files inside the report's "
+                   "folder or the repository root are sent); repeatable")
     p.add_argument("--dry-run", action="store_true",
                    help="parse and print what would be sent, as a summary table; send nothing")
     p.add_argument("--no-attachments", action="store_true",
@@ -85,52 +99,92 @@ def run(args: argparse.Namespace) -> int:
 
 def _read(args: argparse.Namespace):
     """Parse every path into one payload; (payload, table rows). Nothing is sent here."""
-    from ..ci_env import detect
+    from ..ci_env import context
     from ..reports import FORMATS, ReportError, iter_report_files, parse_report
+    from ..reports.identity import assign_variants, find_root, normalize
+    from ..reports.timing import report_timing
     from ..payload import Payload, RunInfo, add_report, add_saved, count, framework_of, is_saved_payload
     from ..payload import load_payload, resolve_format
+    from ..upload import confine
     from . import CliError
 
     try:
         fmt = resolve_format(args.format, FORMATS)
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
+    root = find_root(args.root)
+    if args.root and not root.is_dir():
+        # Reports made on another machine name its folders: the root is a prefix to remove,
+        # it need not exist here. Said anyway, in case it is a typo.
+        print(f"qahub: warning: --root {args.root} is not a folder here; test files are still named "
+              "relative to it", file=sys.stderr, flush=True)
     payload = Payload()
-    rows: list[tuple[str, str, object, int]] = []
+    parsed: list = []  # (path, report or saved payload)
     formats: set[str] = set()
     saved_run = None
+    spans: list[tuple[int, int]] = []
     for path in iter_report_files(args.paths):
         try:
             if path.is_file() and is_saved_payload(path):
                 saved = load_payload(path)
                 saved_run = saved_run or saved.run
-                start, end = add_saved(payload, saved)
+                parsed.append((path, saved))
                 formats.add(saved.run.framework or "saved")
-                rows.append((str(path), "saved payload", count(payload.results[start:end]),
-                             sum(1 for a in saved.attachments)))
                 continue
             report = parse_report(path, fmt)
         except (ReportError, ValueError) as exc:
             raise CliError(f"{exc} (nothing was uploaded)", 2) from None
-        start, end = add_report(payload, report, None)
+        normalize(report, root, args.framework)
+        parsed.append((path, report))
         formats.add(report.framework or framework_of(report.format))
-        attached = sum(1 for a in payload.attachments if start <= a.index < end)
-        rows.append((str(path), report.format, count(payload.results[start:end]), attached))
-    if not rows:
+        start, took = report_timing(path, report.format)
+        if start is not None:
+            spans.append((start, start + (took or 0)))
+    if not parsed:
         raise CliError(f"no test reports found in {', '.join(args.paths)}", 2)
+    # Every execution keeps its own result: results of this upload that would share one
+    # identity get a variant from what tells them apart (reports/identity.py).
+    assign_variants([r for _, item in parsed if not isinstance(item, Payload) for r in item.results], args.variant)
+    placed = []
+    for path, item in parsed:
+        if isinstance(item, Payload):
+            start, end = add_saved(payload, item)
+            if args.variant:
+                for result in payload.results[start:end]:
+                    result["variant"] = f"{result['variant']} / {args.variant}" if result.get("variant") else args.variant
+            placed.append((path, "saved payload", start, end))
+        else:
+            start, end = add_report(payload, item, None)
+            placed.append((path, item.format, start, end))
+    warn = lambda message: print(f"qahub: warning: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    confine(payload, root, [Path(d) for d in args.attachments_from], warn)
+    rows = [
+        (str(path), kind, count(payload.results[start:end]),
+         sum(1 for a in payload.attachments if start <= a.index < end))
+        for path, kind, start, end in placed
+    ]
     base = saved_run or RunInfo()
     framework = args.framework or base.framework or (formats.pop() if len(formats) == 1 else None)
+    started_at, duration_ms = base.started_at, base.duration_ms
+    if spans and started_at is None:
+        import datetime as dt
+
+        first, last = min(s for s, _ in spans), max(e for _, e in spans)
+        started_at = dt.datetime.fromtimestamp(first / 1000, dt.timezone.utc).isoformat()
+        duration_ms = last - first
     payload.run = RunInfo(
         project_id=base.project_id, run_name=args.run_name or base.run_name,
         environment=args.environment or base.environment, framework=framework,
         # A saved payload keeps the CI context of the job that ran the tests, not the sender's.
-        ci=base.ci or detect(os.environ),
+        ci=base.ci or context(os.environ, branch=args.branch, commit=args.commit, cwd=str(root)),
+        started_at=started_at, duration_ms=duration_ms,
     )
     return payload, rows
 
 
 def _send(args: argparse.Namespace, payload) -> int:
-    from ..upload import DEFAULT_CHUNK_RESULTS, UploadFailed, send
+    from ..client import ApiError
+    from ..upload import DEFAULT_CHUNK_RESULTS, UploadFailed, send, verify
     from . import CliError
 
     bar = ProgressBar(sys.stderr, "uploading")
@@ -139,11 +193,14 @@ def _send(args: argparse.Namespace, payload) -> int:
             outcome = send(
                 client, payload, chunk_results=args.chunk_size or DEFAULT_CHUNK_RESULTS, progress=bar.update,
                 warn=lambda message: print(f"qahub: warning: {message}", file=sys.stderr, flush=True),
-                keep_unknown_codes=args.keep_unknown_codes,
+                strict_codes=args.strict_codes,
             )
+            mismatch = verify(client, payload, outcome)
         except UploadFailed as exc:
             bar.abandon()
             raise CliError(str(exc), 2) from None
+        except ApiError as exc:
+            raise CliError(f"uploaded, but the stored run could not be checked: {exc}", 2) from None
     bar.finish(f"sent {_plural(outcome.accepted + outcome.rejected, 'result')} in {outcome.chunks} requests")
     if args.json:
         sys.stdout.write(msgspec.json.encode(outcome).decode() + "\n")
@@ -151,7 +208,18 @@ def _send(args: argparse.Namespace, payload) -> int:
         _print_outcome(payload, outcome, sys.stdout)
     if outcome.rejected:
         _print_rejections(payload, outcome, sys.stderr)
+    if outcome.unlinked:
+        _print_unlinked(payload, outcome.unlinked, sys.stderr)
+    if mismatch:
+        raise CliError(mismatch, 2)
     return _exit_code(args, payload, outcome.rejected)
+
+
+def _print_unlinked(payload, unlinked: list[int], out: TextIO, limit: int = 20) -> None:
+    codes = sorted({payload.results[i]["test_case_code"] for i in unlinked})
+    out.write(f"qahub: warning: {_plural(len(unlinked), 'result')} kept as unlinked results: their test case codes "
+              f"are not in this project ({', '.join(codes[:limit])}{' ...' if len(codes) > limit else ''}); "
+              "add the test cases, or pass --strict-codes to have them rejected\n")
 
 
 def _exit_code(args: argparse.Namespace, payload, rejected: int) -> int:

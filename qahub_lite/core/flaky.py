@@ -280,7 +280,7 @@ _STATE_ORDER = {BROKEN: 0, FLAKY: 1, HEALTHY: 2}
 
 async def list_tests(
     conn, project_id: str, *, branch: str | None = None, rules: FlakyConfig | None = None, state: str | None = None,
-    quarantined: bool | None = None, limit: int = 50, cursor: str | None = None,
+    quarantined: bool | None = None, limit: int = 50, cursor: str | None = None, tag: str | None = None,
 ) -> TestHealthPage:
     """Tests that ran in the lookback, and quarantined ones, with their states: broken first,
     then flaky (top offenders first), then healthy."""
@@ -299,9 +299,16 @@ async def list_tests(
     for j in everything:
         counts[j.state] += 1
         counts["quarantined"] += infos[j.test_id].quarantined
+    tagged = None
+    if tag is not None:  # tests whose latest tagged result carried `tag` (migration 0005)
+        tagged = {row[0] for row in await src.fetch(
+            "SELECT id FROM tests WHERE project_id = ? AND tags IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM json_each(tests.tags) WHERE json_each.value = ?)", (project_id, tag),
+        )}
     chosen = [
         j for j in everything
         if (state is None or j.state == state) and (quarantined is None or infos[j.test_id].quarantined == quarantined)
+        and (tagged is None or j.test_id in tagged)
     ]
     chosen.sort(key=lambda j: (_STATE_ORDER[j.state], *ranking_key(j)))
     page = chosen[offset : offset + limit]

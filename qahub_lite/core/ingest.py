@@ -4,7 +4,8 @@ stored by `store_results`, inside the single writer's transaction.
 Steps, all in one transaction (a 2xx means all of it is committed):
 1. create the run when asked (native ingest, QualityPilot, uploads) or check the target run;
 2. resolve test case codes and ids of the run's project; unknown ones become item errors;
-3. intern test identities (`tests` rows) in bulk;
+3. intern test identities (`tests` rows, core/identity.py) in bulk; two items of one request
+   with the same identity are a visible conflict (an item error, or attempts), never last-wins;
 4. upsert results with `executemany` (never with RETURNING, see DESIGN.md);
 5. recompute the run's counts from its results.
 """
@@ -13,27 +14,30 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 
 from . import health
+from . import identity as identity_keys
 from . import runs as runs_core
 from .clock import new_id, new_short_id, now_ms
 from .errors import NotFound
-from .model import IngestOutcome, ItemError, ResultRecord, RunRecord
+from .model import AttemptRecord, IngestOutcome, ItemError, ResultRecord, RunRecord
 from .status import RUN_FINISHED
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
 _CHUNK = 500
 _attempts_encoder = msgspec.json.Encoder()
+_tags_encoder = msgspec.json.Encoder()
 
 
-def unlinked_identity(suite_path: str, title: str) -> str:
-    return f"u:{suite_path}\x1f{title}"
+def unlinked_identity(suite_path: str, title: str, variant: str = "") -> str:
+    return identity_keys.unlinked_key(suite_path, title, variant)
 
 
-def case_identity(test_case_id: str) -> str:
-    return f"c:{test_case_id}"
+def case_identity(test_case_id: str, variant: str = "") -> str:
+    return identity_keys.case_key(test_case_id, variant)
 
 
 def insert_run(conn: sqlite3.Connection, tenant_id: str, run: RunRecord) -> tuple[str, str]:
@@ -88,13 +92,18 @@ def _resolve_cases(
     return by_code, by_id
 
 
-def _intern_tests(conn: sqlite3.Connection, project_id: str, wanted: dict[str, tuple[str | None, str, str]]) -> dict[str, int]:
+def _intern_tests(
+    conn: sqlite3.Connection, project_id: str, wanted: dict[str, tuple[str | None, str, str, str]]
+) -> dict[str, int]:
     """identity -> tests.id, creating the missing identities in bulk."""
     now = now_ms()
     conn.executemany(
-        "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, identity, created_at) "
-        "VALUES (?,?,?,?,?,?)",
-        [(project_id, case_id, suite, title, identity, now) for identity, (case_id, suite, title) in wanted.items()],
+        "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
+        "VALUES (?,?,?,?,?,?,?)",
+        [
+            (project_id, case_id, suite, title, variant, identity, now)
+            for identity, (case_id, suite, title, variant) in wanted.items()
+        ],
     )
     ids: dict[str, int] = {}
     keys = list(wanted)
@@ -117,13 +126,18 @@ def store_results(
     run_id: str | None = None,
     rejected: Sequence[ItemError] = (),
     unlink_unknown_codes: bool = False,
+    duplicates: Literal["reject", "attempts"] = "reject",
 ) -> IngestOutcome:
     """Create `run` (or use `run_id`), then upsert `items` (original index, record) into it.
 
     `rejected` are items the edge already refused (bad shape, bad status); they are reported
-    together with the items refused here (unknown test case) in index order.
+    together with the items refused here (unknown test case, duplicate) in index order.
     `unlink_unknown_codes`: a code that names no test case of the project is not refused but
     stored as an unlinked result, for dialects that cannot report refused items (QualityPilot).
+    `duplicates`: what two items of this request with one identity (test and variant) become:
+    "reject" refuses the later ones with an item error naming the first (the native 207);
+    "attempts" keeps them as attempts of one result, the last one final (for dialects with no
+    way to report a refused item). Either way nothing is overwritten silently.
     """
     if run is not None:
         project_id = run.project_id
@@ -136,36 +150,8 @@ def store_results(
     errors = list(rejected)
     by_code, by_id = _resolve_cases(conn, project_id, items)
 
-    # identity -> (case id, suite path, title), and each accepted item's identity.
-    wanted: dict[str, tuple[str | None, str, str]] = {}
-    accepted: list[tuple[int, ResultRecord, str, bool]] = []
-    for index, record in items:
-        if unlink_unknown_codes and record.test_case_code and record.test_case_code not in by_code:
-            record = msgspec.structs.replace(record, test_case_code=None)
-        if record.test_case_code:
-            found = by_code.get(record.test_case_code)
-            if found is None:
-                errors.append(ItemError(index, f"test_case_code {record.test_case_code} not found in this tenant"))
-                continue
-            case_id, title = found
-            identity = case_identity(case_id)
-            wanted[identity] = (case_id, record.suite_path, title)
-            linked = True
-        elif record.test_case_id:
-            title = by_id.get(record.test_case_id)
-            if title is None:
-                errors.append(ItemError(index, f"test_case_id {record.test_case_id} not found in this tenant"))
-                continue
-            identity = case_identity(record.test_case_id)
-            wanted[identity] = (record.test_case_id, record.suite_path, title)
-            linked = True
-        else:
-            title = record.title or ""
-            identity = unlinked_identity(record.suite_path, title)
-            wanted[identity] = (None, record.suite_path, title)
-            linked = False
-        accepted.append((index, record, identity, linked))
-
+    wanted, accepted = identify(items, by_code, by_id, errors, unlink_unknown_codes=unlink_unknown_codes,
+                                duplicates=duplicates)
     test_ids = _intern_tests(conn, project_id, wanted) if wanted else {}
     now = now_ms()
     rows = []
@@ -174,7 +160,8 @@ def store_results(
         rows.append((
             run_id, test_ids[identity], r.status, int(r.flaky), r.attempts, r.duration_ms, r.error_message,
             r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, r.framework, r.file, r.line, r.stdout,
-            r.stderr, attempt_log, int(linked), r.executed_at, now, now,
+            r.stderr, attempt_log, int(linked), r.executed_at, _tags_encoder.encode(r.tags).decode() if r.tags else None,
+            now, now,
         ))
     # Upsert: the same test in the same run is updated, not duplicated (seed 001). An update
     # that leaves a field out keeps what was there (a bug ticket added later keeps the
@@ -182,8 +169,8 @@ def store_results(
     conn.executemany(
         """INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, error_message, error_stack,
                comment, bug_ticket_key, bug_ticket_url, framework, file, line, stdout, stderr, attempt_log, linked,
-               executed_at, created_at, updated_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               executed_at, tags, created_at, updated_at)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT (run_id, test_id) DO UPDATE SET
                status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
                duration_ms = coalesce(excluded.duration_ms, results.duration_ms),
@@ -198,11 +185,83 @@ def store_results(
                file = coalesce(excluded.file, results.file), line = coalesce(excluded.line, results.line),
                stdout = excluded.stdout, stderr = excluded.stderr, attempt_log = excluded.attempt_log,
                executed_at = coalesce(excluded.executed_at, results.executed_at),
+               tags = coalesce(excluded.tags, results.tags),
                updated_at = excluded.updated_at""",
         rows,
     )
+    # The tests listing filters by tag: a test carries the tags its latest tagged result had.
+    tagged = [(row[19], row[1]) for row in rows if row[19] is not None]
+    if tagged:
+        conn.executemany("UPDATE tests SET tags = ? WHERE id = ? AND tags IS NOT ?", [(t, i, t) for t, i in tagged])
     runs_core.refresh_counts(conn, run_id)
     if run is not None and run.status in RUN_FINISHED:
         health.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/health.py)
     errors.sort(key=lambda e: e.index)
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)
+
+
+def identify(
+    items: Sequence[tuple[int, ResultRecord]], by_code: dict[str, tuple[str, str]], by_id: dict[str, str],
+    errors: list[ItemError], *, unlink_unknown_codes: bool = False, duplicates: str = "reject",
+) -> tuple[dict[str, tuple[str | None, str, str, str]], list[tuple[int, ResultRecord, str, bool]]]:
+    """Each item's identity key (core/identity.py): (identity -> what to intern, the accepted
+    items as (index, record, identity, linked)). Refused items are appended to `errors`."""
+    # identity -> (case id, suite path, title, variant); identity -> position in `accepted`.
+    wanted: dict[str, tuple[str | None, str, str, str]] = {}
+    accepted: list[tuple[int, ResultRecord, str, bool]] = []
+    first: dict[str, int] = {}
+    for index, record in items:
+        if unlink_unknown_codes and record.test_case_code and record.test_case_code not in by_code:
+            record = msgspec.structs.replace(record, test_case_code=None)
+        variant = record.variant
+        if record.test_case_code:
+            found = by_code.get(record.test_case_code)
+            if found is None:
+                errors.append(ItemError(index, f"test_case_code {record.test_case_code} not found in this project"))
+                continue
+            case_id, title = found
+            identity = identity_keys.case_key(case_id, variant)
+            linked = True
+        elif record.test_case_id:
+            title = by_id.get(record.test_case_id)
+            if title is None:
+                errors.append(ItemError(index, f"test_case_id {record.test_case_id} not found in this project"))
+                continue
+            case_id = record.test_case_id
+            identity = identity_keys.case_key(case_id, variant)
+            linked = True
+        else:
+            case_id, title = None, record.title or ""
+            identity = identity_keys.unlinked_key(record.suite_path, title, variant)
+            linked = False
+        seen = first.get(identity)
+        if seen is not None:
+            if duplicates == "attempts":
+                earlier = accepted[seen]
+                accepted[seen] = (earlier[0], _as_retry(earlier[1], record), identity, linked)
+                continue
+            who = identity_keys.describe(record.suite_path, title, variant, record.test_case_code)
+            errors.append(ItemError(
+                index, f"duplicate of result {accepted[seen][0]}: the same test ({who}) twice in one request; "
+                "give each execution its own `variant` (parameters, browser, matrix label)",
+            ))
+            continue
+        first[identity] = len(accepted)
+        wanted[identity] = (case_id, record.suite_path, title, variant)
+        accepted.append((index, record, identity, linked))
+
+    return wanted, accepted
+
+
+def _as_retry(earlier: ResultRecord, later: ResultRecord) -> ResultRecord:
+    """Two items of one request with one identity, kept as attempts of one result: the later
+    is final, the earlier becomes its previous attempt (flaky when it passed after a failure)."""
+    previous = [
+        *earlier.previous_attempts,
+        AttemptRecord(earlier.status, earlier.duration_ms, earlier.error_message),
+        *later.previous_attempts,
+    ][-100:]
+    flaky = later.flaky or (later.status == "PASSED" and any(a.status in ("FAILED", "BROKEN") for a in previous))
+    return msgspec.structs.replace(
+        later, previous_attempts=previous, attempts=earlier.attempts + later.attempts, flaky=flaky,
+    )

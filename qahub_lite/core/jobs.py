@@ -284,9 +284,24 @@ def report(
         linked = test[2] is not None
         records.append((index, msgspec.structs.replace(
             record, test_case_code=None, test_case_id=test[2],
-            title=None if linked else test[4], suite_path="" if linked else test[5],
+            title=None if linked else test[4], suite_path="" if linked else test[5], variant="",
         )))
     outcome = store_results(conn, tenant_id, records, run_id=run_id, rejected=rejected)
+    # Nothing dropped (issue 11): an entry tagged with a code this project's library lacks is
+    # none of the job's tests, but it ran; it is kept as an unlinked result of the run.
+    tagged = [(i, r) for i, r in items if i in set(ignored) and r.test_case_code]
+    if tagged:
+        project_id = conn.execute("SELECT project_id FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+        codes = sorted({r.test_case_code for _, r in tagged})
+        known = {row[0] for row in conn.execute(
+            f"SELECT code FROM test_cases WHERE project_id = ? AND code IN ({','.join('?' * len(codes))})",
+            (project_id, *codes),
+        )}
+        unknown = [(i, r) for i, r in tagged if r.test_case_code not in known]
+        if unknown:
+            store_results(conn, tenant_id, unknown, run_id=run_id, unlink_unknown_codes=True)
+            kept = {i for i, _ in unknown}
+            ignored = [i for i in ignored if i not in kept]
     result_ids = dict(conn.execute(
         "SELECT e.id, r.id FROM executions e JOIN results r ON r.run_id = e.run_id AND r.test_id = e.test_id "
         "WHERE e.job_id = ?",

@@ -17,7 +17,7 @@ class AttemptRecord(msgspec.Struct, omit_defaults=True):
 
 class ResultRecord(msgspec.Struct, kw_only=True):
     """One test's outcome in a run. Linked by `test_case_code`/`test_case_id`, or unlinked
-    and identified by (`suite_path`, `title`)."""
+    and identified by (`suite_path`, `title`); in both cases plus `variant` (core/identity.py)."""
 
     status: str
     test_case_code: str | None = None
@@ -39,6 +39,8 @@ class ResultRecord(msgspec.Struct, kw_only=True):
     stdout: str | None = None
     stderr: str | None = None
     executed_at: int | None = None  # epoch ms
+    variant: str = ""
+    tags: list[str] = []
 
 
 class CiContext(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -7,7 +7,7 @@ import sqlite3
 import aiosqlite
 import msgspec
 
-from . import health
+from . import health, identity
 from .clock import now_ms, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
@@ -85,6 +85,8 @@ class Result(msgspec.Struct):
     executed_at: str | None
     created_at: str | None
     updated_at: str | None
+    variant: str = ""
+    tags: list[str] = []
 
 
 class ResultPage(msgspec.Struct):
@@ -98,6 +100,9 @@ RUN_COLUMNS = (
     "failed, broken, skipped, unknown, pending, flaky"
 )
 _attempts_decoder = msgspec.json.Decoder(list[AttemptRecord])
+_tags_decoder = msgspec.json.Decoder(list[str])
+# A stored tag list contains the tag: JSON text, matched by SQLite's own JSON reader.
+TAG_SQL = "EXISTS (SELECT 1 FROM json_each({col}) WHERE json_each.value = ?)"
 
 
 def verdict(status: str, counts: RunCounts) -> str | None:
@@ -130,6 +135,42 @@ def run_from_row(r) -> Run:
         ci=CiInfo(r[8], r[9], r[10], r[11], r[12], r[13], r[14]), counts=counts,
         created_at=to_iso(r[15]), started_at=to_iso(r[16]), finished_at=to_iso(r[17]), duration_ms=r[18],
     )
+
+
+class CaseOutcome(msgspec.Struct):
+    """A library test case in one run: the worst status of its results (FAILED beats PASSED,
+    core/identity.py) and the variants that ran; `results` counts them."""
+
+    test_case_id: str
+    test_case_code: str
+    title: str
+    status: str
+    variants: list[str]
+    results: int
+
+
+class CaseOutcomeList(msgspec.Struct):
+    data: list[CaseOutcome]
+
+
+async def case_outcomes(conn: aiosqlite.Connection, run_id: str) -> CaseOutcomeList:
+    """Each linked test case of a run once, however many of its variants ran."""
+    rows = await conn.execute_fetchall(
+        "SELECT t.test_case_id, c.code, c.title, t.variant, r.status FROM results r "
+        "JOIN tests t ON t.id = r.test_id JOIN test_cases c ON c.id = t.test_case_id "
+        "WHERE r.run_id = ? ORDER BY r.id",
+        (run_id,),
+    )
+    by_case: dict[str, tuple[str, str, list[str], list[str]]] = {}
+    for case_id, code, title, variant, status in rows:
+        entry = by_case.setdefault(case_id, (code, title, [], []))
+        entry[3].append(status)
+        if variant:
+            entry[2].append(variant)
+    return CaseOutcomeList([
+        CaseOutcome(case_id, code, title, identity.worst(statuses), sorted(variants), len(statuses))
+        for case_id, (code, title, variants, statuses) in by_case.items()
+    ])
 
 
 def refresh_counts(conn: sqlite3.Connection, run_id: str) -> None:
@@ -270,7 +311,7 @@ def delete_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str) -> list[s
 _RESULT_SELECT = (
     "SELECT r.id, r.run_id, r.test_id, t.test_case_id, c.code, t.title, t.suite_path, r.status, r.flaky, r.attempts, "
     "r.attempt_log, r.duration_ms, r.error_message, r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, "
-    "r.framework, r.file, r.line, r.stdout, r.stderr, r.executed_at, r.created_at, r.updated_at "
+    "r.framework, r.file, r.line, r.stdout, r.stderr, r.executed_at, r.created_at, r.updated_at, t.variant, r.tags "
     "FROM results r JOIN tests t ON t.id = r.test_id LEFT JOIN test_cases c ON c.id = t.test_case_id"
 )
 
@@ -281,16 +322,20 @@ def result_from_row(r) -> Result:
         status=r[7], flaky=bool(r[8]), attempts=r[9], previous_attempts=_attempts_decoder.decode(r[10]) if r[10] else [],
         duration_ms=r[11], error_message=r[12], error_stack=r[13], comment=r[14], bug_ticket_key=r[15],
         bug_ticket_url=r[16], framework=r[17], file=r[18], line=r[19], stdout=r[20], stderr=r[21],
-        executed_at=to_iso(r[22]), created_at=to_iso(r[23]), updated_at=to_iso(r[24]),
+        executed_at=to_iso(r[22]), created_at=to_iso(r[23]), updated_at=to_iso(r[24]), variant=r[25],
+        tags=_tags_decoder.decode(r[26]) if r[26] else [],
     )
 
 
 async def list_results(
     conn: aiosqlite.Connection, run_id: str, *, statuses: list[str] | None = None, limit: int | None = None,
-    cursor: str | None = None,
+    cursor: str | None = None, tag: str | None = None,
 ) -> ResultPage:
     """Results of a run in insertion order; all of them unless `limit` is given."""
     where, params = ["r.run_id = ?"], [run_id]
+    if tag:
+        where.append(TAG_SQL.format(col="r.tags"))
+        params.append(tag)
     if statuses:
         where.append(f"r.status IN ({','.join('?' * len(statuses))})")
         params += statuses

@@ -54,6 +54,9 @@ class ParsedResult(msgspec.Struct, omit_defaults=True):
     # From an @qa-hub('TC-042') tag, a pytest marker or an annotation.
     test_case_code: str | None = None
     attachments: list[ReportAttachment] = []
+    # Executions of one test meant to be distinct (a Playwright project, parameters); set by
+    # reports/identity.py, which also puts the location first in `suite_path`.
+    variant: str = ""
 
 
 class ParsedReport(msgspec.Struct):

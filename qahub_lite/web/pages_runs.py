@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Request, Response, get
@@ -55,6 +55,7 @@ class RunsQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 class RunQuery(msgspec.Struct, forbid_unknown_fields=True):
     status: Literal[ALL] | None = None  # type: ignore[valid-type]  # filter of the "all results" table
+    tag: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None  # and by tag (docs/identity.md)
     cursor: Cursor | None = None
     failures: Cursor | None = None  # cursor of the failures list
 
@@ -194,7 +195,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
         ]
         listed = await runs.list_results(
             conn, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
-            cursor=q.cursor,
+            cursor=q.cursor, tag=q.tag,
         )
         verdict = await health_view.run_gate(conn, svc.config, project, run)
     c = run.counts
@@ -204,11 +205,11 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
         title=f"{c.passed} passed, {c.failed} failed, {c.broken} broken, {c.skipped} skipped of {c.total}",
     )
     base = f"/runs/{run.short_id}"
-    status_q = f"status={q.status}&" if q.status else ""
+    status_q = (f"status={q.status}&" if q.status else "") + (f"tag={quote(q.tag)}&" if q.tag else "")
     return page(
         request, "run.html", run=run, project=project, failures=failures, results=listed.data, marks=marks,
         gate=verdict,
-        bar=bar, status_filter=q.status, statuses=ALL, ci=ci_links(run),
+        bar=bar, status_filter=q.status, tag_filter=q.tag, statuses=ALL, ci=ci_links(run),
         refresh_s=svc.config.dashboard.refresh_s if run.status in UNFINISHED else None,
         more_failures=f"{base}?failures={failed.next_cursor}#failures" if failed.next_cursor else None,
         more_results=f"{base}?{status_q}cursor={listed.next_cursor}#results" if listed.next_cursor else None,
