@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from typing import Annotated
 
@@ -60,9 +61,16 @@ def _lifetime_ms(request: Request) -> int:
     return services(request).config.dashboard.session_hours * 3_600_000
 
 
+# A path of this site, in printable ASCII: a Location header carries nothing else. Browsers
+# drop TAB, CR and LF inside URLs, so `/\t/evil.example` would become `//evil.example` (another
+# site), and a backslash reads as a slash; non-ASCII (U+3000) cannot go into a header at all.
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[\x21-\x5b\x5d-\x7e]*")
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path of this site: never `//evil.example` or an absolute URL (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path of this site: never `//evil.example`, an absolute URL, or a path with a
+    control, whitespace or non-ASCII character in it (open redirect); anything else is `/`."""
+    if not target or not _SAME_SITE_PATH.fullmatch(target):
         return "/"
     return target
 
