@@ -69,7 +69,7 @@ async def _job_holder(request: Request, job_id: FromPath[str]):
     """The caller, once the job is known to be its tenant's (404 before the body is read)."""
     principal = await authenticate(request, "write")
     async with services(request).db.read() as conn:
-        if not await jobs.job_exists(conn, principal.tenant_id, job_id):
+        if not await jobs.job_exists(conn, principal.tenant_id, job_id, principal.project_id):
             raise NotFound("Job not found")
     return principal
 

@@ -285,7 +285,7 @@ async def download_attachment(request: Request, attachment_id: FromPath[str]) ->
     principal = await authenticate(request, "read")
     svc = services(request)
     async with svc.db.read() as conn:
-        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id)
+        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id, principal.project_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")
@@ -302,7 +302,7 @@ async def download_attachment(request: Request, attachment_id: FromPath[str]) ->
 async def delete_attachment(request: Request, attachment_id: FromPath[str]) -> Deleted:
     principal = await authenticate(request, "write")
     svc = services(request)
-    hashes = await svc.db.write(files.delete_attachment, principal.tenant_id, attachment_id)
+    hashes = await svc.db.write(files.delete_attachment, principal.tenant_id, attachment_id, principal.project_id)
     await svc.db.write(files.remove_unreferenced, svc.config.attachments_dir, hashes)
     return Deleted(attachment_id)
 
