@@ -195,7 +195,7 @@ async def list_agents(request: Request) -> agents.AgentList:
     # An idle agent asks again at least every max_poll_s; allow for a slow network on top.
     window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
     async with svc.db.read() as conn:
-        return await agents.list_agents(conn, principal.tenant_id, window_ms)
+        return await agents.list_agents(conn, principal.tenant_id, window_ms, principal.project_id)
 
 
 class EmbeddedAgentHandle:
