@@ -314,7 +314,8 @@ async def sweep(request: Request) -> retention.SweepReport:
     svc = services(request)
     r = svc.config.retention
     return await retention.sweep(
-        svc.db.writer, svc.config.attachments_dir, r.unlinked_days, r.batch_size, principal.tenant_id
+        svc.db.writer, svc.config.attachments_dir, r.unlinked_days, r.batch_size, principal.tenant_id,
+        principal.project_id,
     )
 
 
