@@ -278,3 +278,15 @@ def test_a_project_limited_admin_key_sweeps_its_own_project_only(api):
     assert api.post("/api/v1/admin/sweep", key=limited).json()["deleted_results"] == 1
     assert api.get(f"/api/v1/runs/{runs[mine['id']]}/results").json()["data"] == []
     assert len(api.get(f"/api/v1/runs/{runs[other['id']]}/results").json()["data"]) == 1
+
+
+def test_project_settings_are_bounded_since_every_listing_returns_them(api):
+    big = {"notes": "x" * 1_000_000}
+    r = api.post("/api/v1/projects", {"name": "Bloated", "settings": big})
+    assert r.status_code == 400 and "at most 65,536" in r.json()["message"]
+    project = api.post("/api/v1/projects", {"name": "Fine", "settings": {"notes": "x" * 10_000}}).json()
+    r = api.patch(f"/api/v1/projects/{project['id']}", {"settings": big})
+    assert r.status_code == 400 and "settings are" in r.json()["message"]
+    listing = api.get("/api/v1/projects")
+    assert listing.status_code == 200 and len(listing.content) < 100_000
+    assert api.get(f"/api/v1/projects/{project['id']}").json()["settings"] == {"notes": "x" * 10_000}
