@@ -49,11 +49,11 @@ async def _resolve(host: str, port: int, timeout_s: float) -> list[egress.Addres
 async def pin(url: str, allowed: list[egress.Network], timeout_s: float) -> Pinned:
     """The request to make for `url`: to the first address its host resolves to that the
     policy allows. Raises Refused when there is none."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Refused("the URL is not an absolute http:// or https:// URL")
-    host = parts.hostname
     try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Refused("the URL is not an absolute http:// or https:// URL")
+        host = parts.hostname
         port = parts.port or (443 if parts.scheme == "https" else 80)
         ascii_host = host.encode("idna").decode("ascii") if not _is_ip(host) else host
     except (ValueError, UnicodeError) as exc:
