@@ -116,7 +116,8 @@ def test_a_flood_of_made_up_names_does_not_slow_a_real_sign_in(tmp_path):
     finally:
         server.stop()
     assert status == 303
-    # Before the gate: 0.2 s alone, 12 s behind the flood. Two hashes of the attacker's may run
-    # ahead of it on a busy 2-core machine, hence the margin.
-    assert during < alone + 3.0, (alone, during)
+    # Before the gate: 0.2 s alone, 12 s behind the flood. At most the attacker's two admitted
+    # checks run ahead of it; on a 2-core machine shared with other work that can take seconds,
+    # hence the margin (which stays far below the 150 queued checks of before).
+    assert during < max(alone + 3.0, 4 * alone), (alone, during)
     assert set(answers) <= {401, 429} and answers.count(429) > 100
