@@ -9,6 +9,7 @@ import msgspec
 
 from .config import Config
 from .core import tenancy, users
+from .db.connection import private_dir
 from .db.database import direct_connection, migrate
 
 
@@ -26,8 +27,8 @@ def ensure_initialized(config: Config, tenant_name: str = "default", *, first_us
     users (a new one, or one from before users existed) gets the user `admin`, admin of the
     first tenant; its password is returned only then. Other commands leave that to them, so
     that a password nobody will see is not generated (nor its scrypt cost paid)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.attachments_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.data_dir)
+    private_dir(config.attachments_dir)
     migrate(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms, synchronous=config.storage.synchronous)
     with direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms) as conn:
         existing = tenancy.list_tenants(conn)

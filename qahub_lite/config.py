@@ -10,6 +10,7 @@ Nothing here is read at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -182,6 +183,19 @@ class WebhooksConfig(_Section):
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
     # Days finished deliveries and their attempts are kept. 0 keeps them forever.
     keep_days: NonNegative = 30
+    # Internal networks webhooks may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]. Deliveries go only
+    # to public addresses otherwise: loopback, private, link-local (cloud metadata) and other
+    # non-public addresses are refused, judged on the address connected to, after DNS
+    # (docs/robustness.md, "Webhooks aimed inside").
+    allow_networks: list[str] = []
+
+    def __post_init__(self) -> None:
+        for entry in self.allow_networks:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"allow_networks: {entry!r} is not an IP address or network "
+                                 "(write e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8)") from None
 
 
 class BackupConfig(_Section):

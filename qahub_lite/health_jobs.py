@@ -17,8 +17,8 @@ import time
 
 import httpx
 
-from . import __version__
-from .core import health, outbox, trends
+from . import __version__, outbound
+from .core import egress, health, outbox, trends
 from .core.clock import now_ms
 from .core.webhooks import sign
 
@@ -66,6 +66,7 @@ class Sender:
         # A claim outlives the slowest attempt, so nothing sends a claimed delivery twice.
         self.lease_ms = (cfg.timeout_s + 30) * 1000
         self._last_prune = 0.0
+        self.allowed = egress.parse_networks(cfg.allow_networks)
 
     async def tick(self) -> str | None:
         cfg, db = self.svc.config.webhooks, self.svc.db
@@ -74,8 +75,10 @@ class Sender:
         if not due:
             return f"pruned {pruned} old deliveries" if pruned else None
         try:
+            # No kept-alive connections: requests go to IP addresses (outbound.py), and two hosts
+            # on one address must never share a TLS connection made for the other's name.
             async with httpx.AsyncClient(
-                timeout=cfg.timeout_s, follow_redirects=False,
+                timeout=cfg.timeout_s, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
                 headers={"User-Agent": f"qahub-lite/{__version__} webhooks"},
             ) as client:
                 outcomes = await asyncio.gather(*(self.send(client, d) for d in due))
@@ -101,11 +104,17 @@ class Sender:
         started, clock = now_ms(), time.perf_counter()
         status = error = text = None
         try:
-            async with client.stream("POST", due.url, content=body, headers=headers) as response:
+            # Resolved once, judged, and connected to that very address (outbound.py).
+            target = await outbound.pin(due.url, self.allowed, self.svc.config.webhooks.timeout_s)
+            headers.update(target.headers)
+            async with client.stream("POST", target.url, content=body, headers=headers,
+                                     extensions=target.extensions) as response:
                 status = response.status_code
                 text = await _head(response)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
+        except outbound.Refused as exc:
+            error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ") or type(exc).__name__
         return outbox.AttemptOutcome(

@@ -24,6 +24,8 @@ poll_interval_s = 1
 retry_base_s = 1
 retry_max_s = 2
 timeout_s = 5
+# The receiver below listens on 127.0.0.1, which webhooks may reach only when allowed.
+allow_networks = ["127.0.0.1/32"]
 """
 
 

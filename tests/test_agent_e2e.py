@@ -216,6 +216,22 @@ def test_qatech_start_poll_and_rerun_only_the_failed(hub):
     assert [c["shortId"] for c in again["runTestCases"]] == ["E2E-FAIL"]
 
 
+def test_a_test_with_an_unsafe_grep_is_refused_alone_and_the_rest_of_its_job_runs(hub):
+    suite = hub.post(f"/api/v1/projects/{hub.project_id}/suites", {"name": "Mixed"})["id"]
+    cases = {}
+    for code, grep in (("MIX-OPT", "--collect-only"), ("MIX-AT", "@args.txt"), ("MIX-PASS", "test_pass")):
+        cases[code] = hub.post(f"/api/v1/projects/{hub.project_id}/test-cases", {
+            "title": f"{code} case", "code": code, "suite_id": suite,
+            "automation": {"framework": "pytest", "grep": grep},
+        })["id"]
+    run_id = hub.post("/api/v1/trigger", {"test_suite_id": suite})["suite_run_id"]
+    hub.poll(f"/api/v1/trigger?suite_run_id={run_id}")
+    native = {r["test_case_code"]: r for r in hub.get(f"/api/v1/runs/{run_id}/results")["data"]}
+    assert native["MIX-PASS"]["status"] == "PASSED"
+    assert native["MIX-OPT"]["status"] == "BROKEN" and "read as an option" in native["MIX-OPT"]["error_message"]
+    assert native["MIX-AT"]["status"] == "BROKEN" and "'@'" in native["MIX-AT"]["error_message"]
+
+
 def test_several_agents_share_the_queue_and_each_job_goes_to_one(hub):
     ids = [hub.post("/api/v1/trigger", {"test_case_id": hub.cases[code]})["test_run_id"]
            for code in ("E2E-PASS", "E2E-FLAKY", "E2E-PASS-G", "E2E-FLAKY-G") * 2]

@@ -4,6 +4,7 @@ and a command is killed (with what it started) on cancel, on timeout and on stop
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -92,12 +93,56 @@ def test_placeholders_fill_arguments_and_the_environment(tmp_path):
     (case("x", file="../outside/test_x.py"), "inside the workdir"),
     (case("x", file="/etc/passwd"), "inside the workdir"),
     (case("x", code="-rf"), "read as an option"),
+    (case("x", grep="@args.txt"), "arguments from a file"),
+    (case("@args.txt"), "arguments from a file"),
+    (case("x", code="@TC-1"), "arguments from a file"),
 ])
-def test_values_from_the_api_that_could_change_the_command_are_refused(bad, why):
+def test_values_from_the_api_that_could_change_the_command_are_refused(bad, why, tmp_path):
     fw = FrameworkCommand(command=["pytest", "{files}", "-k", "{grep}", "{codes}", "--junitxml={report}"])
     with pytest.raises(runner.UnsafeValue, match=why):
-        scalars, lists = runner.placeholders(job(bad), fw, "/tmp/r.xml")
-        runner.expand(fw.argv(), scalars, lists)
+        runner.check_test(bad)
+    good = case("fine", "TC-9", grep="test_fine", file="tests/test_fine.py")
+    safe, refused = runner.split_tests([bad, good])
+    assert safe == [good] and [t for t, _ in refused] == [bad] and why in refused[0][1]
+    prepared = runner.prepare(job(bad, good), fw, _settings(tmp_path), tmp_path)
+    assert prepared.runnable and prepared.refused == refused
+    assert prepared.argv == runner.prepare(job(good), fw, _settings(tmp_path), tmp_path).argv
+    alone = runner.prepare(job(bad), fw, _settings(tmp_path), tmp_path)
+    assert not alone.runnable and len(alone.refused) == 1
+
+
+def _settings(tmp_path: Path):
+    from qahub_lite.agent.config import AgentSettings
+    return AgentSettings(base_dir=str(tmp_path), frameworks={})
+
+
+@pytest.mark.parametrize("command", [
+    ["sh", "-c", "pytest -k '{grep}' --junitxml={report}"],
+    ["/bin/bash", "-ec", "pytest -k \"{grep}\" --junitxml={report}"],
+    ["env", "CI=1", "bash", "-x", "-c", "npx playwright test --grep {grep} > {report}"],
+    ["cmd", "/c", "npx", "jest", "-t", "{grep}", "--outputFile={report}"],
+    ["powershell", "-NoProfile", "-Command", "npx jest -t '{grep}' --outputFile={report}"],
+    ["pwsh", "-c", "pytest", "-k", "{titles}", "--junitxml={report}"],
+    ["python3", "-c", "import os; os.system('pytest -k {grep}')", "{report}"],
+])
+def test_placeholders_inside_a_script_a_shell_runs_are_refused_at_load(tmp_path, command):
+    path = write(tmp_path, f"[frameworks.pytest]\ncommand = {json.dumps(command)}\n")
+    with pytest.raises(AgentConfigError, match=r"runs as code.*\$QAHUB_GREP"):
+        load_agent_config(path)
+
+
+def test_a_title_that_would_inject_a_command_reaches_a_safe_script_as_data(tmp_path):
+    """The documented safe form: the script reads the value from the environment, quoted."""
+    marker = tmp_path / "pwned"
+    title = f"x'; touch {marker}; echo '"
+    out = tmp_path / "seen"
+    path = write(tmp_path, "[frameworks.pytest]\ncommand = " + json.dumps(
+        ["sh", "-c", f'printf "%s" "$QAHUB_GREP" > {out}; touch "$QAHUB_REPORT"']) + "\nreport_path = 'r.xml'\n")
+    settings = load_agent_config(path)
+    fw = settings.frameworks["pytest"]
+    prepared = runner.prepare(job(case(title)), fw, settings, tmp_path)
+    outcome = runner.execute(prepared, timeout_s=30, heartbeat_s=30, heartbeat=lambda: None, stop=threading.Event())
+    assert outcome.exit_code == 0 and out.read_text() == title and not marker.exists()
 
 
 def _prepared(tmp_path: Path, code: str) -> runner.Prepared:
@@ -164,3 +209,14 @@ def test_the_documented_example_is_a_valid_agent_toml():
     settings = load_agent_config(example)
     assert set(settings.frameworks) == {"pytest", "playwright", "jest", "go"}
     assert settings.frameworks["go"].report_path == "go-test.json"
+
+
+@pytest.mark.parametrize("command", [
+    ["sh", "-c", 'go test -json -run "$QAHUB_GREP" ./... > "$QAHUB_REPORT"'],
+    ["sh", "-c", 'cd e2e && pytest -k "$1" --junitxml="$2"', "sh", "{grep}", "{report}"],
+    ["bash", "run-tests.sh", "{grep}", "{report}"],
+    ["powershell", "-ExecutionPolicy", "Bypass", "-File", "run.ps1", "{grep}", "{report}"],
+    ["sh", "-c", "pytest --junitxml={report}"],
+])
+def test_the_safe_shell_forms_the_docs_show_are_accepted(tmp_path, command):
+    load_agent_config(write(tmp_path, f"[frameworks.pytest]\ncommand = {json.dumps(command)}\n"))

@@ -210,3 +210,35 @@ def test_agents_are_listed_with_their_last_heartbeat_and_job(hub):
     assert listed["idle-1"]["status"] == "idle" and listed["idle-1"]["current_job_id"] is None
     lease(hub, job, "complete", outcome="DONE")
     assert {a["name"]: a["status"] for a in hub.get("/api/v1/agents").json()["data"]}["runner-7"] == "idle"
+
+
+def test_a_write_key_cannot_take_over_another_live_key_s_agent_name(hub):
+    owner, intruder = new_key(hub, "write"), new_key(hub, "write")
+    assert claim(hub, "ci-runner-1", key=owner) is None
+    r = hub.post("/api/v1/agent/claim", {"agent": "ci-runner-1", "frameworks": ["pytest"], "wait_s": 0}, key=intruder)
+    assert r.status_code == 409 and "belongs to another API key" in r.json()["message"]
+    assert claim(hub, "ci-runner-1", key=owner) is None  # the owner goes on as before
+    writer = hub.client.app.state.services.db.writer
+    from qahub_lite.core.tenancy import revoke_key
+    writer.run_sync(lambda conn: revoke_key(conn, owner))
+    assert claim(hub, "ci-runner-1", key=intruder) is None  # a revoked owner's name is free again
+
+
+def test_a_project_limited_key_lists_only_its_project_s_agents(hub):
+    mine, other = hub.project("Mine"), hub.project("Other")
+    claim(hub, "mine-runner", key=new_key(hub, "write", mine["id"]))
+    claim(hub, "other-runner", key=new_key(hub, "write", other["id"]))
+    claim(hub, "shared-runner", ["go"])  # a tenant-wide agent, idle
+    everyone = {a["name"] for a in hub.get("/api/v1/agents").json()["data"]}
+    assert everyone == {"mine-runner", "other-runner", "shared-runner"}
+    limited = new_key(hub, "read", mine["id"])
+    seen = {a["name"] for a in hub.get("/api/v1/agents", key=limited).json()["data"]}
+    assert seen == {"mine-runner"}
+    # A tenant-wide agent running one of Mine's jobs works for Mine: it is listed while it does.
+    suite = hub.post(f"/api/v1/projects/{mine['id']}/suites", {"name": "S"}).json()
+    hub.post(f"/api/v1/projects/{mine['id']}/test-cases",
+             {"title": "Go test", "suite_id": suite["id"], "automation": {"framework": "go"}})
+    hub.post("/api/v1/trigger", {"test_suite_id": suite["id"]})
+    assert claim(hub, "shared-runner", ["go"]) is not None
+    seen = {a["name"] for a in hub.get("/api/v1/agents", key=limited).json()["data"]}
+    assert seen == {"mine-runner", "shared-runner"}

@@ -255,3 +255,38 @@ def test_health_and_openapi(api):
     assert "ResultIn" in spec["components"]["schemas"]
     page = api.client.get("/api/docs")
     assert page.status_code == 200 and "/api/v1/ingest" in page.text and "http" not in page.text.split("<body>")[0]
+
+
+def test_a_project_limited_admin_key_sweeps_its_own_project_only(api):
+    import sqlite3
+
+    from qahub_lite.core import tenancy
+    from qahub_lite.db.database import direct_connection
+
+    mine, other = api.project("Mine"), api.project("Other")
+    runs = {}
+    for project in (mine, other):
+        runs[project["id"]] = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [
+            {"title": "old unlinked", "status": "PASSED"}]}).json()["run_id"]
+    conn = sqlite3.connect(api.config.db_path)
+    # Old by every clock a sweep might read.
+    conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
+    conn.commit()
+    conn.close()
+    with direct_connection(api.config.db_path) as c:
+        limited = tenancy.create_key(c, api.tenant_id, scope="admin", project_id=mine["id"]).key
+    assert api.post("/api/v1/admin/sweep", key=limited).json()["deleted_results"] == 1
+    assert api.get(f"/api/v1/runs/{runs[mine['id']]}/results").json()["data"] == []
+    assert len(api.get(f"/api/v1/runs/{runs[other['id']]}/results").json()["data"]) == 1
+
+
+def test_project_settings_are_bounded_since_every_listing_returns_them(api):
+    big = {"notes": "x" * 1_000_000}
+    r = api.post("/api/v1/projects", {"name": "Bloated", "settings": big})
+    assert r.status_code == 400 and "at most 65,536" in r.json()["message"]
+    project = api.post("/api/v1/projects", {"name": "Fine", "settings": {"notes": "x" * 10_000}}).json()
+    r = api.patch(f"/api/v1/projects/{project['id']}", {"settings": big})
+    assert r.status_code == 400 and "settings are" in r.json()["message"]
+    listing = api.get("/api/v1/projects")
+    assert listing.status_code == 200 and len(listing.content) < 100_000
+    assert api.get(f"/api/v1/projects/{project['id']}").json()["settings"] == {"notes": "x" * 10_000}

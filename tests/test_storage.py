@@ -102,3 +102,46 @@ def test_stop_drains_queued_writes(tmp_path):
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 50
 
     asyncio.run(main())
+
+
+def _mode(path) -> int:
+    import stat
+
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_data_folder_and_database_files_are_private_to_their_owner(tmp_path):
+    """The database holds every tenant's data and webhook secrets: 0700 folder, 0600 files,
+    whatever the umask (022 makes files 0644)."""
+    import os
+    import subprocess
+
+    from conftest import qahub_command, write_config
+
+    from qahub_lite.bootstrap import ensure_initialized
+    from qahub_lite.config import load_config
+    from qahub_lite.db.datalock import DataFolderLock
+
+    old = os.umask(0o022)
+    try:
+        config = load_config(write_config(tmp_path / "new"), environ={})
+        lock = DataFolderLock(config.data_dir)
+        lock.acquire("test")
+        ensure_initialized(config)
+        with open_writer(config.db_path) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER) STRICT")  # makes -wal and -shm exist
+            assert {_mode(config.data_dir), _mode(config.attachments_dir)} == {0o700}
+            for name in ("qahub.db", "qahub.db-wal", "qahub.db-shm", "qahub.lock"):
+                assert _mode(config.data_dir / name) == 0o600, name
+        lock.release()
+
+        # A data folder made by an older version (0755, database 0644) is tightened at start.
+        older = load_config(write_config(tmp_path / "old"), environ={})
+        older.data_dir.mkdir(parents=True, mode=0o755)
+        sqlite3.connect(older.db_path).close()
+        os.chmod(older.db_path, 0o644)
+        subprocess.run([*qahub_command(), "keys", "list", "--config", str(tmp_path / "old" / "qahub.toml")],
+                       check=True, capture_output=True)
+        assert _mode(older.data_dir) == 0o700 and _mode(older.db_path) == 0o600
+    finally:
+        os.umask(old)

@@ -118,9 +118,26 @@ def test_a_forged_or_missing_csrf_token_is_refused(site):
 
 def test_next_never_leaves_the_site(site):
     client, _, _, _ = site
-    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example/phish",
+                 "/\n/evil.example", "/\r\n/evil.example", "/ /evil.example", "/\u3000/evil.example",
+                 "/\x00x", "/\x7f/evil.example", "/a\\b"):
         r = sign_in(client, "vi", next_path=evil)
-        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert r.status_code == 303 and r.headers["location"] == "/", repr(evil)
+    assert sign_in(client, "vi", next_path="/runs?status=FAILED&q=a%20b").headers["location"] == "/runs?status=FAILED&q=a%20b"
+
+
+def test_a_next_from_the_address_bar_is_never_a_500_nor_another_site(site):
+    """The same values as a browser sends them: percent-encoded in the sign-in link."""
+    client, _, _, _ = site
+    for raw in ("/%09/evil.example/phish", "/%0A/evil.example", "/%0D%0ASet-Cookie:x=1", "/%E3%80%80/evil.example",
+                "%2F%2Fevil.example", "/%5Cevil.example"):
+        client.cookies.clear()
+        page = client.get(f"/login?next={raw}")
+        assert page.status_code == 200, (raw, page.status_code)
+        assert 'name="next" value="/"' in page.text, raw
+        sign_in(client, "vi")
+        r = client.get(f"/login?next={raw}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/", (raw, r.status_code)
 
 
 def test_roles_decide_what_a_user_may_do(site):

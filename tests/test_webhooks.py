@@ -215,7 +215,7 @@ def test_a_restart_loses_no_delivery(tmp_path):
     port = receiver.port
     receiver.stop()  # nothing listens there now: attempts fail with a connection error
     folder = tmp_path / "server"
-    extra = "[webhooks]\npoll_interval_s = 1\nretry_base_s = 1\nretry_max_s = 1\n"
+    extra = "[webhooks]\npoll_interval_s = 1\nretry_base_s = 1\nretry_max_s = 1\nallow_networks = [\"127.0.0.1\"]\n"
     server = start_server(folder, extra)
     try:
         with server.client() as http:

@@ -81,6 +81,56 @@ def _check_placeholders(where: str, text: str, allowed: frozenset[str]) -> None:
             raise AgentConfigError(f"{where}: unknown placeholder {{{name}}} (known: {known})")
 
 
+# Programs that read one of their arguments as code, and the options that introduce it. A
+# placeholder inside that code would splice a test's title (which any write key chooses) into
+# a script: `sh -c "pytest -k '{grep}'"` with a title `x'; touch ~/pwned; echo '` runs a
+# command on the agent's machine. Values reach such scripts safely through the environment
+# ("$QAHUB_GREP") or as positional arguments after the script (`sh -c 'pytest -k "$1"' sh {grep}`).
+_POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"})
+_CODE_OPTIONS = {  # interpreter -> options whose next argument is code
+    "python": {"-c"}, "python3": {"-c"}, "py": {"-c"}, "node": {"-e", "--eval", "-p", "--print"},
+    "perl": {"-e", "-E"}, "ruby": {"-e"}, "php": {"-r"}, "deno": {"eval"}, "bun": {"-e", "--eval"},
+}
+
+
+def _program(arg: str) -> str:
+    name = arg.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    return name.removesuffix(".exe")
+
+
+def _code_arguments(argv: list[str]) -> tuple[str, list[int]]:
+    """The shell or interpreter in `argv`, and the indexes of the arguments it runs as code."""
+    for start, arg in enumerate(argv):
+        prog = _program(arg)
+        if prog in _POSIX_SHELLS:
+            # Options come first; one of them holding "c" (-c, -ec, -xc) makes the first
+            # operand the script.
+            opts, i = [], start + 1
+            while i < len(argv) and argv[i][:1] in "-+" and argv[i] not in ("-", "--"):
+                opts.append(argv[i])
+                i += 1
+            if any("c" in o.lstrip("-+") for o in opts if not o.startswith("--")) and i < len(argv):
+                return prog, [i]
+        elif prog == "cmd":
+            # cmd /c and /k join every argument after them into one command line.
+            for i in range(start + 1, len(argv)):
+                if argv[i].lower() in ("/c", "/k", "/r"):
+                    return prog, list(range(i + 1, len(argv)))
+        elif prog in ("powershell", "pwsh"):
+            # -Command (any prefix of it, -c included) and -EncodedCommand take the rest as code.
+            for i in range(start + 1, len(argv)):
+                flag = argv[i].lower().lstrip("-/")
+                if argv[i][:1] in "-/" and flag and ("command".startswith(flag) or flag == "ec"
+                                                     or "encodedcommand".startswith(flag)):
+                    return prog, list(range(i + 1, len(argv)))
+        elif prog.rstrip("0123456789.") in _CODE_OPTIONS:
+            options = _CODE_OPTIONS[prog.rstrip("0123456789.")]
+            for i in range(start + 1, len(argv) - 1):
+                if argv[i] in options:
+                    return prog, [i + 1]
+    return "", []
+
+
 def validate(settings: AgentSettings, where: str) -> None:
     if not settings.frameworks:
         raise AgentConfigError(f"{where}: no [frameworks.NAME] table: the agent would never take a job")
@@ -100,10 +150,22 @@ def validate(settings: AgentSettings, where: str) -> None:
                         f"{key}.command: {{{listed}}} expands into several arguments, so it must be an "
                         f"argument on its own, not part of {arg!r}"
                     )
+        shell, code = _code_arguments(argv)
+        for index in code:
+            # {report} is the one value the agent makes itself (a path in its own temp folder).
+            found = [n for n in PLACEHOLDER.findall(argv[index].replace("{{", "").replace("}}", "")) if n != "report"]
+            if found:
+                raise AgentConfigError(
+                    f"{key}.command: {{{found[0]}}} is inside {argv[index]!r}, which {shell!r} runs as "
+                    f"code: a test title or grep pattern (chosen by any write key) would become part of the "
+                    f"script. Read the value from the environment instead, quoted, e.g. \"$QAHUB_GREP\" "
+                    f"(docs/triggers.md lists the QAHUB_* variables)"
+                )
         for env_name, value in fw.env.items():
             _check_placeholders(f"{key}.env.{env_name}", value, SCALARS)
         _check_placeholders(f"{key}.report_path", fw.report_path, frozenset())
-        mentions_report = "{report}" in " ".join([*argv, *fw.env.values()])
+        joined = " ".join([*argv, *fw.env.values()])
+        mentions_report = "{report}" in joined or "QAHUB_REPORT" in joined
         if not fw.report_path and not mentions_report:
             raise AgentConfigError(
                 f"{key}: the command never mentions {{report}} and report_path is empty, so the agent "

@@ -133,6 +133,11 @@ class Agent:
             except runner.UnsafeValue as exc:
                 self._complete(job, "ERROR", str(exc))
                 return
+            if prepared.refused and not self._refuse(job, prepared.refused):
+                return
+            if not prepared.runnable:
+                self._complete(job, "DONE")
+                return
             outcome = runner.execute(
                 prepared, timeout_s=fw.timeout_s, heartbeat_s=job.heartbeat_s,
                 heartbeat=lambda: self._heartbeat(job), stop=self.stop,
@@ -150,6 +155,24 @@ class Agent:
                     self.abandoned = job
                 return
             self._finish(job, fw.report_format, prepared, outcome)
+
+    def _refuse(self, job: ClaimedJob, refused: list) -> bool:
+        """Report the tests left out of the command as BROKEN, each with its reason; False when
+        the server took none of it (the job is over then)."""
+        results = [
+            {"status": "BROKEN", "title": test.title[:1000], "error_message": reason,
+             **({"test_case_id": test.test_case_id} if test.test_case_id else {})}
+            for test, reason in refused
+        ]
+        for test, reason in refused:
+            log.warning("job %s: test %r not run: %s", job.id, test.title[:200], reason)
+        try:
+            self._post(job, "results", {"results": results})
+        except ApiError as exc:
+            if exc.status != 409:
+                self._complete(job, "ERROR", f"the server did not accept the refused tests: {exc.message}")
+            return False
+        return True
 
     def _finish(self, job: ClaimedJob, report_format: str, prepared: runner.Prepared, outcome: runner.Outcome) -> None:
         timed_out = (

@@ -4,7 +4,9 @@ timeout, or when the agent stops.
 
 Values that come from the server (test titles, codes, grep patterns, files, browser) are data,
 never code: the command runs without a shell, each value is one argument, and a value that
-would be read as an option (a leading "-") or a file outside the workdir is refused.
+would be read as an option (a leading "-"), as an argument file (a leading "@", which pytest,
+javac and dotnet expand) or a file outside the workdir is refused. A test with such a value is
+refused on its own (it ends BROKEN saying why); the job's other tests still run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 
-from ..core.jobs import ClaimedJob
+from ..core.jobs import ClaimedJob, JobTest
 from .config import LISTS, PLACEHOLDER, AgentSettings, FrameworkCommand
 
 # Variables of the agent's own environment a test command must not see: the agent's key (tests
@@ -41,6 +43,10 @@ class Prepared(msgspec.Struct):
     cwd: str
     report_path: str
     log_path: str
+    # Tests left out of the command because one of their values is unsafe, with the reason.
+    refused: list[tuple[JobTest, str]] = []
+    # False when every test was refused: there is nothing to run.
+    runnable: bool = True
 
 
 class Outcome(msgspec.Struct):
@@ -56,6 +62,8 @@ class Outcome(msgspec.Struct):
 def _safe(value: str, what: str) -> str:
     if value.startswith("-"):
         raise UnsafeValue(f"refusing {what} {value!r}: it would be read as an option by the command")
+    if value.startswith("@"):
+        raise UnsafeValue(f"refusing {what} {value!r}: a leading '@' makes many tools read arguments from a file")
     if "\x00" in value:
         raise UnsafeValue(f"refusing {what} {value!r}: it contains a NUL character")
     return value
@@ -66,6 +74,29 @@ def _safe_file(value: str) -> str:
     if path.is_absolute() or ".." in path.parts or value.startswith("~"):
         raise UnsafeValue(f"refusing file {value!r}: a test's file must be a path inside the workdir")
     return _safe(value, "file")
+
+
+def check_test(test: JobTest) -> None:
+    """Raises UnsafeValue when one of the test's values could change the command."""
+    _safe(test.grep or test.title, "grep pattern")
+    _safe(test.title, "title")
+    if test.code:
+        _safe(test.code, "code")
+    if test.file:
+        _safe_file(test.file)
+
+
+def split_tests(tests: list[JobTest]) -> tuple[list[JobTest], list[tuple[JobTest, str]]]:
+    """(tests whose values are safe, [(refused test, reason)])."""
+    safe, refused = [], []
+    for test in tests:
+        try:
+            check_test(test)
+        except UnsafeValue as exc:
+            refused.append((test, str(exc)))
+        else:
+            safe.append(test)
+    return safe, refused
 
 
 def placeholders(job: ClaimedJob, fw: FrameworkCommand, report: str) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -103,7 +134,7 @@ def expand(argv: list[str], scalars: dict[str, str], lists: dict[str, list[str]]
             out.extend(lists[name])
             continue
         value = _fill(arg, scalars)
-        if value.startswith("-") and not arg.startswith("-"):
+        if value[:1] in ("-", "@") and arg[:1] not in ("-", "@"):
             raise UnsafeValue(f"refusing argument {value!r}: a value from the job would be read as an option")
         out.append(value)
     return out
@@ -140,10 +171,12 @@ def prepare(job: ClaimedJob, fw: FrameworkCommand, settings: AgentSettings, job_
             report.unlink(missing_ok=True)
     else:
         report = job_dir / "report"
+    safe, refused = split_tests(job.tests)
+    job = msgspec.structs.replace(job, tests=safe)
     scalars, lists = placeholders(job, fw, str(report))
     return Prepared(
         argv=expand(fw.argv(), scalars, lists), env=environment(job, scalars, lists, fw), cwd=str(workdir),
-        report_path=str(report), log_path=str(job_dir / "output.log"),
+        report_path=str(report), log_path=str(job_dir / "output.log"), refused=refused, runnable=bool(safe),
     )
 
 

@@ -296,7 +296,7 @@ async def download_attachment(request: Request, attachment_id: FromPath[str]) ->
     principal = await authenticate(request, "read")
     svc = services(request)
     async with svc.db.read() as conn:
-        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id)
+        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id, principal.project_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")
@@ -313,7 +313,7 @@ async def download_attachment(request: Request, attachment_id: FromPath[str]) ->
 async def delete_attachment(request: Request, attachment_id: FromPath[str]) -> Deleted:
     principal = await authenticate(request, "write")
     svc = services(request)
-    hashes = await svc.db.write(files.delete_attachment, principal.tenant_id, attachment_id)
+    hashes = await svc.db.write(files.delete_attachment, principal.tenant_id, attachment_id, principal.project_id)
     await svc.db.write(files.remove_unreferenced, svc.config.attachments_dir, hashes)
     return Deleted(attachment_id)
 
@@ -325,7 +325,8 @@ async def sweep(request: Request) -> retention.SweepReport:
     svc = services(request)
     r = svc.config.retention
     return await retention.sweep(
-        svc.db.writer, svc.config.attachments_dir, r.unlinked_days, r.batch_size, principal.tenant_id
+        svc.db.writer, svc.config.attachments_dir, r.unlinked_days, r.batch_size, principal.tenant_id,
+        principal.project_id,
     )
 
 

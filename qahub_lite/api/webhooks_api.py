@@ -2,7 +2,8 @@
 hand (docs/health.md: events, bodies, signature, retries).
 
 Creating, changing and redelivering need an admin key: a hook sends project data to any URL
-its creator names, which is an administrator's decision.
+its creator names, which is an administrator's decision. Keys below admin see a hook's URL as
+its scheme and host only (a chat webhook URL is a credential) and no receiver's answers.
 """
 
 from __future__ import annotations
@@ -48,17 +49,23 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
 
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}/webhooks", summary="List a project's webhooks", tags=TAGS,
-          scope="read", responses={200: webhooks.WebhookList})
+          scope="read", responses={200: webhooks.WebhookList},
+          description="Keys below admin see each `url` as its scheme and host only: a chat webhook URL is a credential.")
 async def list_webhooks(request: Request, project_id: FromPath[str]) -> webhooks.WebhookList:
-    _, project = await visible_project(request, "read", project_id)
+    principal, project = await visible_project(request, "read", project_id)
     async with services(request).db.read() as conn:
-        return await webhooks.list_webhooks(conn, project.id)
+        hooks = await webhooks.list_webhooks(conn, project.id)
+    if not principal.allows("admin"):
+        hooks = webhooks.WebhookList([webhooks.without_secrets(h) for h in hooks.data])
+    return hooks
 
 
 @endpoint("GET", "/api/v1/webhooks/{webhook_id:str}", summary="Get a webhook", tags=TAGS, scope="read",
-          responses={200: webhooks.Webhook})
+          responses={200: webhooks.Webhook},
+          description="Keys below admin see `url` as its scheme and host only: a chat webhook URL is a credential.")
 async def get_webhook(request: Request, webhook_id: FromPath[str]) -> webhooks.Webhook:
-    return (await _visible_hook(request, "read", webhook_id))[1]
+    principal, hook = await _visible_hook(request, "read", webhook_id)
+    return hook if principal.allows("admin") else webhooks.without_secrets(hook)
 
 
 @endpoint("PATCH", "/api/v1/webhooks/{webhook_id:str}", summary="Change a webhook (url, events, format, active, "
@@ -97,11 +104,13 @@ async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[
 
 
 @endpoint("GET", "/api/v1/deliveries/{delivery_id:str}", summary="One delivery: its body and every attempt",
-          tags=TAGS, scope="read", responses={200: outbox.DeliveryDetail})
+          tags=TAGS, scope="read", responses={200: outbox.DeliveryDetail},
+          description="Each attempt's `response_body` (the receiver's answer) is shown to admin keys only.")
 async def get_delivery(request: Request, delivery_id: FromPath[str]) -> outbox.DeliveryDetail:
     principal = await _visible_delivery(request, "read", delivery_id)
     async with services(request).db.read() as conn:
-        return await outbox.get_delivery(conn, principal.tenant_id, delivery_id)
+        return await outbox.get_delivery(conn, principal.tenant_id, delivery_id,
+                                         with_responses=principal.allows("admin"))
 
 
 @endpoint("POST", "/api/v1/deliveries/{delivery_id:str}/redeliver", summary="Send a delivery again, now",

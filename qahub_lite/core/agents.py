@@ -10,6 +10,7 @@ import aiosqlite
 import msgspec
 
 from .clock import new_id, now_ms, to_iso
+from .errors import Conflict
 from .tenancy import NewKey, create_key, find_tenant, list_tenants
 
 # The embedded agent of `qahub serve` gets a fresh key of this name at every start; older keys
@@ -45,7 +46,21 @@ class AgentList(msgspec.Struct):
 
 
 def touch_agent(conn: sqlite3.Connection, tenant_id: str, hello: AgentHello) -> str:
-    """Create or refresh the agent's row; returns its id."""
+    """Create or refresh the agent's row; returns its id. A name belongs to the key that uses
+    it while that key is live: another key asking under the name is a Conflict, or any write
+    key could take over an agent's name (its place in the list, its jobs' history). Once the
+    owner key is revoked or deleted (the embedded agent gets a new key at every start), the
+    next key to use the name takes it."""
+    owner = conn.execute(
+        "SELECT a.key_id FROM agents a JOIN api_keys k ON k.id = a.key_id "
+        "WHERE a.tenant_id = ? AND a.name = ? AND k.revoked_at IS NULL",
+        (tenant_id, hello.name),
+    ).fetchone()
+    if owner is not None and owner[0] != hello.key_id:
+        raise Conflict(
+            f"the agent name {hello.name!r} belongs to another API key that is still valid: give this agent "
+            "another name (`name` in its agent.toml), or revoke the other key first"
+        )
     now = now_ms()
     row = conn.execute(
         """INSERT INTO agents (id, tenant_id, name, key_id, hostname, version, frameworks, created_at, last_seen_at)
@@ -67,15 +82,21 @@ def seen(conn: sqlite3.Connection, agent_id: str | None, current_job_id: str | N
         )
 
 
-async def list_agents(conn: aiosqlite.Connection, tenant_id: str, online_within_ms: int) -> AgentList:
+async def list_agents(
+    conn: aiosqlite.Connection, tenant_id: str, online_within_ms: int, project_id: str | None = None,
+) -> AgentList:
     """Every agent of the tenant by name; `offline` when not seen within `online_within_ms`
-    (a long-poll that ends without work counts as being seen)."""
+    (a long-poll that ends without work counts as being seen). For a key limited to one
+    project: only the agents that work for that project (their key is limited to it, or
+    they are running one of its jobs), not the tenant's other machines."""
     rows = await conn.execute_fetchall(
         """SELECT a.id, a.name, a.hostname, a.version, a.frameworks, a.current_job_id, a.last_seen_at, a.created_at,
                   j.status
            FROM agents a LEFT JOIN jobs j ON j.id = a.current_job_id
-           WHERE a.tenant_id = ? ORDER BY a.name""",
-        (tenant_id,),
+           WHERE a.tenant_id = ?
+             AND (? IS NULL OR j.project_id = ? OR a.key_id IN (SELECT id FROM api_keys WHERE project_id = ?))
+           ORDER BY a.name""",
+        (tenant_id, project_id, project_id, project_id),
     )
     now = now_ms()
     out = []

@@ -190,10 +190,22 @@ async def list_attachments(conn: aiosqlite.Connection, result_id: int) -> list[A
     return [Attachment(r[0], r[1], r[2], r[3], to_iso(r[4])) for r in rows]
 
 
-async def get_attachment(conn: aiosqlite.Connection, tenant_id: str, attachment_id: str) -> tuple[Attachment, str]:
+# An attachment is in a project through its result's run: a key limited to one project must
+# not reach another project's files (the same 404 as for an id that does not exist).
+_IN_PROJECT = (
+    " AND (? IS NULL OR EXISTS (SELECT 1 FROM results r JOIN runs ru ON ru.id = r.run_id "
+    "WHERE r.id = attachments.result_id AND ru.project_id = ?))"
+)
+
+
+async def get_attachment(
+    conn: aiosqlite.Connection, tenant_id: str, attachment_id: str, project_id: str | None = None,
+) -> tuple[Attachment, str]:
+    """An attachment of the tenant (and of `project_id`, when the caller is limited to one)."""
     rows = await conn.execute_fetchall(
-        "SELECT id, file_name, mime_type, size, created_at, sha256 FROM attachments WHERE id = ? AND tenant_id = ?",
-        (attachment_id, tenant_id),
+        "SELECT id, file_name, mime_type, size, created_at, sha256 FROM attachments WHERE id = ? AND tenant_id = ?"
+        + _IN_PROJECT,
+        (attachment_id, tenant_id, project_id, project_id),
     )
     if not rows:
         raise NotFound("Attachment not found")
@@ -201,9 +213,12 @@ async def get_attachment(conn: aiosqlite.Connection, tenant_id: str, attachment_
     return Attachment(r[0], r[1], r[2], r[3], to_iso(r[4])), r[5]
 
 
-def delete_attachment(conn: sqlite3.Connection, tenant_id: str, attachment_id: str) -> list[str]:
+def delete_attachment(
+    conn: sqlite3.Connection, tenant_id: str, attachment_id: str, project_id: str | None = None,
+) -> list[str]:
     row = conn.execute(
-        "SELECT sha256 FROM attachments WHERE id = ? AND tenant_id = ?", (attachment_id, tenant_id)
+        "SELECT sha256 FROM attachments WHERE id = ? AND tenant_id = ?" + _IN_PROJECT,
+        (attachment_id, tenant_id, project_id, project_id),
     ).fetchone()
     if row is None:
         raise NotFound("Attachment not found")

@@ -96,8 +96,12 @@ class ReportOutcome(msgspec.Struct):
     errors: list[ItemError]
 
 
-async def job_exists(conn: aiosqlite.Connection, tenant_id: str, job_id: str) -> bool:
-    rows = await conn.execute_fetchall("SELECT 1 FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id))
+async def job_exists(conn: aiosqlite.Connection, tenant_id: str, job_id: str, project_id: str | None = None) -> bool:
+    """True for a job of the tenant (and of `project_id`, for a key limited to one project)."""
+    rows = await conn.execute_fetchall(
+        "SELECT 1 FROM jobs WHERE id = ? AND tenant_id = ? AND (? IS NULL OR project_id = ?)",
+        (job_id, tenant_id, project_id, project_id),
+    )
     return bool(rows)
 
 

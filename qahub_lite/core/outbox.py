@@ -201,7 +201,11 @@ async def list_deliveries(
     return DeliveryPage([_delivery(r) for r in rows], next_cursor)
 
 
-async def get_delivery(conn: aiosqlite.Connection, tenant_id: str, delivery_id: str) -> DeliveryDetail:
+async def get_delivery(
+    conn: aiosqlite.Connection, tenant_id: str, delivery_id: str, *, with_responses: bool = True,
+) -> DeliveryDetail:
+    """A delivery with every attempt. What a receiver answered is shown `with_responses` only
+    (to admin keys): an internal service's answer is not for every key of the tenant."""
     rows = await conn.execute_fetchall(
         f"SELECT {_COLUMNS}, d.body, w.project_id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
         "WHERE d.id = ? AND w.tenant_id = ?",
@@ -218,7 +222,8 @@ async def get_delivery(conn: aiosqlite.Connection, tenant_id: str, delivery_id: 
     base = _delivery(r)
     return DeliveryDetail(
         *(getattr(base, f) for f in base.__struct_fields__), body=r[12],
-        attempt_log=[Attempt(a[0], to_iso(a[1]), a[2], a[3], a[4], a[5]) for a in attempts],
+        attempt_log=[Attempt(a[0], to_iso(a[1]), a[2], a[3], a[4], a[5] if with_responses else None)
+                     for a in attempts],
     )
 
 

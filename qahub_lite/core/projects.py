@@ -58,6 +58,24 @@ def slugify(name: str) -> str:
     return slug[:60] or "project"
 
 
+# A project's `settings` (quality-gate rules and whatever a team keeps beside them) come back in
+# every project listing and read: 30 MB of it would make each listing 30 MB. 64 KiB holds
+# hundreds of gate rules.
+SETTINGS_MAX_BYTES = 64 * 1024
+
+
+def _settings_json(settings: dict | None) -> str | None:
+    if not settings:
+        return None
+    encoded = msgspec.json.encode(settings)
+    if len(encoded) > SETTINGS_MAX_BYTES:
+        raise Invalid(
+            f"settings are {len(encoded):,} bytes of JSON; at most {SETTINGS_MAX_BYTES:,} are kept, since every "
+            "project listing returns them"
+        )
+    return encoded.decode()
+
+
 def create_project(
     conn: sqlite3.Connection,
     tenant_id: str,
@@ -91,7 +109,7 @@ def create_project(
         (
             project_id, name, candidate, description, repo, default_branch or "main",
             msgspec.json.encode(ci_config).decode() if ci_config else None,
-            msgspec.json.encode(settings).decode() if settings else None, now, now, tenant_id,
+            _settings_json(settings), now, now, tenant_id,
         ),
     )
     return get_project_sync(conn, tenant_id, project_id)
@@ -156,7 +174,9 @@ def update_project(conn: sqlite3.Connection, tenant_id: str, project_id: str, ch
     for key, value in changes.items():
         if key == "name" and not str(value).strip():
             raise Invalid("name must not be empty")
-        if key in ("ci_config", "settings"):
+        if key == "settings":
+            value = _settings_json(value) if value is not None else None
+        elif key == "ci_config":
             value = msgspec.json.encode(value).decode() if value is not None else None
         sets.append(f"{key} = ?")
         params.append(value)

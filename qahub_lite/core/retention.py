@@ -28,7 +28,8 @@ class SweepReport(msgspec.Struct):
 
 
 def delete_batch(
-    conn: sqlite3.Connection, cutoff_ms: int, batch_size: int, tenant_id: str | None = None
+    conn: sqlite3.Connection, cutoff_ms: int, batch_size: int, tenant_id: str | None = None,
+    project_id: str | None = None,
 ) -> tuple[int, int, list[str]]:
     """Writer operation: delete up to `batch_size` unlinked results created before `cutoff_ms`
     (of one tenant when given). Returns (results deleted, attachment rows deleted, hashes)."""
@@ -41,6 +42,9 @@ def delete_batch(
     if tenant_id is not None:
         sql += " AND (SELECT tenant_id FROM runs WHERE runs.id = results.run_id) = ?"
         params.append(tenant_id)
+    if project_id is not None:  # a key limited to one project sweeps that project only
+        sql += " AND (SELECT project_id FROM runs WHERE runs.id = results.run_id) = ?"
+        params.append(project_id)
     ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at LIMIT ?", (*params, batch_size))]
     if not ids:
         return 0, 0, []
@@ -52,16 +56,18 @@ def delete_batch(
 
 
 async def sweep(
-    writer, attachments_dir: Path, retention_days: int, batch_size: int, tenant_id: str | None = None
+    writer, attachments_dir: Path, retention_days: int, batch_size: int, tenant_id: str | None = None,
+    project_id: str | None = None,
 ) -> SweepReport:
     """Delete every expired unlinked result, batch by batch; files go after their rows.
-    The background job sweeps every tenant; an admin key's request sweeps its own tenant."""
+    The background job sweeps every tenant; an admin key's request sweeps its own tenant (its own
+    project, for a key limited to one)."""
     if retention_days <= 0:
         return SweepReport(None, retention_days, 0, 0, 0, 0)
     cutoff = now_ms() - retention_days * DAY_MS
     results = rows = files = batches = 0
     while True:
-        n, a, hashes = await writer.run(delete_batch, cutoff, batch_size, tenant_id)
+        n, a, hashes = await writer.run(delete_batch, cutoff, batch_size, tenant_id, project_id)
         if n == 0:
             break
         batches += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 from urllib.parse import urlsplit
@@ -60,6 +61,13 @@ _COLUMNS = "id, project_id, url, events, format, active, description, created_at
 
 def _webhook(row) -> Webhook:
     return Webhook(row[0], row[1], row[2], row[3].split(), row[4], bool(row[5]), row[6], to_iso(row[7]), to_iso(row[8]))
+
+
+def without_secrets(hook: Webhook) -> Webhook:
+    """The hook as a key below admin sees it: a Slack or Mattermost incoming-webhook URL is
+    itself the credential to post into the channel, so only its scheme and host are shown."""
+    parts = urlsplit(hook.url)
+    return msgspec.structs.replace(hook, url=f"{parts.scheme}://{parts.hostname or ''}/…")
 
 
 def _check(url: str | None, events: list[str] | None, fmt: str | None) -> None:
@@ -171,23 +179,46 @@ def subscribers(conn: sqlite3.Connection, project_id: str) -> list[Subscriber]:
 
 
 def _slack_escape(text: str) -> str:
+    # Slack reads links and mentions (<url|label>, <!channel>, <@U123>) only between < and >.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Mattermost renders Markdown: a test title like "[click](https://evil.example)" or "@channel"
+# would become a link or ping everybody. Markdown punctuation gets a backslash; mentions, bare
+# URLs and "www." (which Mattermost links without any Markdown) get a zero-width space that
+# breaks them while the text reads the same.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>=:])")
+_ZWSP = "\u200b"
+
+
+def _mattermost_escape(text: str) -> str:
+    text = _MARKDOWN.sub(r"\\\1", text)
+    for token in ("@", "#", "~"):  # mentions, hashtags (searches), channel links
+        text = text.replace(token, token + _ZWSP)
+    return re.sub(r"(?i)(www)(\\\.)", r"\1" + _ZWSP + r"\2", text.replace("\\:", "\\:" + _ZWSP))
 
 
 def _link(fmt: str, url: str, label: str) -> str:
     if fmt == "slack":
         return f"<{url}|{_slack_escape(label)}>"
-    return f"[{label.replace('[', '(').replace(']', ')')}]({url})"
+    return f"[{_mattermost_escape(label)}]({url})"
 
 
 def _plain(fmt: str, text: str) -> str:
-    return _slack_escape(text) if fmt == "slack" else text
+    return _slack_escape(text) if fmt == "slack" else _mattermost_escape(text)
+
+
+def _code(fmt: str, text: str) -> str:
+    """A short value (a branch) as inline code; a backtick in it would end the code span early."""
+    text = text.replace("`", "'")
+    # Markdown is not read inside code, but be sure no mention is either.
+    return f"`{_slack_escape(text)}`" if fmt == "slack" else f"`{text.replace('@', '@' + _ZWSP)}`"
 
 
 def chat_text(fmt: str, event: str, project: dict, data: dict) -> str:
     """One message for a chat channel, with a link to the run."""
     run = data["run"]
-    where = f"`{run['branch']}`" if run.get("branch") else "no branch"
+    where = _code(fmt, run["branch"]) if run.get("branch") else "no branch"
     head = f"[{_plain(fmt, project['name'])}] Run {_link(fmt, run['url'], run['name'])} on {where}"
     c = run["counts"]
     if event == "run.completed":

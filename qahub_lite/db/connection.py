@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -44,10 +45,46 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, synchronous: st
         conn.execute("PRAGMA query_only = ON")
 
 
+# The database holds every tenant's data, webhook secrets and key hashes; the data folder
+# holds it and the attachments. Only the user the server runs as may read them: the folder is
+# 0700 and the database files 0600, whatever the umask (which usually makes files 0644).
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) as a folder only its owner can enter; a folder that
+    exists already loses group and other permissions (an upgrade from a 0755 data folder)."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    _restrict(path, PRIVATE_DIR)
+    return path
+
+
+def _restrict(path: Path, mode: int) -> None:
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(mode)
+    except PermissionError:
+        pass  # not ours (a mount point owned by root): the operator decides its permissions
+
+
+def private_database(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm files the
+    database's permissions), and take group and other permissions from one made before."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    for suffix in ("", "-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            _restrict(side, PRIVATE_FILE)
+
+
 def open_writer(path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> sqlite3.Connection:
     """A read-write connection in explicit-transaction mode (we issue BEGIN/COMMIT ourselves)."""
     check_sqlite_version()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_database(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     configure(conn, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, readonly=False)

@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+from .connection import private_dir
+
 LOCK_NAME = "qahub.lock"
 
 
@@ -49,8 +51,8 @@ class DataFolderLock:
 
     def acquire(self, purpose: str, **info: str) -> None:
         """Take the lock without waiting; raise DataFolderInUse when another process has it."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_dir(self.data_dir)  # the first to create the data folder: 0700 (connection.py)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -5,7 +5,8 @@
 - Every form carries the session's CSRF token (forms.read_form checks it). The sign-in form,
   which has no session yet, uses a double-submit cookie instead, so nobody can sign a
   victim's browser into an attacker's account either.
-- Failed sign-ins are rate limited per user name and client address (throttle.py); the
+- Failed sign-ins are rate limited per user name and client address (throttle.py), counted
+  before the password is checked, and password checks in flight are bounded; the
   answer to any failure is the same sentence, and takes the same time, whether or not the
   user exists. Passwords are never logged: the access log has the path, never a body.
 """
@@ -13,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import secrets
 from typing import Annotated
 
@@ -27,7 +30,7 @@ from ..core.clock import now_ms
 from ..core.errors import Forbidden
 from .forms import check_token, decode_pairs, read_form, read_query, read_raw_form
 from .render import SignInRequired, page, redirect
-from .throttle import SignInThrottle
+from .throttle import Busy, HashGate, SignInThrottle
 
 SESSION_COOKIE = "qahub_session"
 LOGIN_COOKIE = "qahub_login"
@@ -60,9 +63,16 @@ def _lifetime_ms(request: Request) -> int:
     return services(request).config.dashboard.session_hours * 3_600_000
 
 
+# A path of this site, in printable ASCII: a Location header carries nothing else. Browsers
+# drop TAB, CR and LF inside URLs, so `/\t/evil.example` would become `//evil.example` (another
+# site), and a backslash reads as a slash; non-ASCII (U+3000) cannot go into a header at all.
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[\x21-\x5b\x5d-\x7e]*")
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path of this site: never `//evil.example` or an absolute URL (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path of this site: never `//evil.example`, an absolute URL, or a path with a
+    control, whitespace or non-ASCII character in it (open redirect); anything else is `/`."""
+    if not target or not _SAME_SITE_PATH.fullmatch(target):
         return "/"
     return target
 
@@ -73,6 +83,13 @@ def throttle(request: Request) -> SignInThrottle:
         cfg = svc.config.dashboard
         svc.extras["sign_in_throttle"] = SignInThrottle(cfg.login_attempts, cfg.login_window_s)
     return svc.extras["sign_in_throttle"]
+
+
+def hash_gate(request: Request) -> HashGate:
+    svc = services(request)
+    if "sign_in_hash_gate" not in svc.extras:
+        svc.extras["sign_in_hash_gate"] = HashGate()
+    return svc.extras["sign_in_hash_gate"]
 
 
 def _address(request: Request) -> str:
@@ -139,7 +156,7 @@ async def login(request: Request) -> Response:
     check_token(request.cookies.get(LOGIN_COOKIE, ""), next((v for k, v in pairs if k == "csrf"), None))
     form = decode_pairs(pairs, LoginForm, "form", ignore=("csrf",))
     limiter, address = throttle(request), _address(request)
-    wait = limiter.retry_after(form.username, address)
+    wait = limiter.reserve(form.username, address)
     if wait:
         minutes = max(1, round(wait / 60))
         return _login_page(
@@ -148,14 +165,26 @@ async def login(request: Request) -> Response:
         )
     svc = services(request)
     try:
-        async with svc.db.read() as conn:
-            signed = await users.check_credentials(conn, form.username, form.password)
+        async with hash_gate(request).slot(address):
+            async with svc.db.read() as conn:
+                signed = await users.check_credentials(conn, form.username, form.password)
+    except Busy:
+        limiter.release(form.username, address)
+        return _login_page(
+            request, status=429, username=form.username, next_path=form.next,
+            headers={"Retry-After": str(HashGate.RETRY_AFTER_S)},
+            message="Too many sign-ins at once from your address. Try again in a few seconds.",
+        )
     except Forbidden as exc:
-        limiter.failed(form.username, address)
         return _login_page(request, status=401, message=exc.message, username=form.username, next_path=form.next)
     limiter.succeeded(form.username, address)
-    # Upgrading an old hash costs one more scrypt run: off the event loop, like the check.
-    new_hash = await asyncio.to_thread(passwords.hash_password, form.password) if signed.rehash else None
+    # Upgrading an old hash costs one more scrypt run: off the event loop, like the check, and
+    # through the gate; when it is full the upgrade waits for the next sign-in.
+    new_hash = None
+    if signed.rehash:
+        with contextlib.suppress(Busy):
+            async with hash_gate(request).slot(address):
+                new_hash = await asyncio.to_thread(passwords.hash_password, form.password)
 
     def start(conn):
         users.record_sign_in(conn, signed.user_id, new_hash)

@@ -2,6 +2,17 @@
 address) within a sliding `window_s`; then every attempt for that pair is refused until the
 oldest failure leaves the window, with the wait in seconds.
 
+An attempt is *reserved* (counted as a failure) before its password is checked, and a success
+clears the pair: checking first and counting after let 60 parallel guesses all be checked,
+since each was admitted while the others were still hashing. Reserving happens on the event
+loop with no await between the look and the count, so it cannot race itself.
+
+Password checks are slow on purpose (scrypt, ~0.3 s of a core), so `HashGate` bounds how many
+run or wait at once, in total and per client address; beyond that a sign-in is refused at once
+(429) instead of queueing: 150 made-up-name sign-ins from one address would otherwise queue a
+real user's sign-in behind 150 hashes (15 s). The gate refuses before the user is looked up,
+so its answer says nothing about which names exist.
+
 Why per name *and* address: per name alone would let anyone lock a colleague out by typing
 wrong passwords for them; per address alone would let one address try every name. A success
 clears the pair's failures. The address is the TCP peer: behind a reverse proxy every client
@@ -15,9 +26,12 @@ qahub-lite serves from one process (server.py), so this in-process state is the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
 
 
 class SignInThrottle:
@@ -54,6 +68,22 @@ class SignInThrottle:
             return 0
         return max(1, int(times[0] + self.window_s - now + 0.999))
 
+    def reserve(self, username: str, address: str) -> int:
+        """Count an attempt before its password is checked: 0 when it may be checked now (and
+        is counted as a failure until `succeeded`), else the seconds to wait (not counted)."""
+        wait = self.retry_after(username, address)
+        if not wait:
+            self.failed(username, address)
+        return wait
+
+    def release(self, username: str, address: str) -> None:
+        """Give back a reservation whose password was never checked (the gate was full)."""
+        times = self._failures.get(self.key(username, address))
+        if times:
+            times.pop()
+            if not times:
+                del self._failures[self.key(username, address)]
+
     def failed(self, username: str, address: str) -> None:
         now = self._clock()
         key = self.key(username, address)
@@ -70,3 +100,37 @@ class SignInThrottle:
 
     def __len__(self) -> int:
         return len(self._failures)
+
+
+class Busy(Exception):
+    """Too many password checks at once; try again after `RETRY_AFTER_S`."""
+
+
+class HashGate:
+    """At most `workers` password checks run at once (one per core: more only share the cores),
+    at most `queue` more wait, and one client address holds at most `per_address` of them."""
+
+    RETRY_AFTER_S = 2
+
+    def __init__(self, workers: int | None = None, *, queue: int | None = None, per_address: int = 2) -> None:
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.queue = self.workers * 4 if queue is None else queue
+        self.per_address = per_address
+        self._running = asyncio.Semaphore(self.workers)
+        self._admitted = 0
+        self._by_address: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, address: str) -> AsyncIterator[None]:
+        if self._admitted >= self.workers + self.queue or self._by_address[address] >= self.per_address:
+            raise Busy()
+        self._admitted += 1
+        self._by_address[address] += 1
+        try:
+            async with self._running:
+                yield
+        finally:
+            self._admitted -= 1
+            self._by_address[address] -= 1
+            if not self._by_address[address]:
+                del self._by_address[address]
