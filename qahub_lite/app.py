@@ -15,6 +15,7 @@ from .api import agent_api, health, native_library, native_runs, openapi, qatech
 from .api import health_api, webhooks_api
 from .api.context import Services
 from .api.errors import handle_exception
+from .api.head import head_as_get
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
 from .api.ratelimit import SlidingWindowLimiter, headers_middleware
 from .api.shutdown import Shutdown
@@ -148,5 +149,5 @@ def create_app(config: Config, on_ready=None) -> Litestar:
     )
     # Around Litestar's whole handler (as its OpenTelemetry plugin does), not in `middleware`,
     # which runs for matched routes only: requests for unknown paths are counted and logged too.
-    app.asgi_handler = request_middleware(app.asgi_handler)
+    app.asgi_handler = request_middleware(head_as_get(app.asgi_handler))
     return app
