@@ -89,15 +89,18 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     page.wait_for_url(re.compile(r"/runs/"))
     assert page.locator("h1").inner_text() == "nightly #latest"
 
-    # Failures first, with the message; the stack is folded until asked for.
+    # Failures first, with the message; the stack's first lines, the rest folded until asked for.
     failure = page.locator("article.failure").first
     assert "Checkout completes" in failure.locator("h3").inner_text()
     assert "expected 200, got 500" in failure.locator(".error-message").inner_text()
     assert failure.locator(".badge.s-new").count() == 1
-    stack = failure.locator("details.stack pre")
+    assert "Traceback" in failure.locator(".trace > pre.stack-text").inner_text()
+    stack = failure.locator("details.stack-text-more pre")
     assert not stack.is_visible()
-    failure.locator("details.stack summary").click()
+    failure.locator("details.stack-text-more summary").click()
     assert stack.is_visible() and "AssertionError" in stack.inner_text()
+    earlier = failure.locator("details.attempts")
+    assert not earlier.locator("pre").is_visible()  # the earlier attempt is folded
     image = failure.locator(".attachment img")
     image.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth === 160", arg=image.element_handle())
