@@ -92,7 +92,7 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     # Failures first, with the message; the stack's first lines, the rest folded until asked for.
     failure = page.locator("article.failure").first
     assert "Checkout completes" in failure.locator("h3").inner_text()
-    assert "expected 200, got 500" in failure.locator(".error-message").inner_text()
+    assert "expected 200, got 500" in failure.locator(".attempt-last .error-message").inner_text()
     assert failure.locator(".badge.s-new").count() == 1
     assert "Traceback" in failure.locator(".trace > pre.stack-text").inner_text()
     stack = failure.locator("details.stack-text-more pre")
@@ -177,3 +177,60 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     page.goto(f"{live.url}/runs/{data.latest_short_id}")
     assert "/login" in page.url
     assert outside == []
+
+
+def test_the_api_reference_works_offline_and_tries_a_call_with_a_key(server, browser_page):
+    """The interactive reference (vendored Swagger UI) with the network cut to everything but
+    this server: it renders every operation with its schemas and examples, and a call tried
+    with a key typed into "Authorize" reaches the server and shows its answer."""
+    live, data = server
+    page = browser_page
+    blocked, problems = [], []
+
+    def only_this_server(route):
+        if route.request.url.startswith(live.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        page.goto(f"{live.url}/api/docs")
+        page.wait_for_selector(".swagger-ui .info .title")
+        assert "qahub-lite" in page.locator(".swagger-ui .info .title").inner_text()
+        page.wait_for_selector(".opblock")
+        assert page.locator(".opblock").count() >= 50
+        shot(page, "20-api-reference")
+
+        # Field-level request schema with its example: the ingest body.
+        ingest = page.locator(".opblock-post", has=page.locator("[data-path='/api/v1/ingest']")).first
+        ingest.locator(".opblock-summary").click()
+        ingest.locator(".body-param__example, .microlight").first.wait_for()
+        assert "TC-001" in ingest.inner_text() and "previous_attempts" in ingest.inner_text()
+        codes = ingest.locator(".responses-table tbody tr.response").evaluate_all(
+            "rows => rows.map(r => r.getAttribute('data-code'))")
+        assert {"201", "207", "400", "401", "413", "429"} <= set(codes) and "409" not in codes
+        shot(page, "21-api-reference-ingest")
+
+        # Authorize with a key, then try a call.
+        page.click(".btn.authorize")
+        dialog = page.locator(".dialog-ux")
+        dialog.locator("input").first.fill(live.admin_key)
+        dialog.locator("button.authorize").first.click()
+        dialog.locator("button.btn-done, button.close-modal").first.click()
+        listing = page.locator(".opblock-get", has=page.locator("[data-path='/api/v1/projects']")).first
+        listing.locator(".opblock-summary").click()
+        listing.locator("button.try-out__btn").click()
+        listing.locator("button.execute").click()
+        answer = listing.locator(".live-responses-table .response .response-col_status").first
+        answer.wait_for()
+        assert answer.inner_text().strip().startswith("200")
+        assert "Web shop" in listing.locator(".responses-inner").inner_text()  # the answer's body
+        shot(page, "22-api-reference-tried")
+    finally:
+        page.unroute("**/*")
+    assert blocked == [], f"the reference tried to reach outside the server: {blocked}"
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems

@@ -1,9 +1,12 @@
 """The OpenAPI 3.1 document at /api/v1/openapi.json, built from the endpoints declared with
-`routing.endpoint` and their msgspec Structs, and a docs page that needs no internet.
+`routing.endpoint` and their msgspec Structs, and the interactive reference page at /api/docs
+(Swagger UI, vendored: it needs no internet).
 
 Built here rather than by Litestar because handlers read raw bodies (see routing.py), which
-Litestar's generator cannot see; this way every request and answer Struct is described, and
-every error answer points at the one error schema.
+Litestar's generator cannot see; this way every request and answer Struct is described, each
+operation lists only the error statuses it can answer (`_error_statuses`), every error answer
+points at the one error schema, and the bodies a new team sends first carry an example
+(openapi_examples.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import html
 import re
 import types
 import typing
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -52,6 +56,10 @@ _CONFLICTS = {
     ("POST", "/api/v1/agent/jobs/{job_id}/complete"): "The job is not leased to the caller, or has ended",
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): "The delivery is still being retried",
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): "The webhook is paused (inactive)",
+}
+_SUCCESS_TEXT = {
+    202: "Accepted: queued, the work happens in the background",
+    207: "Stored in part: `errors` lists each rejected item with its index and reason",
 }
 _cache: dict[str, bytes] = {}
 
@@ -114,7 +122,8 @@ def build_document() -> dict[str, Any]:
                 content = {"text/plain": {"schema": {"type": "string"}}}
             else:
                 content = {"application/json": {"schema": schema_of(kind)}}
-            op["responses"][str(status)] = {"description": "OK" if status < 300 else "See body", "content": content}
+            op["responses"][str(status)] = {"description": _SUCCESS_TEXT.get(status, HTTPStatus(status).phrase),
+                                            "content": content}
         for status in _error_statuses(ep, path):
             op["responses"].setdefault(str(status), {
                 "description": _CONFLICTS.get((ep.method, path), _ERROR_TEXT[409]) if status == 409 else _ERROR_TEXT[status],
