@@ -147,6 +147,9 @@ def docs_server(tmp_path_factory):
         case = http.post(f"/api/v1/projects/{project['id']}/test-cases", json={"title": "Login", "code": "TC-900"}).json()
         run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
                                                 "results": [{"title": "t", "status": "PASSED"}]}).json()
+        # A test with a history: the docs read TC-900's days.
+        http.post("/api/v1/ingest", json={"project_id": project["id"],
+                                          "results": [{"test_case_code": "TC-900", "status": "PASSED"}]})
     ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"]}
     yield live, ids, folder
     live.stop()

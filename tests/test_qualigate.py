@@ -11,8 +11,8 @@ from qahub_lite.config import load_config
 from qahub_lite.core.tenancy import create_key, create_tenant
 
 
-NO_AGENT = ("; no agent serves framework playwright (its tests wait until an agent with a command for it asks for "
-            "work, or until jobs.queue_timeout_s)")
+NO_AGENT = ("; no agent serves framework playwright: its tests wait until an agent with a command for it asks for "
+            "work, or until jobs.queue_timeout_s")
 
 
 def new_key(api: Api, scope: str, *, project_id: str | None = None, tenant_id: str | None = None) -> str:

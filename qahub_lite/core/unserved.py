@@ -38,5 +38,5 @@ def no_agent_message(frameworks: list[str]) -> str | None:
     if not frameworks:
         return None
     return "; ".join(f"no agent serves framework {f}" for f in frameworks) + (
-        " (its tests wait until an agent with a command for it asks for work, or until jobs.queue_timeout_s)"
+        ": its tests wait until an agent with a command for it asks for work, or until jobs.queue_timeout_s"
     )
