@@ -57,7 +57,10 @@ def test_a_project_trigger_s_ids_can_be_waited_on_and_say_no_agent_serves_them(s
     code, out, err = _wait(capsys, monkeypatch, server, test_run_id, "--timeout", "1s", "--interval", "200ms")
     assert code == 2, err
     assert f"no agent serves framework {framework}" in err
-    assert "Run not found" not in err and "(still PENDING)" in err
+    assert "Run not found" not in err and "(still PENDING; no agent serves framework" in err
+    # --quiet prints only the last line, which says it too.
+    code, out, err = _wait(capsys, monkeypatch, server, test_run_id, "--timeout", "1s", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and f"no agent serves framework {framework}" in err
 
     with server.client() as http:
         # An agent with a command for the framework asks for work: the note goes away.

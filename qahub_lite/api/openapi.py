@@ -154,13 +154,13 @@ def build_document() -> dict[str, Any]:
 
 
 def _error_statuses(ep: Endpoint, path: str) -> list[int]:
-    """The error answers this operation can give, from what it declares: a body or query can be
-    malformed (400) and too large (413); a key is checked (401/403) and counted (429); an id in
+    """The error answers this operation can give, from what it declares: a body, a query or a
+    typed path parameter can be malformed (400), a body too large (413); a key is checked (401/403) and counted (429); an id in
     the path or the body can name nothing (404); a write can meet a full or failing disk
     (507/503); any request can meet a shutdown (503)."""
     has_ids = bool(_PATH_PARAM.search(ep.path))
     statuses = []
-    if ep.body is not None or ep.query is not None or has_ids:
+    if ep.body is not None or ep.query is not None or ":int}" in ep.path:
         statuses.append(400)
     if ep.scope:
         statuses += [401, 403]

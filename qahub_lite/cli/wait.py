@@ -34,6 +34,7 @@ _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 # little load for long ones.
 _GROWTH = 1.5
 TERMINAL = frozenset({"COMPLETED", "ERROR", "CANCELED"})
+_NOTE_EVERY_S = 10.0
 
 
 def parse_duration(text: str) -> float:
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         # One quick attempt per poll: this loop is the retry, and its deadline is the limit.
         client.retries = 0
         run_ref = None  # the run's own id, once known
+        note, note_asked = None, float("-inf")
         while True:
             try:
                 if run_ref is None:
@@ -94,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
                 if current.get("status") in TERMINAL:
                     return _finish(args, current)
                 line = _progress(current)
-                note = _waiting_note(client, run_ref)
+                # Only tests still waiting can lack an agent; asked at most every _NOTE_EVERY_S, as
+                # Qualigate's routes have their own rate limit, which a CI script may share.
+                if not (current.get("counts") or {}).get("pending"):
+                    note = None
+                elif time.monotonic() - note_asked >= _NOTE_EVERY_S:
+                    note, note_asked = _waiting_note(client, run_ref), time.monotonic()
                 if note:
                     line += f" ({note})"
             if line != last_line and not args.quiet:
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 last_line = line
             left = deadline - time.monotonic()
             if left <= 0:
-                state = f" (still {current.get('status')})" if current else ""
+                state = f" (still {current.get('status')}{'; ' + note if note else ''})" if current else ""
                 raise CliError(f"timed out after {_human(args.timeout)} waiting for run {args.run}{state}", 2)
             time.sleep(min(interval, left))
             interval = min(interval * _GROWTH, args.max_interval)
