@@ -234,3 +234,34 @@ def test_the_api_reference_works_offline_and_tries_a_call_with_a_key(server, bro
         page.unroute("**/*")
     assert blocked == [], f"the reference tried to reach outside the server: {blocked}"
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+
+
+def test_a_person_checks_retention_and_a_webhook_receiver(server, browser_page):
+    """Week one: the retention in force is said where history is shown, and a webhook can be
+    checked with a test delivery from its page before any real event."""
+    live, data = server
+    page = browser_page
+    with httpx.Client(base_url=live.url, headers=live.h(), timeout=30) as http:
+        # No receiver listens on this port: the test delivery is recorded with its failed attempt.
+        hook = http.post(f"/api/v1/projects/{data.project_id}/webhooks",
+                         json={"url": "http://127.0.0.1:9/hook"}).json()["webhook"]
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+
+    page.goto(f"{live.url}/projects/{data.project_id}")
+    assert "deleted after 30 days" in page.locator("#retention").inner_text()
+    page.goto(f"{live.url}/projects/{data.project_id}/tests/TC-2")
+    daily = page.locator("#daily")
+    assert daily.locator("tbody tr").count() >= 1 and "deleted after 30 days" in daily.inner_text()
+    shot(page, "23-test-days")
+
+    page.goto(f"{live.url}/settings/webhooks/{hook['id']}")
+    page.click("text=Send a test delivery")
+    page.wait_for_url(re.compile(r"/settings/deliveries/"))
+    assert "webhook.test" in page.locator("main").inner_text()
+    shot(page, "24-test-delivery")
+    page.click("form[action='/logout'] button")
+    page.wait_for_url(re.compile(r"/login"))
