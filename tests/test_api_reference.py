@@ -5,6 +5,9 @@ a webhook's test delivery is documented and works."""
 
 from __future__ import annotations
 
+import types
+import typing
+from http import HTTPStatus
 from pathlib import Path
 
 import msgspec
@@ -12,7 +15,8 @@ import pytest
 
 import qahub_lite.app  # noqa: F401 - registers every route
 from qahub_lite.api.openapi import build_document
-from qahub_lite.api.openapi_examples import REQUEST_EXAMPLES
+from qahub_lite.api.errors import ErrorBody
+from qahub_lite.api.openapi_examples import ERROR_EXAMPLES, REQUEST_EXAMPLES, RESPONSE_EXAMPLES
 from qahub_lite.api.routing import ENDPOINTS
 
 STATIC = Path(qahub_lite.app.__file__).parent / "web" / "static"
@@ -32,6 +36,30 @@ def test_every_example_is_a_body_the_operation_accepts(key):
     doc = build_document()
     media = doc["paths"][key[1]][key[0].lower()]["requestBody"]["content"]["application/json"]
     assert media["example"] == REQUEST_EXAMPLES[key]
+
+
+@pytest.mark.parametrize("key", sorted(RESPONSE_EXAMPLES), ids=lambda k: f"{k[0]} {k[1]} {k[2]}")
+def test_every_answer_example_fits_the_operation_s_answer(key):
+    method, path, status = key
+    kind = _endpoint(method, path).responses[status]
+    members = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    example = RESPONSE_EXAMPLES[key]
+    fits = []
+    for member in members:  # a union answers in one of its shapes
+        try:
+            msgspec.convert(example, member, strict=True)
+            fits.append(member)
+        except msgspec.ValidationError:
+            pass
+    assert fits, f"{method} {path} {status}: the example fits none of {members}"
+    doc = build_document()
+    assert doc["paths"][path][method.lower()]["responses"][str(status)]["content"]["application/json"]["example"] == example
+
+
+def test_error_examples_are_error_bodies():
+    for status, example in ERROR_EXAMPLES.items():
+        body = msgspec.convert(example, ErrorBody, strict=True)
+        assert body.error == HTTPStatus(status).phrase
 
 
 def test_each_operation_lists_only_what_it_can_answer():

@@ -24,7 +24,7 @@ from litestar.response import Response as LitestarResponse
 
 from .. import __version__
 from .errors import ErrorBody
-from .openapi_examples import REQUEST_EXAMPLES
+from .openapi_examples import ERROR_EXAMPLES, REQUEST_EXAMPLES, RESPONSE_EXAMPLES
 from .routing import ENDPOINTS, RAW_ITEMS, Endpoint
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -122,12 +122,14 @@ def build_document() -> dict[str, Any]:
                 content = {"text/plain": {"schema": {"type": "string"}}}
             else:
                 content = {"application/json": {"schema": schema_of(kind)}}
+                if (ep.method, path, status) in RESPONSE_EXAMPLES:
+                    content["application/json"]["example"] = RESPONSE_EXAMPLES[(ep.method, path, status)]
             op["responses"][str(status)] = {"description": _SUCCESS_TEXT.get(status, HTTPStatus(status).phrase),
                                             "content": content}
         for status in _error_statuses(ep, path):
             op["responses"].setdefault(str(status), {
                 "description": _CONFLICTS.get((ep.method, path), _ERROR_TEXT[409]) if status == 409 else _ERROR_TEXT[status],
-                "content": {"application/json": {"schema": ref_of[ErrorBody]}},
+                "content": {"application/json": {"schema": ref_of[ErrorBody], "example": ERROR_EXAMPLES[status]}},
             })
         # A 500 is a bug, never a contract: described once, as what any operation might answer.
         op["responses"]["default"] = {
