@@ -97,7 +97,8 @@ def _synopsis(block: Block) -> str | None:
 
 
 def _not_run(block: Block) -> str | None:
-    return next((why for (file, fragment), why in NOT_RUN.items() if file == block.file and fragment in block.text), None)
+    reasons = (why for (file, fragment), why in NOT_RUN.items() if file == block.file and fragment in block.text)
+    return next(reasons, None)
 
 
 BLOCKS = command_blocks()
@@ -144,7 +145,8 @@ def docs_server(tmp_path_factory):
     with live.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Docs", "slug": "docs"}).json()
         shop = http.post("/api/v1/projects", json={"name": "Shop", "slug": "shop"}).json()
-        case = http.post(f"/api/v1/projects/{project['id']}/test-cases", json={"title": "Login", "code": "TC-900"}).json()
+        case = http.post(f"/api/v1/projects/{project['id']}/test-cases",
+                         json={"title": "Login", "code": "TC-900"}).json()
         run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
                                                 "results": [{"title": "t", "status": "PASSED"}]}).json()
         # A test with a history: the docs read TC-900's days.
@@ -236,7 +238,10 @@ def test_the_example_runs(block, docs_server):
         except ProcessLookupError:
             pass
     out, err = ((work / name).read_text(errors="replace") for name in ("stdout", "stderr"))
-    assert proc.returncode == 0, f"{block.label} failed (exit {proc.returncode}):\n{script}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{block.label} failed (exit {proc.returncode}):\n{script}\n"
+        f"--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
+    )
     assert httpx.get(f"{live.url}/readyz", timeout=10).status_code == 200
 
 

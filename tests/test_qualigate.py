@@ -63,7 +63,8 @@ def test_the_three_trigger_answers_are_the_seed_s(api):
                                                                                       "branch": "develop"}})
     body = r.json()
     assert r.status_code == 201 and set(body) == {"success", "suite_run_id", "test_count", "status", "message"}
-    assert (body["test_count"], body["status"], body["message"]) == (3, "pending", "3 tests queued successfully" + NO_AGENT)
+    assert (body["test_count"], body["status"]) == (3, "pending")
+    assert body["message"] == "3 tests queued successfully" + NO_AGENT
 
     r = api.post("/api/v1/trigger", {"project_id": lib["project"]["id"]})
     body = r.json()

@@ -69,7 +69,8 @@ def test_a_project_trigger_s_ids_can_be_waited_on_and_say_no_agent_serves_them(s
         assert http.get("/api/v1/trigger", params={"suite_run_id": run_id}).json()["message"] is None
         token = {"lease_token": job["lease_token"]}
         results = [{"title": t["title"], "status": "PASSED"} for t in job["tests"]]
-        assert http.post(f"/api/v1/agent/jobs/{job['id']}/results", json={**token, "results": results}).status_code == 200
+        reported = http.post(f"/api/v1/agent/jobs/{job['id']}/results", json={**token, "results": results})
+        assert reported.status_code == 200
         assert http.post(f"/api/v1/agent/jobs/{job['id']}/complete",
                          json={**token, "outcome": "DONE"}).status_code == 200
 

@@ -127,8 +127,9 @@ def build_document() -> dict[str, Any]:
             op["responses"][str(status)] = {"description": _SUCCESS_TEXT.get(status, HTTPStatus(status).phrase),
                                             "content": content}
         for status in _error_statuses(ep, path):
+            text = _CONFLICTS.get((ep.method, path), _ERROR_TEXT[409]) if status == 409 else _ERROR_TEXT[status]
             op["responses"].setdefault(str(status), {
-                "description": _CONFLICTS.get((ep.method, path), _ERROR_TEXT[409]) if status == 409 else _ERROR_TEXT[status],
+                "description": text,
                 "content": {"application/json": {"schema": ref_of[ErrorBody], "example": ERROR_EXAMPLES[status]}},
             })
         # A 500 is a bug, never a contract: described once, as what any operation might answer.
@@ -142,7 +143,8 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "qahub-lite",
             "version": __version__,
-            "description": "Self-hosted test-results hub speaking the QA Hub, QualityPilot, QA.tech and Qualigate APIs.",
+            "description": "Self-hosted test-results hub speaking the QA Hub, QualityPilot, QA.tech and Qualigate "
+            "APIs.",
         },
         "paths": paths,
         "components": {
@@ -157,9 +159,9 @@ def build_document() -> dict[str, Any]:
 
 def _error_statuses(ep: Endpoint, path: str) -> list[int]:
     """The error answers this operation can give, from what it declares: a body, a query or a
-    typed path parameter can be malformed (400), a body too large (413); a key is checked (401/403) and counted (429); an id in
-    the path or the body can name nothing (404); a write can meet a full or failing disk
-    (507/503); any request can meet a shutdown (503)."""
+    typed path parameter can be malformed (400), a body too large (413); a key is checked
+    (401/403) and counted (429); an id in the path, body or query can name nothing (404); a
+    write can meet a full or failing disk (507/503); any request can meet a shutdown (503)."""
     has_ids = bool(_PATH_PARAM.search(ep.path))
     statuses = []
     if ep.body is not None or ep.query is not None or ":int}" in ep.path:

@@ -17,7 +17,9 @@ from .clock import now_ms
 _frameworks = msgspec.json.Decoder(list[str])
 
 
-async def unserved_frameworks(conn: aiosqlite.Connection, tenant_id: str, run_id: str, online_within_ms: int) -> list[str]:
+async def unserved_frameworks(
+    conn: aiosqlite.Connection, tenant_id: str, run_id: str, online_within_ms: int
+) -> list[str]:
     """Frameworks of the run's queued jobs that no online agent of the tenant serves, sorted."""
     queued = {r[0] for r in await conn.execute_fetchall(
         "SELECT DISTINCT framework FROM jobs WHERE run_id = ? AND tenant_id = ? AND status = 'QUEUED'",

@@ -299,7 +299,9 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
 
 
 @get("/runs/{run_ref:str}/results/{result_id:str}/text/{field:str}", include_in_schema=False)
-async def result_text(request: Request, run_ref: FromPath[str], result_id: FromPath[str], field: FromPath[str]) -> Response:
+async def result_text(
+    request: Request, run_ref: FromPath[str], result_id: FromPath[str], field: FromPath[str]
+) -> Response:
     """One long text field of a result, whole, as plain text: where a page's folded text links."""
     session = await web_session(request)
     if field not in TEXT_FIELDS:
