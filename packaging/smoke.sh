@@ -97,6 +97,10 @@ step "the files inside the executable: dashboard templates, static files, API do
 curl -fsS "$URL/login" | grep -q "<form" || fail "the dashboard's login page did not render"
 curl -fsS -o /dev/null "$URL/static/dashboard.css" || fail "the dashboard's static files are missing"
 curl -fsS "$URL/api/docs" | grep -q "qahub-lite API" || fail "the API docs page is missing"
+for asset in swagger-ui/swagger-ui-bundle.js swagger-ui/swagger-ui.css swagger-ui/LICENSE api-reference.js; do
+  curl -fsS -o /dev/null "$URL/static/$asset" || fail "the API reference's vendored file $asset is missing"
+done
+curl -fsS -o /dev/null -I "$URL/healthz" || fail "HEAD /healthz did not answer as GET does"
 api GET /api/v1/openapi.json | jq -e '.paths["/api/v1/ingest"]' >/dev/null || fail "the OpenAPI document lacks /api/v1/ingest"
 
 PROJECT=$(EXPECT=201 api POST /api/v1/projects -H 'content-type: application/json' -d '{"name": "Smoke"}' | jq -r .id)

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
-from .api import health_api, webhooks_api
+from .api import health_api, test_daily_api, webhooks_api
 from .api.context import Services
 from .api.errors import handle_exception
+from .api.head import head_as_get
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
 from .api.ratelimit import SlidingWindowLimiter, headers_middleware
 from .api.shutdown import Shutdown
@@ -40,6 +41,7 @@ def route_handlers() -> list:
         *qatech.HANDLERS,
         *agent_api.HANDLERS,
         *health_api.HANDLERS,
+        *test_daily_api.HANDLERS,
         *webhooks_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
@@ -148,5 +150,5 @@ def create_app(config: Config, on_ready=None) -> Litestar:
     )
     # Around Litestar's whole handler (as its OpenTelemetry plugin does), not in `middleware`,
     # which runs for matched routes only: requests for unknown paths are counted and logged too.
-    app.asgi_handler = request_middleware(app.asgi_handler)
+    app.asgi_handler = request_middleware(head_as_get(app.asgi_handler))
     return app

@@ -15,8 +15,14 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+# A real traceback's length: the run page shows its first lines and folds the rest.
 STACK = (
     'Traceback (most recent call last):\n  File "tests/test_checkout.py", line 42, in test_checkout\n'
+    "    response = client.post('/checkout', json=cart)\n"
+    '  File "shop/testing/client.py", line 88, in post\n    return self._send("POST", path, json)\n'
+    '  File "shop/testing/client.py", line 120, in _send\n    reply = self.app.handle(request)\n'
+    '  File "shop/app.py", line 31, in handle\n    return route(request)\n'
+    '  File "tests/test_checkout.py", line 44, in test_checkout\n'
     "    assert response.status_code == 200\nAssertionError: expected 200, got 500"
 )
 
@@ -93,7 +99,9 @@ def seed(client, headers: dict, *, runs_on_main: int = 12, db_path: Path | None 
         "results": [
             {"test_case_code": "TC-1", "status": "PASSED", "duration_ms": 900},
             {"test_case_code": "TC-2", "status": "FAILED", "duration_ms": 3100,
-             "error_message": "expected 200, got 500", "error_stack": STACK, "stdout": "POST /checkout -> 500"},
+             "error_message": "expected 200, got 500", "error_stack": STACK, "stdout": "POST /checkout -> 500",
+             "attempts": 2, "previous_attempts": [{"status": "FAILED", "duration_ms": 2900,
+                                                   "error_message": "expected 200, got 502"}]},
             {"title": "search finds shoes", "suite": "catalog", "status": "PASSED", "duration_ms": 1100},
             {"title": "cart keeps items", "suite": "cart", "status": "PASSED", "duration_ms": 310},
         ],

@@ -171,7 +171,8 @@ def test_qualigate_suite_trigger_poll_and_results(hub):
         "context": {"source": "github-actions", "branch": "main", "sha": "abc123", "pr_number": "42"},
     })
     assert queued["status"] == "pending" and queued["test_count"] == 3
-    assert queued["message"] == "3 tests queued successfully"
+    # The agents may not have asked for work yet: then the answer adds "no agent serves framework pytest".
+    assert queued["message"].startswith("3 tests queued successfully")
     run_id = queued["suite_run_id"]
     done = hub.poll(f"/api/v1/trigger?suite_run_id={run_id}")
     assert (done["status"], done["total_tests"], done["passed_tests"], done["failed_tests"]) == ("failed", 3, 2, 1)

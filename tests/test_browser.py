@@ -89,15 +89,18 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     page.wait_for_url(re.compile(r"/runs/"))
     assert page.locator("h1").inner_text() == "nightly #latest"
 
-    # Failures first, with the message; the stack is folded until asked for.
+    # Failures first, with the message; the stack's first lines, the rest folded until asked for.
     failure = page.locator("article.failure").first
     assert "Checkout completes" in failure.locator("h3").inner_text()
-    assert "expected 200, got 500" in failure.locator(".error-message").inner_text()
+    assert "expected 200, got 500" in failure.locator(".attempt-last .error-message").inner_text()
     assert failure.locator(".badge.s-new").count() == 1
-    stack = failure.locator("details.stack pre")
+    assert "Traceback" in failure.locator(".trace > pre.stack-text").inner_text()
+    stack = failure.locator("details.stack-text-more pre")
     assert not stack.is_visible()
-    failure.locator("details.stack summary").click()
+    failure.locator("details.stack-text-more summary").click()
     assert stack.is_visible() and "AssertionError" in stack.inner_text()
+    earlier = failure.locator("details.attempts")
+    assert not earlier.locator("pre").is_visible()  # the earlier attempt is folded
     image = failure.locator(".attachment img")
     image.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth === 160", arg=image.element_handle())
@@ -174,3 +177,91 @@ def test_a_person_uses_the_dashboard(server, browser_page):
     page.goto(f"{live.url}/runs/{data.latest_short_id}")
     assert "/login" in page.url
     assert outside == []
+
+
+def test_the_api_reference_works_offline_and_tries_a_call_with_a_key(server, browser_page):
+    """The interactive reference (vendored Swagger UI) with the network cut to everything but
+    this server: it renders every operation with its schemas and examples, and a call tried
+    with a key typed into "Authorize" reaches the server and shows its answer."""
+    live, data = server
+    page = browser_page
+    blocked, problems = [], []
+
+    def only_this_server(route):
+        if route.request.url.startswith(live.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        page.goto(f"{live.url}/api/docs")
+        page.wait_for_selector(".swagger-ui .info .title")
+        assert "qahub-lite" in page.locator(".swagger-ui .info .title").inner_text()
+        page.wait_for_selector(".opblock")
+        assert page.locator(".opblock").count() >= 50
+        shot(page, "20-api-reference")
+
+        # Field-level request schema with its example: the ingest body.
+        ingest = page.locator(".opblock-post", has=page.locator("[data-path='/api/v1/ingest']")).first
+        ingest.locator(".opblock-summary").click()
+        ingest.locator(".body-param__example, .microlight").first.wait_for()
+        assert "TC-001" in ingest.inner_text() and "previous_attempts" in ingest.inner_text()
+        codes = ingest.locator(".responses-table tbody tr.response").evaluate_all(
+            "rows => rows.map(r => r.getAttribute('data-code'))")
+        assert {"201", "207", "400", "401", "413", "429"} <= set(codes) and "409" not in codes
+        shot(page, "21-api-reference-ingest")
+
+        # Authorize with a key, then try a call.
+        page.click(".btn.authorize")
+        dialog = page.locator(".dialog-ux")
+        dialog.locator("input").first.fill(live.admin_key)
+        dialog.locator("button.authorize").first.click()
+        dialog.locator("button.btn-done, button.close-modal").first.click()
+        listing = page.locator(".opblock-get", has=page.locator("[data-path='/api/v1/projects']")).first
+        listing.locator(".opblock-summary").click()
+        listing.locator("button.try-out__btn").click()
+        listing.locator("button.execute").click()
+        answer = listing.locator(".live-responses-table .response .response-col_status").first
+        answer.wait_for()
+        assert answer.inner_text().strip().startswith("200")
+        assert "Web shop" in listing.locator(".responses-inner").inner_text()  # the answer's body
+        shot(page, "22-api-reference-tried")
+    finally:
+        page.unroute("**/*")
+    assert blocked == [], f"the reference tried to reach outside the server: {blocked}"
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+
+
+def test_a_person_checks_retention_and_a_webhook_receiver(server, browser_page):
+    """Week one: the retention in force is said where history is shown, and a webhook can be
+    checked with a test delivery from its page before any real event."""
+    live, data = server
+    page = browser_page
+    with httpx.Client(base_url=live.url, headers=live.h(), timeout=30) as http:
+        # No receiver listens on this port: the test delivery is recorded with its failed attempt.
+        hook = http.post(f"/api/v1/projects/{data.project_id}/webhooks",
+                         json={"url": "http://127.0.0.1:9/hook"}).json()["webhook"]
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+
+    page.goto(f"{live.url}/projects/{data.project_id}")
+    assert "deleted after 30 days" in page.locator("#retention").inner_text()
+    page.goto(f"{live.url}/projects/{data.project_id}/tests/TC-2")
+    daily = page.locator("#daily")
+    assert daily.locator("tbody tr").count() >= 1 and "deleted after 30 days" in daily.inner_text()
+    shot(page, "23-test-days")
+
+    page.goto(f"{live.url}/settings/webhooks/{hook['id']}")
+    page.click("text=Send a test delivery")
+    page.wait_for_url(re.compile(r"/settings/deliveries/"))
+    assert "webhook.test" in page.locator("main").inner_text()
+    shot(page, "24-test-delivery")
+    page.click("form[action='/logout'] button")
+    page.wait_for_url(re.compile(r"/login"))

@@ -1,9 +1,12 @@
 """The OpenAPI 3.1 document at /api/v1/openapi.json, built from the endpoints declared with
-`routing.endpoint` and their msgspec Structs, and a docs page that needs no internet.
+`routing.endpoint` and their msgspec Structs, and the interactive reference page at /api/docs
+(Swagger UI, vendored: it needs no internet).
 
 Built here rather than by Litestar because handlers read raw bodies (see routing.py), which
-Litestar's generator cannot see; this way every request and answer Struct is described, and
-every error answer points at the one error schema.
+Litestar's generator cannot see; this way every request and answer Struct is described, each
+operation lists only the error statuses it can answer (`_error_statuses`), every error answer
+points at the one error schema, and the bodies a new team sends first carry an example
+(openapi_examples.py).
 """
 
 from __future__ import annotations
@@ -12,28 +15,51 @@ import html
 import re
 import types
 import typing
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.response import Response as LitestarResponse
 
 from .. import __version__
 from .errors import ErrorBody
+from .openapi_examples import ERROR_EXAMPLES, REQUEST_EXAMPLES, RESPONSE_EXAMPLES
 from .routing import ENDPOINTS, RAW_ITEMS, Endpoint
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-_ERROR_STATUSES = {
+_ERROR_TEXT = {
     400: "The request is malformed; `message` names the field",
     401: "Missing or invalid API key",
-    403: "Suspended tenant, or the key lacks the scope",
+    403: "Suspended tenant, or the key lacks the scope (or is limited to another project)",
     404: "Not found (or belongs to another tenant)",
-    409: "Conflicts with the resource's current state (a finished run, a taken code)",
+    409: "Conflicts with the resource's current state",
     413: "Body larger than the limit",
     429: "Rate limit exceeded; wait `retry_after` seconds",
-    500: "Unexpected error",
     503: "Shutting down, or storage could not be written; nothing was stored (see Retry-After)",
     507: "The server's disk is full; nothing was stored (see Retry-After)",
+}
+# The operations that can answer 409, and why: the storage layer raises Conflict only here
+# (core/errors.Conflict is mapped to 409 in api/errors.py). A route added later that can
+# conflict must be named here; the fuzz test (tests/test_proof_fuzz.py) fails on a 409 a
+# route does not document.
+_CONFLICTS = {
+    ("POST", "/api/v1/projects"): "A project with this slug or repo exists already",
+    ("PATCH", "/api/v1/projects/{project_id}"): "Another project has this repo already",
+    ("POST", "/api/v1/projects/{project_id}/test-cases"): "The test case code is taken in this project",
+    ("PATCH", "/api/v1/test-cases/{case_id}"): "The test case code is taken in this project",
+    ("POST", "/api/v1/runs/{run_id}/finish"): "The run has finished already with another status",
+    ("POST", "/api/v1/runs/{run_id}/cancel"): "The run has finished already",
+    ("GET", "/api/v1/projects/{project_id}/gate"): "The run has not finished: the gate judges finished runs",
+    ("POST", "/api/v1/agent/jobs/{job_id}/heartbeat"): "The job is not leased to the caller",
+    ("POST", "/api/v1/agent/jobs/{job_id}/results"): "The job is not leased to the caller, or has ended",
+    ("POST", "/api/v1/agent/jobs/{job_id}/complete"): "The job is not leased to the caller, or has ended",
+    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): "The delivery is still being retried",
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): "The webhook is paused (inactive)",
+}
+_SUCCESS_TEXT = {
+    202: "Accepted: queued, the work happens in the background",
+    207: "Stored in part: `errors` lists each rejected item with its index and reason",
 }
 _cache: dict[str, bytes] = {}
 
@@ -84,7 +110,10 @@ def build_document() -> dict[str, Any]:
                 }}},
             }
         elif ep.body is not None:
-            op["requestBody"] = {"required": True, "content": {ep.body_media: {"schema": schema_of(ep.body)}}}
+            media: dict[str, Any] = {"schema": schema_of(ep.body)}
+            if (ep.method, path) in REQUEST_EXAMPLES:
+                media["example"] = REQUEST_EXAMPLES[(ep.method, path)]
+            op["requestBody"] = {"required": True, "content": {ep.body_media: media}}
         for status, kind in ep.responses.items():
             if kind == "binary":
                 # A file is served with its own type (image/png, application/pdf, ...).
@@ -93,20 +122,29 @@ def build_document() -> dict[str, Any]:
                 content = {"text/plain": {"schema": {"type": "string"}}}
             else:
                 content = {"application/json": {"schema": schema_of(kind)}}
-            op["responses"][str(status)] = {"description": "OK" if status < 300 else "See body", "content": content}
-        for status, text in _ERROR_STATUSES.items():
-            if ep.scope is None and status in (401, 403):
-                continue
-            op["responses"].setdefault(
-                str(status), {"description": text, "content": {"application/json": {"schema": ref_of[ErrorBody]}}}
-            )
+                if (ep.method, path, status) in RESPONSE_EXAMPLES:
+                    content["application/json"]["example"] = RESPONSE_EXAMPLES[(ep.method, path, status)]
+            op["responses"][str(status)] = {"description": _SUCCESS_TEXT.get(status, HTTPStatus(status).phrase),
+                                            "content": content}
+        for status in _error_statuses(ep, path):
+            text = _CONFLICTS.get((ep.method, path), _ERROR_TEXT[409]) if status == 409 else _ERROR_TEXT[status]
+            op["responses"].setdefault(str(status), {
+                "description": text,
+                "content": {"application/json": {"schema": ref_of[ErrorBody], "example": ERROR_EXAMPLES[status]}},
+            })
+        # A 500 is a bug, never a contract: described once, as what any operation might answer.
+        op["responses"]["default"] = {
+            "description": "Unexpected error (500); the body never carries a traceback",
+            "content": {"application/json": {"schema": ref_of[ErrorBody]}},
+        }
         paths.setdefault(path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "qahub-lite",
             "version": __version__,
-            "description": "Self-hosted test-results hub speaking the QA Hub, QualityPilot, QA.tech and Qualigate APIs.",
+            "description": "Self-hosted test-results hub speaking the QA Hub, QualityPilot, QA.tech and Qualigate "
+            "APIs.",
         },
         "paths": paths,
         "components": {
@@ -117,6 +155,46 @@ def build_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _error_statuses(ep: Endpoint, path: str) -> list[int]:
+    """The error answers this operation can give, from what it declares: a body, a query or a
+    typed path parameter can be malformed (400), a body too large (413); a key is checked
+    (401/403) and counted (429); an id in the path, body or query can name nothing (404); a
+    write can meet a full or failing disk (507/503); any request can meet a shutdown (503)."""
+    has_ids = bool(_PATH_PARAM.search(ep.path))
+    statuses = []
+    if ep.body is not None or ep.query is not None or ":int}" in ep.path:
+        statuses.append(400)
+    if ep.scope:
+        statuses += [401, 403]
+    if has_ids or _names_a_resource(ep.body) or _names_a_resource(ep.query):
+        statuses.append(404)
+    if (ep.method, path) in _CONFLICTS:
+        statuses.append(409)
+    if ep.body is not None:
+        statuses.append(413)
+    if ep.scope:
+        statuses.append(429)
+    statuses.append(503)
+    if ep.method != "GET":
+        statuses.append(507)
+    return statuses
+
+
+_REFERENCE_FIELD = re.compile(r"(^project$|^run$|_ids?$|[a-z]Ids?$)")
+
+
+def _names_a_resource(kind: Any) -> bool:
+    """Whether a body or query Struct has a field that names another resource (`project_id`,
+    `test_run_ids`, `testCaseIds`), which can name one that does not exist."""
+    if kind == "multipart":
+        return False
+    return any(
+        _REFERENCE_FIELD.search(f.encode_name)
+        for member in _members(kind) if isinstance(member, type) and issubclass(member, msgspec.Struct)
+        for f in msgspec.structs.fields(member)
+    )
 
 
 def _members(kind: Any) -> tuple:
@@ -162,41 +240,34 @@ async def openapi_json() -> LitestarResponse:
     )
 
 
+# The reference page is Swagger UI (docs/api-reference.md says why), its files vendored in
+# web/static/swagger-ui/ with their licence and version, so it works air-gapped. The page is a
+# shell: no inline script (the initializer is a static file too), and a policy that lets it
+# reach nothing but this server.
+_REFERENCE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
 @get("/api/docs", include_in_schema=False)
-async def api_docs(request: Request) -> LitestarResponse:
-    """A server-rendered reference page: no script, no CDN, works air-gapped."""
-    doc = build_document()
-    parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>",
-        "<title>qahub-lite API</title><style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem;color:#1b1f24}code,pre{font:13px ui-monospace,monospace;background:#f3f4f6;padding:.1rem .3rem;"
-        "border-radius:4px}h2{margin-top:2.5rem;border-bottom:1px solid #ddd}.op{margin:1.2rem 0}.m{font-weight:700;"
-        "display:inline-block;min-width:4.5rem}.scope{color:#6b7280;font-size:13px}</style></head><body>",
-        f"<h1>qahub-lite API <small>{html.escape(doc['info']['version'])}</small></h1>",
-        "<p>Machine-readable: <a href='/api/v1/openapi.json'>/api/v1/openapi.json</a>. Send keys as "
-        "<code>Authorization: Bearer qh_…</code> or <code>X-API-Key: qh_…</code>. Every error answer is "
-        "<code>{\"error\": …, \"message\": …}</code>.</p>",
-    ]
-    by_tag: dict[str, list] = {}
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            by_tag.setdefault(op["tags"][0] if op.get("tags") else "Other", []).append((path, method, op))
-    for tag, ops in by_tag.items():
-        parts.append(f"<h2>{html.escape(tag)}</h2>")
-        for path, method, op in ops:
-            scope = f" <span class=scope>scope: {op['x-scope']}</span>" if "x-scope" in op else ""
-            parts.append(
-                f"<div class=op><span class=m>{method.upper()}</span> <code>{html.escape(path)}</code>{scope}"
-                f"<br>{html.escape(op['summary'])}"
-            )
-            params = [p for p in op.get("parameters", []) if p["in"] == "query"]
-            if params:
-                parts.append("<br>Query: " + ", ".join(f"<code>{html.escape(p['name'])}</code>" for p in params))
-            body = op.get("requestBody", {}).get("content", {})
-            for media, spec in body.items():
-                ref = spec["schema"].get("$ref", "")
-                parts.append(f"<br>Body ({html.escape(media)}): <code>{html.escape(ref.rsplit('/', 1)[-1] or 'file')}</code>")
-            codes = ", ".join(sorted(op["responses"]))
-            parts.append(f"<br><span class=scope>Answers: {codes}</span></div>")
-    parts.append("</body></html>")
-    return Response(content="".join(parts), media_type="text/html")
+async def api_docs() -> LitestarResponse:
+    v = html.escape(__version__)
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>qahub-lite API {v}</title>"
+        f"<link rel=icon href='/static/favicon.svg?v={v}'>"
+        f"<link rel=stylesheet href='/static/swagger-ui/swagger-ui.css?v={v}'>"
+        f"<link rel=stylesheet href='/static/api-reference.css?v={v}'>"
+        "</head><body>"
+        "<noscript><p>This reference needs JavaScript. The document itself: "
+        "<a href='/api/v1/openapi.json'>/api/v1/openapi.json</a>.</p></noscript>"
+        "<div id=swagger-ui></div>"
+        f"<script src='/static/swagger-ui/swagger-ui-bundle.js?v={v}'></script>"
+        f"<script src='/static/api-reference.js?v={v}'></script>"
+        "</body></html>"
+    )
+    return Response(content=page, media_type="text/html", headers={
+        "Content-Security-Policy": _REFERENCE_POLICY, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
+    })

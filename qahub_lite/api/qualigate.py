@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from litestar import Request, Response
 
-from ..core import executions, projects, triggers
+from ..core import executions, projects, triggers, unserved
 from ..core import runs as runs_core
 from ..core.clock import to_iso
 from ..core.errors import Invalid
 from ..core.executions import Owner, TestRun
 from ..core.model import CiContext
-from ..core.status import QUALIGATE_OUT
+from ..core.status import QUALIGATE_OUT, RUN_FINISHED
 from ..core.tenancy import Principal
 from .agent_api import job_signal
 from .auth import authenticate
@@ -145,19 +145,32 @@ async def trigger(request: Request) -> Response:
     if done.jobs:
         job_signal(services(request)).notify()
     queued = len(specs) - done.failed_fast
+    waiting = await _no_agent(request, tenant_id, run.id)
     if kind == "test_case":
         reason = specs[0].no_agent_reason()
         return Response(TestRunQueued(
-            True, done.execution_ids[0], "error" if reason else "pending", reason or "Test run queued successfully"
+            True, done.execution_ids[0], "error" if reason else "pending",
+            reason or "Test run queued successfully" + (f"; {waiting}" if waiting else ""),
         ), status_code=201)
     message = f"{_plural(queued)} queued successfully"
     if done.failed_fast:
         message += f"; {_plural(done.failed_fast)} cannot run: no automation mapping (their status is error)"
+    if waiting:
+        message += f"; {waiting}"
     async with services(request).db.read() as conn:
         status = suite_status(run.status, await executions.status_counts(conn, run.id))
     if kind == "suite":
         return Response(SuiteRunQueued(True, run.id, len(specs), status, message), status_code=201)
     return Response(ProjectRunQueued(True, done.execution_ids, len(specs), status, message), status_code=201)
+
+
+async def _no_agent(request: Request, tenant_id: str, run_id: str) -> str | None:
+    """"no agent serves framework X" while the run has queued jobs that no online agent can take."""
+    svc = services(request)
+    # The agent list's measure of online (api/agent_api.py): one long-poll plus one lease.
+    window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
+    async with svc.db.read() as conn:
+        return unserved.no_agent_message(await unserved.unserved_frameworks(conn, tenant_id, run_id, window_ms))
 
 
 def _video_url(request: Request, tr: TestRun) -> str | None:
@@ -188,6 +201,7 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
             id=q.test_run_id, status=qg, started_at=to_iso(tr.started_at), completed_at=to_iso(tr.completed_at),
             duration_ms=tr.duration_ms, steps_completed=0 if qg in ("pending", "running") else 1, steps_total=1,
             error_message=tr.error_message, video_url=_video_url(request, tr),
+            message=await _no_agent(request, principal.tenant_id, tr.run_id) if qg == "pending" else None,
         )
     run = await _suite_run(request, principal, q.suite_run_id)
     async with db.read() as conn:
@@ -196,7 +210,9 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
     return SuiteRunStatus(
         id=q.suite_run_id, status=suite_status(run.status, counts), started_at=run.started_at,
         completed_at=run.finished_at, duration_ms=run.duration_ms, total_tests=sum(counts.values()),
-        passed_tests=passed, failed_tests=failed,
+        passed_tests=passed, failed_tests=failed, run_id=run.id,
+        message=await _no_agent(request, principal.tenant_id, run.id) if run.status not in RUN_FINISHED
+        else None,
     )
 
 

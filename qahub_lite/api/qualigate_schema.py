@@ -75,6 +75,8 @@ class TestRunStatus(msgspec.Struct):
     steps_total: int
     error_message: str | None
     video_url: str | None
+    # While the test waits: why no agent has taken it yet ("no agent serves framework X").
+    message: str | None = None
 
 
 class SuiteRunStatus(msgspec.Struct):
@@ -86,6 +88,10 @@ class SuiteRunStatus(msgspec.Struct):
     total_tests: int
     passed_tests: int
     failed_tests: int
+    # The run behind the id asked for (a project trigger's test_run_ids lead here too), and,
+    # while it waits, why no agent has taken some of its tests ("no agent serves framework X").
+    run_id: str | None = None
+    message: str | None = None
 
 
 class ResultsQuery(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.params import FromPath
 
-from ..core import outbox, webhooks
+from ..core import outbox, webhook_ping, webhooks
 from .auth import authenticate, check_project
 from .context import services
 from .health_schema import DeliveriesQuery, Redelivered, WebhookIn, WebhookPatch
@@ -123,7 +123,17 @@ async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
     return Response(Redelivered(new_id, delivery_id), status_code=202)
 
 
+@endpoint("POST", "/api/v1/webhooks/{webhook_id:str}/test", summary="Send a test delivery (event webhook.test)",
+          tags=TAGS, scope="admin", responses={202: webhook_ping.TestDelivery},
+          description="Queues one `webhook.test` event for this hook, signed and retried like any delivery, whatever "
+          "events the hook subscribes to; follow it with GET /api/v1/deliveries/{id}. 409 when the hook is paused.")
+async def test_delivery(request: Request, webhook_id: FromPath[str]) -> Response:
+    principal, hook = await _visible_hook(request, "admin", webhook_id)
+    queued = await services(request).db.write(webhook_ping.queue_test_delivery, principal.tenant_id, hook.id)
+    return Response(queued, status_code=202)
+
+
 HANDLERS = [
     create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook, list_deliveries, get_delivery,
-    redeliver,
+    redeliver, test_delivery,
 ]

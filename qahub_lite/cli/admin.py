@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from .. import __version__
+from ..core.retention_policy import describe as describe_retention
 from .common import add_config_option, load, load_existing
 
 
@@ -122,10 +123,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         _fail(f"{config.db_path} is initialised already; create keys with `qahub keys create`")
     if args.json:
         _print_json({"config": str(path.resolve()), "data_dir": str(config.data_dir), "admin_key": boot.admin_key,
-                     "admin_user": "admin", "admin_password": boot.admin_password})
+                     "admin_user": "admin", "admin_password": boot.admin_password,
+                     "retention": describe_retention(config.retention)})
     else:
         print(f"Wrote {path}\nCreated {config.db_path}\nAdmin key (shown once, store it now): {boot.admin_key}")
         print(f"Dashboard user `admin`, password (shown once, store it now): {boot.admin_password}")
+        print(f"Retention: {describe_retention(config.retention)}")
         print(f"Start the server with: qahub serve --config {path}")
     return 0
 

@@ -37,6 +37,7 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ..bootstrap import ensure_initialized
+    from ..core.retention_policy import describe as describe_retention
     from ..logs import setup_logging
     from ..server import serve
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         # Printed once, to the terminal only: never logged, never shown again.
         print(
             "\n  First start: created the default tenant and an admin API key.\n"
-            f"  Admin key (shown once, store it now): {boot.admin_key}\n",
+            f"  Admin key (shown once, store it now): {boot.admin_key}\n"
+            f"  Retention: {describe_retention(config.retention)}\n",
             file=sys.stdout, flush=True,
         )
     if boot.admin_password:

@@ -5,6 +5,11 @@ The polling scripts of seeds 003 (QA.tech) and 004 (Qualigate), built in: poll
 ERROR or CANCELED. Exit 0 when it passed (or every test was skipped), 1 when it failed,
 errored or was canceled, 2 on timeout or when the run cannot be read.
 
+RUN is any id a trigger answered: a run's id or short id, a suite run id, or one of a Qualigate
+project trigger's `test_run_ids` (resolved to the run it belongs to through Qualigate's status,
+which names the run). While the run waits for an agent, the server's reason is printed as soon
+as it says one ("no agent serves framework jest").
+
 A server that is briefly unreachable or overloaded does not end the wait: deployments often
 restart the hub while a pipeline waits on it. Only answers that cannot get better by waiting
 (401, 403, 404) stop it early.
@@ -29,6 +34,7 @@ _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 # little load for long ones.
 _GROWTH = 1.5
 TERMINAL = frozenset({"COMPLETED", "ERROR", "CANCELED"})
+_NOTE_EVERY_S = 10.0
 
 
 def parse_duration(text: str) -> float:
@@ -48,7 +54,8 @@ def register(commands) -> None:
         "exit with its verdict: 0 passed (or all skipped), 1 failed, errored or canceled, 2 on timeout or when "
         "the run cannot be read. Use it to block a deployment on a triggered run.",
     )
-    p.add_argument("run", metavar="RUN", help="the run's id or short id")
+    p.add_argument("run", metavar="RUN", help="the run's id or short id, or any id a trigger answered "
+                   "(a Qualigate test_run_id or suite_run_id)")
     add_server_options(p)
     p.add_argument("--timeout", type=parse_duration, default=parse_duration("30m"), metavar="DURATION",
                    help="give up after this long, e.g. 90s, 10m, 1h (default: 30m)")
@@ -73,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
     with make_client(args, quiet=args.quiet) as client:
         # One quick attempt per poll: this loop is the retry, and its deadline is the limit.
         client.retries = 0
+        run_ref = None  # the run's own id, once known
+        note, note_asked = None, float("-inf")
         while True:
             try:
-                current = client.get(f"/api/v1/runs/{args.run}")
+                if run_ref is None:
+                    run_ref = _resolve(client, args.run)
+                current = client.get(f"/api/v1/runs/{run_ref}")
             except ApiError as exc:
                 if exc.status in (400, 401, 403, 404):
                     raise CliError(f"cannot read run {args.run}: {exc.message}", 2) from None
@@ -85,15 +96,58 @@ def run(args: argparse.Namespace) -> int:
                 if current.get("status") in TERMINAL:
                     return _finish(args, current)
                 line = _progress(current)
+                # Only tests still waiting can lack an agent; asked at most every _NOTE_EVERY_S, as
+                # Qualigate's routes have their own rate limit, which a CI script may share.
+                if not (current.get("counts") or {}).get("pending"):
+                    note = None
+                elif time.monotonic() - note_asked >= _NOTE_EVERY_S:
+                    note, note_asked = _waiting_note(client, run_ref), time.monotonic()
+                if note:
+                    line += f" ({note})"
             if line != last_line and not args.quiet:
                 print(f"qahub: {line}", file=sys.stderr, flush=True)
                 last_line = line
             left = deadline - time.monotonic()
             if left <= 0:
-                state = f" (still {current.get('status')})" if current else ""
+                state = f" (still {current.get('status')}{'; ' + note if note else ''})" if current else ""
                 raise CliError(f"timed out after {_human(args.timeout)} waiting for run {args.run}{state}", 2)
             time.sleep(min(interval, left))
             interval = min(interval * _GROWTH, args.max_interval)
+
+
+def _resolve(client, ref: str) -> str:
+    """The run's id for any id a trigger answered. A run id or short id is one already; a
+    Qualigate test run id (a project trigger answers only those) is not, and Qualigate's suite
+    status, which accepts both, names the run. Raises the runs route's 404 when neither knows it."""
+    from ..client import ApiError
+
+    try:
+        client.get(f"/api/v1/runs/{ref}")
+        return ref
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        not_found = exc
+    try:
+        run_id = client.get("/api/v1/trigger", params={"suite_run_id": ref}).get("run_id")
+    except ApiError as exc:
+        if exc.status in (400, 404):
+            raise not_found from None
+        raise
+    if not run_id:
+        raise not_found
+    return run_id
+
+
+def _waiting_note(client, run_id: str) -> str | None:
+    """The server's reason why the run waits ("no agent serves framework X"), if it gives one.
+    Best effort: a server that cannot say does not stop the wait."""
+    from ..client import ApiError
+
+    try:
+        return client.get("/api/v1/trigger", params={"suite_run_id": run_id}).get("message")
+    except (ApiError, AttributeError):
+        return None
 
 
 def _progress(run: dict) -> str:

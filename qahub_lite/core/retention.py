@@ -2,7 +2,8 @@
 
 Linked results and the test library are never touched. Deletes go in small batches, each its
 own writer operation, so a sweep never holds the writer for long and ingests interleave.
-Run counts are a record of what was ingested and are kept (the trend survives retention).
+Run counts are a record of what was ingested and are kept (the trend survives retention), and
+each test's daily figures are rolled up before its results go (core/test_daily.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import attachments
+from . import attachments, test_daily
 from .clock import now_ms, to_iso
 
 DAY_MS = 86_400_000
@@ -48,6 +49,8 @@ def delete_batch(
     ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at LIMIT ?", (*params, batch_size))]
     if not ids:
         return 0, 0, []
+    # Per-test daily figures outlive the raw results (core/test_daily.py): roll the days up first.
+    test_daily.roll_up_before_delete(conn, ids)
     marks = ",".join("?" * len(ids))
     found = conn.execute(f"SELECT sha256 FROM attachments WHERE result_id IN ({marks})", ids).fetchall()
     conn.execute(f"DELETE FROM attachments WHERE result_id IN ({marks})", ids)

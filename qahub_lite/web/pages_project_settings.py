@@ -15,6 +15,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from ..api.context import services
+from ..core.retention_policy import describe as describe_retention
 from ..core import projects, webhooks
 from ..core.projects import CiConfig
 from .auth import web_session
@@ -71,7 +72,8 @@ async def render_project(
         project = await projects.get_project(conn, session.tenant_id, project_id)
         hooks = (await webhooks.list_webhooks(conn, project.id)).data
     return page(request, "settings/project.html", project=project, hooks=hooks, new_secret=new_secret,
-                events=webhooks.EVENTS, formats=webhooks.FORMATS, status=status)
+                events=webhooks.EVENTS, formats=webhooks.FORMATS, status=status,
+                retention_note=describe_retention(services(request).config.retention))
 
 
 @get("/settings/projects/{project_id:str}", include_in_schema=False)

@@ -12,6 +12,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from ..api.context import services
+from ..core.retention_policy import describe as describe_retention
 from ..core import projects, runs
 from ..core.projects import Project
 from . import health_view
@@ -76,6 +77,7 @@ async def project_page(request: Request, project_id: FromPath[str]) -> Response:
         ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
         graded = await health_view.project_grade(conn, svc.config, project)
     return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking,
+                retention_note=describe_retention(svc.config.retention),
                 grade=graded)
 
 

@@ -1,8 +1,11 @@
 """Runs: the filtered list (`/runs`), a run's page (`/runs/{id}`, where the API's `url` and
 `dashboard_url` fields lead), one result's page, and attachment files for the pages.
 
-The run page puts failures first, each with its error, a folded stack and its attachments
-shown inline; new failures against the baseline and flaky or quarantined tests are marked.
+The run page puts failures first, each with its last attempt open (its error, the first lines
+of its stack, the rest folded), its earlier attempts folded, and its attachments: images and
+small text files inline, larger files as links with their size. Every long text is bounded
+(web/folding.py) and linked to in full, so a page of 50 failures of 1 MB each stays small.
+New failures against the baseline and flaky or quarantined tests are marked.
 A run that is still going reloads itself (a <meta> refresh without JavaScript; with it,
 dashboard.js waits while the reader has something unfolded).
 """
@@ -28,13 +31,22 @@ from ..core.status import ALL, FAILING, RUN_STATUSES, UNFINISHED
 from . import health_view
 from .auth import web_session
 from .charts import stacked_bar
+from .folding import Folded, fold, human_size
 from .forms import read_query
 from .render import page
 
 FAILURE_STATUSES = sorted(FAILING)
 FAILURES_PER_PAGE = 50
-# Text attachments up to this size are shown in the page; larger ones are a download.
+# Text attachments up to this size are shown in the result's page; larger ones are a download.
 INLINE_TEXT_BYTES = 64 * 1024
+# On a run's page, which lists many failures, only text attachments up to a few KB are shown
+# (at most this many per failure); the others are links with their size.
+RUN_PAGE_TEXT_BYTES = 4 * 1024
+RUN_PAGE_TEXT_ATTACHMENTS = 3
+# Earlier attempts listed per failure on the run page (the latest ones; the result page has all).
+RUN_PAGE_ATTEMPTS = 10
+# The text fields of a result that can be long, served whole by `result_text`.
+TEXT_FIELDS = ("error_message", "error_stack", "stdout", "stderr")
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 VIDEO_TYPES = {"video/mp4", "video/webm"}
 TEXT_TYPES = {"text/plain", "application/json"}
@@ -135,6 +147,10 @@ class ShownAttachment(msgspec.Struct):
     text: str | None = None
     truncated: bool = False
 
+    @property
+    def size_text(self) -> str:
+        return human_size(self.meta.size)
+
 
 def _read_text(path: Path) -> tuple[str, bool]:
     with open(path, "rb") as fh:
@@ -142,16 +158,23 @@ def _read_text(path: Path) -> tuple[str, bool]:
     return data[:INLINE_TEXT_BYTES].decode("utf-8", errors="replace"), len(data) > INLINE_TEXT_BYTES
 
 
-async def shown_attachments(conn, attachments_dir: Path, tenant_id: str, result_id: FromPath[int]) -> list[ShownAttachment]:
-    """A result's attachments as the page shows them: images and videos inline, small text
-    files in the page, everything else as a download."""
+async def shown_attachments(
+    conn, attachments_dir: Path, tenant_id: str, result_id: FromPath[int], *,
+    text_bytes: int = INLINE_TEXT_BYTES, text_count: int | None = None,
+) -> list[ShownAttachment]:
+    """A result's attachments as the page shows them: images and videos inline, text files up
+    to `text_bytes` (at most `text_count` of them) in the page, everything else as a link."""
     shown = []
+    texts = 0
     for a in await files.list_attachments(conn, result_id):
         if a.mime_type in IMAGE_TYPES:
             shown.append(ShownAttachment(a, "image"))
         elif a.mime_type in VIDEO_TYPES:
             shown.append(ShownAttachment(a, "video"))
-        elif a.mime_type in TEXT_TYPES:
+        elif a.mime_type in TEXT_TYPES and (text_count is None or texts < text_count) and (
+            text_bytes >= INLINE_TEXT_BYTES or a.size <= text_bytes
+        ):
+            texts += 1
             _, sha = await files.get_attachment(conn, tenant_id, a.id)
             path = files.blob_path(attachments_dir, sha)
             try:
@@ -165,12 +188,54 @@ async def shown_attachments(conn, attachments_dir: Path, tenant_id: str, result_
     return shown
 
 
+class EarlierAttempt(msgspec.Struct):
+    number: int  # 1 is the first attempt
+    status: str
+    duration_ms: int | None
+    message: Folded | None
+
+
+class Texts(msgspec.Struct):
+    """A result's long text fields, folded for a page."""
+
+    message: Folded | None
+    stack: Folded | None
+    stdout: Folded | None
+    stderr: Folded | None
+    earlier: list[EarlierAttempt]  # newest first
+    earlier_hidden: int  # earlier attempts not listed here (the result page lists them)
+
+
+def folded_texts(r: runs.Result, *, whole_page: bool) -> Texts:
+    """The run page (`whole_page` False) shows a failure's message head and the first lines of
+    its stack; the result page shows up to 64 KB of each. Beyond that, a link."""
+    big = 64 * 1024
+    if whole_page:
+        message = fold(r.error_message, head_lines=1000, head_chars=big, rest_chars=0)
+        stack = fold(r.error_stack, head_lines=12, head_chars=4000, rest_chars=big)
+        out = [fold(t, head_lines=0, head_chars=0, rest_chars=big) for t in (r.stdout, r.stderr)]
+        attempt_chars, shown = 2000, len(r.previous_attempts)
+    else:
+        message = fold(r.error_message, head_lines=20, head_chars=2000, rest_chars=0)
+        stack = fold(r.error_stack, head_lines=8, head_chars=1500, rest_chars=4000)
+        out = [fold(t, head_lines=0, head_chars=0, rest_chars=4000) for t in (r.stdout, r.stderr)]
+        attempt_chars, shown = 300, RUN_PAGE_ATTEMPTS
+    attempts = list(enumerate(r.previous_attempts, start=1))[::-1][:shown]
+    earlier = [
+        EarlierAttempt(n, a.status, a.duration_ms,
+                       fold(a.error_message, head_lines=5, head_chars=attempt_chars, rest_chars=0))
+        for n, a in attempts
+    ]
+    return Texts(message, stack, out[0], out[1], earlier, len(r.previous_attempts) - len(earlier))
+
+
 class Failure(msgspec.Struct):
     result: runs.Result
     attachments: list[ShownAttachment]
     new: bool
     flaky: bool
     quarantined: bool
+    texts: Texts
 
 
 @get("/runs/{run_ref:str}", include_in_schema=False)
@@ -187,9 +252,10 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
         )
         failures = [
             Failure(
-                r, await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(r.id)),
+                r, await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(r.id),
+                                           text_bytes=RUN_PAGE_TEXT_BYTES, text_count=RUN_PAGE_TEXT_ATTACHMENTS),
                 new=r.test_id in marks.new_failures, flaky=r.test_id in marks.flaky,
-                quarantined=r.test_id in marks.quarantined,
+                quarantined=r.test_id in marks.quarantined, texts=folded_texts(r, whole_page=False),
             )
             for r in failed.data
         ]
@@ -229,7 +295,28 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
         shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
-    return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks)
+    return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
+                texts=folded_texts(result, whole_page=True))
+
+
+@get("/runs/{run_ref:str}/results/{result_id:str}/text/{field:str}", include_in_schema=False)
+async def result_text(
+    request: Request, run_ref: FromPath[str], result_id: FromPath[str], field: FromPath[str]
+) -> Response:
+    """One long text field of a result, whole, as plain text: where a page's folded text links."""
+    session = await web_session(request)
+    if field not in TEXT_FIELDS:
+        raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)}")
+    async with services(request).db.read() as conn:
+        run = await runs.get_run(conn, session.tenant_id, run_ref)
+        result = await runs.get_result(conn, session.tenant_id, result_id)
+    if result.run_id != run.id:
+        raise ApiError(404, "Result not found")
+    return Response(
+        getattr(result, field) or "", media_type="text/plain; charset=utf-8",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+                 "Cache-Control": "private, no-cache"},
+    )
 
 
 class AttachmentQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -258,4 +345,4 @@ async def attachment_file(request: Request, attachment_id: FromPath[str]) -> Fil
     )
 
 
-HANDLERS = [runs_list, run_page, result_page, attachment_file]
+HANDLERS = [runs_list, run_page, result_page, result_text, attachment_file]

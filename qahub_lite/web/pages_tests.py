@@ -15,7 +15,9 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from ..api.context import services
-from ..core import flaky, projects, quarantine
+from ..core import flaky, projects, quarantine, test_daily, trends
+from ..core.clock import now_ms
+from ..core.retention_policy import describe as retention_note
 from . import health_view
 from .auth import safe_next, web_session
 from .charts import Series, StripItem, line_chart, result_strip
@@ -23,6 +25,7 @@ from .forms import read_form, read_query
 from .render import duration, page, redirect
 
 HISTORY_LENGTH = 50
+DAILY_DAYS = 90
 
 
 class TestQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,10 +68,14 @@ async def test_page(request: Request, project_id: FromPath[str], test_ref: FromP
     async with svc.db.read() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         found = await flaky.history(conn, project.id, test_ref, HISTORY_LENGTH, branch=q.branch, rules=svc.config.flaky)
+        today = trends.day_of(now_ms())
+        days = await test_daily.test_days(
+            conn, project.id, found.test.id, today - (DAILY_DAYS - 1) * trends.DAY_MS, today
+        )
     return page(
         request, "test.html", project=project, test=found.test, health=found.health, entries=found.data,
         branch=q.branch, strip=history_strip(project.id, found.data), chart=duration_chart(found.data),
-        rules=svc.config.flaky,
+        rules=svc.config.flaky, days=days, daily_days=DAILY_DAYS, retention_note=retention_note(svc.config.retention),
     )
 
 

@@ -14,7 +14,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from ..api.context import services
-from ..core import outbox, projects, webhooks
+from ..core import outbox, projects, webhook_ping, webhooks
 from .auth import web_session
 from .forms import read_form, read_query
 from .pages_project_settings import render_project
@@ -112,4 +112,13 @@ async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
     return redirect(f"/settings/webhooks/{delivery.webhook_id}")
 
 
-HANDLERS = [create_webhook, set_active, delete_webhook, deliveries_page, delivery_page, redeliver]
+@post("/settings/webhooks/{hook_id:str}/test", include_in_schema=False, status_code=303)
+async def send_test(request: Request, hook_id: FromPath[str]) -> Response:
+    """Queue a `webhook.test` delivery and show it: its attempts appear there within seconds."""
+    session = await web_session(request, "admin")
+    await read_form(request, EmptyForm, csrf=session.csrf_token)
+    queued = await services(request).db.write(webhook_ping.queue_test_delivery, session.tenant_id, hook_id)
+    return redirect(f"/settings/deliveries/{queued.id}")
+
+
+HANDLERS = [create_webhook, set_active, delete_webhook, deliveries_page, delivery_page, redeliver, send_test]
