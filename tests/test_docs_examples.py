@@ -122,7 +122,9 @@ def _parser_options(command: str) -> set[str]:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
-    return {s for a in sub._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
+    # Hidden options (help=SUPPRESS: old spellings kept working) are not part of the usage.
+    return {s for a in sub._actions if a.help != argparse.SUPPRESS
+            for s in a.option_strings if s.startswith("--") and s != "--help"}
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if _synopsis(b)], ids=lambda b: b.label)
@@ -166,6 +168,14 @@ def _workdir(folder: Path, live) -> Path:
     for name in ("pytest-junit-xunit2-default.xml", "pytest-junit-xunit2-system-out.xml"):
         shutil.copy(CORPUS / "pytest" / name, work / "build" / "test-results" / "test" / name)
     shutil.copy(CORPUS / "playwright" / "playwright-results.json", work / "playwright-results.json")
+    shutil.copy(CORPUS / "jest" / "jest-results.json", work / "jest-results.json")
+    junit = CORPUS / "pytest" / "pytest-junit-xunit2-default.xml"
+    for name in ("junit.xml", "report-311.xml", "report-312.xml", "build/test-results/pytest.xml"):
+        shutil.copy(junit, work / name)
+    # A reader runs the examples from a checkout (`git rev-parse HEAD`, the root an upload finds).
+    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "docs examples"], cwd=work, check=True)
     (work / "screenshot.png").write_bytes(png())
     shim = work / ".bin"
     shim.mkdir()
