@@ -1,0 +1,165 @@
+"""Results in bulk as flat rows (CSV, NDJSON, Parquet), encoded chunk by chunk as they are read
+(export_rows.py), so memory stays flat whatever the export's size.
+
+Parquet goes through pyarrow, an optional extra (`pip install 'qahub-lite[parquet]'`); without
+it `require_parquet` raises `Invalid` with how to get it (a 400, never a 500): the one-file
+executable leaves pyarrow out, it alone would be larger than the executable's size budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from .clock import to_iso
+from .errors import Invalid
+from .export_rows import FIELDS, ExportRow, ResultFilter, RunContext, iter_chunks, run_values
+
+FORMATS = ("csv", "ndjson", "parquet")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "ndjson": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+# Parquet row groups: big enough for good compression and fast scans, small enough that one
+# group's columns (the only thing held) stay a few tens of MB.
+PARQUET_ROW_GROUP = 65536
+PARQUET_MISSING = (
+    "Parquet export needs pyarrow, which this installation lacks (the one-file executable leaves it out: "
+    "it is larger than the executable itself). Install the extra with pip install 'qahub-lite[parquet]', "
+    "or export format=csv or format=ndjson"
+)
+
+
+def require_parquet():
+    """pyarrow's parquet module, or Invalid saying how to get it."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise Invalid(PARQUET_MISSING) from None
+    return pq
+
+
+def _values(run_prefix: tuple, row: ExportRow) -> tuple:
+    return (*run_prefix, row.test_id, row.test_case_code, row.suite, row.title, row.file, row.line, row.result_id,
+            row.status, bool(row.flaky), row.attempts, row.duration_ms, row.error_message, row.framework,
+            to_iso(row.executed_at))
+
+
+def encode_ndjson(run: RunContext, rows: list[ExportRow]) -> bytes:
+    prefix = run_values(run)
+    return _encoder.encode_lines([dict(zip(FIELDS, _values(prefix, row))) for row in rows])
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def csv_header() -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(FIELDS)
+    return buffer.getvalue().encode()
+
+
+def encode_csv(run: RunContext, rows: list[ExportRow]) -> bytes:
+    """RFC 4180: CRLF line ends, quotes doubled; empty for a missing value (None)."""
+    prefix = run_values(run)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows(_values(prefix, row) for row in rows)
+    return buffer.getvalue().encode()
+
+
+async def stream(db, f: ResultFilter, fmt: str) -> AsyncIterator[bytes]:
+    """The export as byte chunks. Check the format (and `require_parquet`) before starting a
+    response: an error here would cut the stream."""
+    if fmt == "parquet":
+        async for part in _parquet(db, f):
+            yield part
+        return
+    if fmt == "csv":
+        yield csv_header()
+    encode = encode_csv if fmt == "csv" else encode_ndjson
+    async for run, rows in iter_chunks(db, f):
+        yield encode(run, rows)
+
+
+class _Drain:
+    """A write-only file for pyarrow that hands back what was written since the last drain:
+    the Parquet writer writes sequentially (row groups, then the footer), so its output can
+    leave as it is made instead of piling up."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        chunk = bytes(data)
+        self.parts.append(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def drain(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    text, integer = pa.string(), pa.int64()
+    types = {
+        "line": integer, "test_id": integer, "result_id": integer, "attempts": integer, "duration_ms": integer,
+        "flaky": pa.bool_(),
+    }
+    return pa.schema([(name, types.get(name, text)) for name in FIELDS])
+
+
+async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
+    import pyarrow as pa
+
+    pq = require_parquet()
+    schema = parquet_schema()
+    sink = _Drain()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
+    columns: list[list] = [[] for _ in FIELDS]
+    held = 0
+
+    def flush_group() -> None:
+        nonlocal columns, held
+        writer.write_table(pa.Table.from_arrays([pa.array(c, type=t) for c, t in zip(columns, schema.types)],
+                                                schema=schema))
+        columns, held = [[] for _ in FIELDS], 0
+
+    async for run, rows in iter_chunks(db, f):
+        prefix = run_values(run)
+        for row in rows:
+            for column, value in zip(columns, _values(prefix, row)):
+                column.append(value)
+        held += len(rows)
+        if held >= PARQUET_ROW_GROUP:
+            flush_group()
+            yield sink.drain()
+    if held:
+        flush_group()
+    writer.close()  # writes the footer; an empty export is a valid file with no row groups
+    yield sink.drain()
