@@ -32,12 +32,18 @@ class Share:
 
 
 def weights(items: Iterable[str], known: Mapping[str, float]) -> dict[str, float]:
+    # `./tests/a.py` from `find .` is the `tests/a.py` a report names.
+    figures_by_key = {_plain(k): float(v) for k, v in known.items()}
     unique = sorted(set(items))
-    figures = [known[i] for i in unique if i in known]
+    figures = [figures_by_key[_plain(i)] for i in unique if _plain(i) in figures_by_key]
     if not figures:
         return dict.fromkeys(unique, 1.0)
     default = statistics.median(figures)
-    return {i: float(known.get(i, default)) for i in unique}
+    return {i: figures_by_key.get(_plain(i), default) for i in unique}
+
+
+def _plain(item: str) -> str:
+    return item[2:] if item.startswith("./") else item
 
 
 def split(items: Iterable[str], known: Mapping[str, float], total: int) -> list[Share]:
