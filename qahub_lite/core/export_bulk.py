@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from .clock import to_iso
 from .errors import Invalid
-from .export_rows import FIELDS, ExportRow, ResultFilter, RunContext, iter_chunks, run_values
+from .export_rows import FIELDS, RUN_FIELDS, IsoTimes, ResultFilter, RunContext, iter_chunks, run_values
 
 FORMATS = ("csv", "ndjson", "parquet")
 MEDIA_TYPES = {
@@ -44,32 +43,45 @@ def require_parquet():
     return pq
 
 
-def _values(run_prefix: tuple, row: ExportRow) -> tuple:
-    return (*run_prefix, row.test_id, row.test_case_code, row.suite, row.title, row.file, row.line, row.result_id,
-            row.status, bool(row.flaky), row.attempts, row.duration_ms, row.error_message, row.framework,
-            to_iso(row.executed_at))
+# Positions in the row tuple of export_rows.ROWS_SQL: flaky is 0/1 there and a boolean out
+# here; executed_at (the last) is epoch ms there and ISO 8601 text out here.
+_FLAKY, _EXECUTED = 8, 13
 
 
-def encode_ndjson(run: RunContext, rows: list[ExportRow]) -> bytes:
-    prefix = run_values(run)
-    return _encoder.encode_lines([dict(zip(FIELDS, _values(prefix, row))) for row in rows])
-
-
+_TYPES = {"line": int, "test_id": int, "result_id": int, "attempts": int, "duration_ms": int, "flaky": bool}
+# One NDJSON line: a Struct built positionally encodes several times faster than a dict.
+_Line = msgspec.defstruct("ExportLine", [(name, _TYPES.get(name, str) | None) for name in FIELDS])
 _encoder = msgspec.json.Encoder()
 
 
+def encode_ndjson(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
+    prefix, line = run_values(run), _Line
+    return _encoder.encode_lines([
+        line(*prefix, *r[:_FLAKY], r[_FLAKY] == 1, *r[_FLAKY + 1:_EXECUTED], iso(r[_EXECUTED])) for r in rows
+    ])
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue()
+
+
 def csv_header() -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(FIELDS)
-    return buffer.getvalue().encode()
+    return _csv_line(FIELDS).encode()
 
 
-def encode_csv(run: RunContext, rows: list[ExportRow]) -> bytes:
-    """RFC 4180: CRLF line ends, quotes doubled; empty for a missing value (None)."""
-    prefix = run_values(run)
+def encode_csv(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
+    """RFC 4180: CRLF line ends, quotes doubled; empty for a missing value (None); flaky as
+    true/false. The run's columns are the same on every row of a chunk: encoded once, written
+    as text before each row (twice as fast as encoding them again per row)."""
+    prefix = _csv_line(run_values(run))[:-2] + ","
+    flags = ("false", "true")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows(_values(prefix, row) for row in rows)
+    put, row_out = buffer.write, csv.writer(buffer, lineterminator="\r\n").writerow
+    for r in rows:
+        put(prefix)
+        row_out((*r[:_FLAKY], flags[r[_FLAKY]], *r[_FLAKY + 1:_EXECUTED], iso(r[_EXECUTED])))
     return buffer.getvalue().encode()
 
 
@@ -82,9 +94,9 @@ async def stream(db, f: ResultFilter, fmt: str) -> AsyncIterator[bytes]:
         return
     if fmt == "csv":
         yield csv_header()
-    encode = encode_csv if fmt == "csv" else encode_ndjson
+    encode, iso = encode_csv if fmt == "csv" else encode_ndjson, IsoTimes()
     async for run, rows in iter_chunks(db, f):
-        yield encode(run, rows)
+        yield encode(run, rows, iso)
 
 
 class _Drain:
@@ -142,7 +154,7 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
     sink = _Drain()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
     columns: list[list] = [[] for _ in FIELDS]
-    held = 0
+    held, iso = 0, IsoTimes()
 
     def flush_group() -> None:
         nonlocal columns, held
@@ -151,11 +163,16 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
         columns, held = [[] for _ in FIELDS], 0
 
     async for run, rows in iter_chunks(db, f):
-        prefix = run_values(run)
-        for row in rows:
-            for column, value in zip(columns, _values(prefix, row)):
-                column.append(value)
-        held += len(rows)
+        # Column by column (a transpose in C), not value by value: three times faster.
+        n = len(rows)
+        for column, value in zip(columns, run_values(run)):
+            column.extend([value] * n)
+        result_columns = list(zip(*rows))
+        result_columns[_FLAKY] = [flag == 1 for flag in result_columns[_FLAKY]]
+        result_columns[_EXECUTED] = [iso(ms) for ms in result_columns[_EXECUTED]]
+        for column, values in zip(columns[len(RUN_FIELDS):], result_columns):
+            column.extend(values)
+        held += n
         if held >= PARQUET_ROW_GROUP:
             flush_group()
             yield sink.drain()

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
+import time
+
 import msgspec
 
 from .clock import to_iso
@@ -126,14 +128,16 @@ async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
         after = (rows[-1][7], rows[-1][0])
 
 
-async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, list[ExportRow]]]:
-    """(run, up to CHUNK_ROWS of its results) for every matching run, oldest run first."""
+async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, list[tuple]]]:
+    """(run, up to CHUNK_ROWS of its results) for every matching run, oldest run first. The
+    rows are plain tuples in ExportRow's order: a named tuple per row costs more than its use
+    in the bulk encoders (export_bulk.py)."""
     async for run in iter_runs(db, f):
         after = -1
         while True:
             rows = await _fetch(db, ROWS_SQL, (run.id, after, CHUNK_ROWS))
             if rows:
-                yield run, [ExportRow(*r) for r in rows]
+                yield run, rows
             if len(rows) < CHUNK_ROWS:
                 break
             after = rows[-1][0]
@@ -174,3 +178,23 @@ FIELDS = RUN_FIELDS + RESULT_FIELDS
 def run_values(run: RunContext) -> tuple:
     return (run.id, run.short_id, run.name, run.branch, run.commit, run.pr_number, run.environment,
             to_iso(run.created_at))
+
+
+class IsoTimes:
+    """Epoch milliseconds as clock.to_iso's text, fast: formatting a datetime per row cost more
+    than reading the row (bench/bench_export.py), and the results of a run share their
+    seconds, so each second is formatted once."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, str] = {}
+
+    def __call__(self, ms: int | None) -> str | None:
+        if ms is None:
+            return None
+        second, milli = divmod(ms, 1000)
+        head = self.seconds.get(second)
+        if head is None:
+            if len(self.seconds) >= 4096:
+                self.seconds.clear()
+            head = self.seconds[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{head}.{milli:03d}Z"
