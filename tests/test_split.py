@@ -47,7 +47,9 @@ def test_balances_a_long_tail_to_within_ten_percent():
     ideal = sum(known.values()) / 8
     assert max(known.values()) < ideal  # the premise of the bound
     worst = max(s.expected_ms for s in split(files, known, 8))
-    assert worst <= ideal * 1.10
+    # The bound is 10% on a real run's noisy times (bench/bench_split.py); on the very
+    # figures it was given, longest-first lands within 1% (in name order it would be 7% off).
+    assert worst <= ideal * 1.01
 
 
 def test_a_split_by_count_would_not_balance():
