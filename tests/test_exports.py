@@ -49,13 +49,22 @@ def seeded(api):
     return project, run
 
 
+@pytest.fixture(params=[500, 2], ids=["one-chunk", "chunks-of-2"])
+def chunked(request, monkeypatch):
+    """The report formats stream chunk by chunk; with chunks of 2 a suite spans several."""
+    from qahub_lite.core import export_rows
+
+    monkeypatch.setattr(export_rows, "DETAIL_CHUNK_ROWS", request.param)
+    return request.param
+
+
 def _get(api, path, **params):
     r = api.get(path, params=params)
     assert r.status_code == 200, r.text
     return r
 
 
-def test_junit_export_reads_back_through_our_parser_and_junitparser(api, seeded, tmp_path):
+def test_junit_export_reads_back_through_our_parser_and_junitparser(api, seeded, tmp_path, chunked):
     _, run = seeded
     r = _get(api, f"/api/v1/runs/{run['run_id']}/export", format="junit")
     assert r.headers["content-type"].startswith("application/xml")
@@ -85,9 +94,10 @@ def test_junit_export_reads_back_through_our_parser_and_junitparser(api, seeded,
     assert kinds == {"Failure": 2, "Error": 1, "Skipped": 2}
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (7, 2, 1, 2)
     assert sum(suite.tests for suite in xml) == 7
+    assert sum(suite.failures for suite in xml) == 2 and sum(suite.skipped for suite in xml) == 2
 
 
-def test_ctrf_export_is_valid_against_ctrfs_schema_and_reads_back(api, seeded, tmp_path):
+def test_ctrf_export_is_valid_against_ctrfs_schema_and_reads_back(api, seeded, tmp_path, chunked):
     _, run = seeded
     doc = _get(api, f"/api/v1/runs/{run['run_id']}/export", format="ctrf").json()
     validator = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)

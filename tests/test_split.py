@@ -40,7 +40,7 @@ def test_new_files_weigh_the_median_of_known_ones():
     assert weights(["./a.py"], known)["./a.py"] == 100.0  # `find .` prefixes match report paths
 
 
-def test_balances_a_long_tail_to_within_ten_percent():
+def test_balances_a_long_tail_to_within_one_percent_of_its_figures():
     rng = random.Random(1)
     files = _files(1000)
     known = {f: rng.lognormvariate(7, 1.2) for f in files}

@@ -15,7 +15,7 @@ from litestar.response import Stream
 
 from ..core import export_bulk, export_run, summary, timings
 from ..core.clock import from_datetime, now_ms
-from ..core.export_rows import ResultFilter, count_results, run_details
+from ..core.export_rows import ResultFilter, count_results
 from .context import services
 from .errors import ApiError
 from .native_library import visible_project
@@ -55,7 +55,7 @@ def _download(name: str) -> dict[str, str]:
           tags=TAGS, scope="read", query=RunExportQuery, responses={200: "binary"},
           description="format=junit (default; GitLab unit-test reports, Jenkins), ctrf (https://ctrf.io), csv or "
           "ndjson (the bulk export's columns). Attempts and flaky marks are kept where the format can hold them "
-          "(docs/export.md).")
+          "(docs/export.md). Streamed, as the bulk export.")
 async def export_one_run(request: Request, run_id: FromPath[str]) -> Response:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, RunExportQuery)
@@ -64,14 +64,13 @@ async def export_one_run(request: Request, run_id: FromPath[str]) -> Response:
     if q.format in ("csv", "ndjson"):
         rows = export_bulk.stream(svc.db, ResultFilter(project_id=run.project_id, run_id=run.id), q.format)
         return Stream(rows, media_type=export_bulk.MEDIA_TYPES[q.format], headers=_download(f"{name}.{q.format}"))
-    details = await run_details(svc.db, run.id)
     if q.format == "junit":
-        body = export_run.junit_xml(run, details).encode()
-        return Response(body, media_type="application/xml", headers=_download(f"{name}.xml"))
+        return Stream(export_run.junit_xml(svc.db, run), media_type="application/xml",
+                      headers=_download(f"{name}.xml"))
     started, stopped = _run_span(run)
     url = f"{svc.config.public_url}/runs/{run.id}"
-    body = msgspec.json.encode(export_run.ctrf(run, details, started_ms=started, stopped_ms=stopped, url=url))
-    return Response(body, media_type="application/json", headers=_download(f"{name}.ctrf.json"))
+    return Stream(export_run.ctrf(svc.db, run, started_ms=started, stopped_ms=stopped, url=url),
+                  media_type="application/json", headers=_download(f"{name}.ctrf.json"))
 
 
 def _run_span(run) -> tuple[int, int]:

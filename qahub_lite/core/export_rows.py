@@ -2,8 +2,8 @@
 in bounded chunks so that no export holds more than one chunk in memory or a reader connection
 for longer than one query.
 
-A test's identity is read in ONE place: `IDENTITY_COLUMNS` (SQL) and `ExportRow`'s identity
-fields. Today that is the library code, `tests.suite_path`, `tests.title` and `results.file`;
+A test's identity is read in ONE place: `IDENTITY_COLUMNS`/`NAME_COLUMNS` (SQL, also used by
+summary.py and timings.py) and `ExportRow`'s identity fields. Today that is the library code, `tests.suite_path`, `tests.title` and `results.file`;
 when tests gain a normalized location/scope/name and results a variant, only these two places
 change, and every format (CSV, NDJSON, Parquet, JUnit, CTRF) follows.
 
@@ -26,8 +26,10 @@ from .clock import to_iso
 CHUNK_ROWS = 5000  # one reader query; ~2 MB of rows at most before they are encoded
 RUN_PAGE = 500
 
-# The identity of a test, as stored today (see the module docstring).
-IDENTITY_COLUMNS = "c.code, t.suite_path, t.title, r.file, r.line"
+# The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
+# display name, which the summary and the timings read too (`t` is tests, `r` results).
+NAME_COLUMNS = "t.suite_path, t.title"
+IDENTITY_COLUMNS = f"c.code, {NAME_COLUMNS}, r.file, r.line"
 
 
 class RunContext(NamedTuple):
@@ -153,16 +155,43 @@ async def count_results(db, f: ResultFilter) -> int:
     return total
 
 
-async def run_details(db, run_id: str) -> list[DetailRow]:
-    """Every result of one run with its details, for the report formats of one run."""
-    out: list[DetailRow] = []
+# Rows with captured output can be 64 KB each: the report formats read fewer at a time.
+DETAIL_CHUNK_ROWS = 500
+
+
+async def iter_details(db, run_id: str) -> AsyncIterator[list[DetailRow]]:
+    """One run's results with their details, in chunks, for the report formats of one run."""
     after = -1
     while True:
-        rows = await _fetch(db, DETAIL_SQL, (run_id, after, CHUNK_ROWS))
-        out.extend(DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows)
-        if len(rows) < CHUNK_ROWS:
-            return out
+        rows = await _fetch(db, DETAIL_SQL, (run_id, after, DETAIL_CHUNK_ROWS))
+        if rows:
+            yield [DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows]
+        if len(rows) < DETAIL_CHUNK_ROWS:
+            return
         after = rows[-1][0]
+
+
+class RunTotals(NamedTuple):
+    by_status: dict[str, int]
+    flaky: int
+    duration_ms: int
+    suites: int
+
+
+async def run_totals(db, run_id: str) -> RunTotals:
+    """What a report's header says before its tests stream: counts by status, flaky, time."""
+    by_status: dict[str, int] = {}
+    flaky = duration = 0
+    for status, is_flaky, n, ms in await _fetch(
+        db, "SELECT status, flaky, count(*), coalesce(sum(duration_ms), 0) FROM results WHERE run_id = ? "
+        "GROUP BY status, flaky", (run_id,),
+    ):
+        by_status[status] = by_status.get(status, 0) + n
+        flaky += n if is_flaky else 0
+        duration += ms
+    suites = (await _fetch(db, "SELECT count(DISTINCT t.suite_path) FROM results r JOIN tests t ON t.id = r.test_id "
+                           "WHERE r.run_id = ?", (run_id,)))[0][0]
+    return RunTotals(by_status, flaky, duration, suites)
 
 
 # Column names of the flat formats (CSV, NDJSON, Parquet), in order: the run's context, then

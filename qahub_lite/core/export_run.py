@@ -18,14 +18,17 @@ from __future__ import annotations
 import re
 from xml.sax.saxutils import escape, quoteattr
 
+from collections.abc import AsyncIterator
+
 import msgspec
 
-from .export_rows import DetailRow
+from .export_rows import DetailRow, iter_details, run_totals
 from .model import AttemptRecord
 from .runs import Run
 
 SUITE_SEPARATOR = " › "  # how the native API joins a suite path (payload.py)
 _attempts = msgspec.json.Decoder(list[AttemptRecord])
+_json = msgspec.json.Encoder()
 # XML 1.0 cannot hold these at all, not even escaped; test output often has ANSI escapes.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _FAILURE = frozenset({"FAILED", "TIMEOUT"})
@@ -54,11 +57,11 @@ def earlier_attempts(detail: DetailRow) -> list[AttemptRecord]:
     return logged + [AttemptRecord(fill)] * missing
 
 
-def _counts(details: list[DetailRow]) -> tuple[int, int, int, int]:
-    failures = sum(1 for d in details if d.row.status in _FAILURE)
-    errors = sum(1 for d in details if d.row.status in _ERROR)
-    skipped = sum(1 for d in details if d.row.status in _SKIPPED)
-    return len(details), failures, errors, skipped
+def _counts(by_status: dict[str, int]) -> tuple[int, int, int, int]:
+    failures = sum(n for status, n in by_status.items() if status in _FAILURE)
+    errors = sum(n for status, n in by_status.items() if status in _ERROR)
+    skipped = sum(n for status, n in by_status.items() if status in _SKIPPED)
+    return sum(by_status.values()), failures, errors, skipped
 
 
 def _testcase(d: DetailRow) -> str:
@@ -94,30 +97,37 @@ def _testcase(d: DetailRow) -> str:
     return f"    <testcase {attrs}>{''.join(parts)}</testcase>\n"
 
 
-def junit_xml(run: Run, details: list[DetailRow]) -> str:
-    """JUnit XML: one <testsuite> per suite path, in the order the results were stored."""
-    suites: dict[str, list[DetailRow]] = {}
-    for d in details:
-        suites.setdefault(d.row.suite, []).append(d)
-    tests, failures, errors, skipped = _counts(details)
-    total_ms = sum(d.row.duration_ms or 0 for d in details)
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
+async def junit_xml(db, run: Run) -> AsyncIterator[bytes]:
+    """JUnit XML, streamed chunk by chunk: a <testsuite> per suite path within each chunk of
+    results (a suite that spans chunks appears as several <testsuite> elements of the same
+    name, which JUnit readers add up), the totals from one aggregate query up front."""
+    totals = await run_totals(db, run.id)
+    tests, failures, errors, skipped = _counts(totals.by_status)
+    yield (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<testsuites name={_attr(run.name)} tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" "
-        f"skipped=\"{skipped}\" time={_attr(_seconds(run.duration_ms or total_ms))}"
-        + (f" timestamp={_attr(run.created_at)}" if run.created_at else "") + ">\n",
-    ]
-    for name, members in suites.items():
-        t, f, e, s = _counts(members)
-        suite_ms = sum(d.row.duration_ms or 0 for d in members)
-        out.append(
-            f"  <testsuite name={_attr(name or run.name)} tests=\"{t}\" failures=\"{f}\" errors=\"{e}\" "
-            f"skipped=\"{s}\" time={_attr(_seconds(suite_ms))}>\n"
-        )
-        out.extend(_testcase(d) for d in members)
-        out.append("  </testsuite>\n")
-    out.append("</testsuites>\n")
-    return "".join(out)
+        f"skipped=\"{skipped}\" time={_attr(_seconds(run.duration_ms or totals.duration_ms))}"
+        + (f" timestamp={_attr(run.created_at)}" if run.created_at else "") + ">\n"
+    ).encode()
+    async for chunk in iter_details(db, run.id):
+        suites: dict[str, list[DetailRow]] = {}
+        for d in chunk:
+            suites.setdefault(d.row.suite, []).append(d)
+        out = []
+        for name, members in suites.items():
+            by_status: dict[str, int] = {}
+            for d in members:
+                by_status[d.row.status] = by_status.get(d.row.status, 0) + 1
+            t, f, e, k = _counts(by_status)
+            suite_ms = sum(d.row.duration_ms or 0 for d in members)
+            out.append(
+                f"  <testsuite name={_attr(name or run.name)} tests=\"{t}\" failures=\"{f}\" errors=\"{e}\" "
+                f"skipped=\"{k}\" time={_attr(_seconds(suite_ms))}>\n"
+            )
+            out.extend(_testcase(d) for d in members)
+            out.append("  </testsuite>\n")
+        yield "".join(out).encode()
+    yield b"</testsuites>\n"
 
 
 # canonical -> CTRF status (its enum: passed failed skipped pending other)
@@ -167,23 +177,34 @@ def _ctrf_test(d: DetailRow) -> dict:
     return test
 
 
-def ctrf(run: Run, details: list[DetailRow], *, started_ms: int, stopped_ms: int, url: str) -> dict:
-    tests = [_ctrf_test(d) for d in details]
-    summary = {key: sum(1 for t in tests if t["status"] == key) for key in ("passed", "failed", "skipped", "pending",
-                                                                             "other")}
+async def ctrf(db, run: Run, *, started_ms: int, stopped_ms: int, url: str) -> AsyncIterator[bytes]:
+    """CTRF JSON, streamed: the document up to `"tests":[` from the totals, then the tests
+    chunk by chunk. `tests` is the last key of `results` and `results` the document's last."""
+    totals = await run_totals(db, run.id)
+    summary = dict.fromkeys(("passed", "failed", "skipped", "pending", "other"), 0)
+    for status, n in totals.by_status.items():
+        summary[CTRF_STATUS.get(status, "other")] += n
     summary = {
-        "tests": len(tests), **summary, "flaky": sum(1 for t in tests if t["flaky"]),
-        "suites": len({d.row.suite for d in details}), "start": started_ms, "stop": stopped_ms,
-        "duration": max(0, stopped_ms - started_ms),
+        "tests": sum(totals.by_status.values()), **summary, "flaky": totals.flaky, "suites": totals.suites,
+        "start": started_ms, "stop": stopped_ms, "duration": max(0, stopped_ms - started_ms),
     }
     environment = {"reportName": run.name, "extra": {"run_id": run.id, "short_id": run.short_id, "url": url}}
     for key, value in (("branchName", run.ci.branch), ("commit", run.ci.commit), ("buildUrl", run.ci.build_url),
                        ("repositoryName", run.ci.repository), ("testEnvironment", run.environment)):
         if value:
             environment[key] = value
-    return {
+    head = _json.encode({
         "reportFormat": "CTRF", "specVersion": CTRF_SPEC_VERSION, "reportId": run.id, "timestamp": run.created_at,
         "generatedBy": "qahub-lite",
-        "results": {"tool": {"name": run.framework or "qahub-lite"}, "summary": summary, "tests": tests,
-                    "environment": environment},
-    }
+        "results": {"tool": {"name": run.framework or "qahub-lite"}, "summary": summary, "environment": environment,
+                    "tests": []},
+    })
+    if not head.endswith(b"[]}}"):  # the splice below relies on the key order written above
+        raise RuntimeError("CTRF head does not end with its empty tests list")
+    yield head[:-3]
+    first = True
+    async for chunk in iter_details(db, run.id):
+        items = b",".join(_json.encode(_ctrf_test(d)) for d in chunk)
+        yield items if first else b"," + items
+        first = False
+    yield b"]}}"

@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 
 from ..config import FlakyConfig, GradeConfig
 from .errors import Conflict, NotFound
+from .export_rows import NAME_COLUMNS
 from .gate import GateResult, evaluate
 from .runs import Run
 from .status import FAILING
@@ -82,12 +83,12 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
         note = exc.message
     marks = ",".join("?" * len(_FAILING))
     failing = await _rows(
-        conn, f"SELECT r.test_id, t.suite_path, t.title, r.status, r.error_message {_TEST} AND r.status IN ({marks}) "
+        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, r.error_message {_TEST} AND r.status IN ({marks}) "
         "ORDER BY r.test_id LIMIT ?", (run.id, *_FAILING, _FAILURE_ROWS + 1),
     )
-    flaky = await _rows(conn, f"SELECT t.suite_path, t.title, r.attempts {_TEST} AND r.flaky = 1 "
+    flaky = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
                         "ORDER BY r.test_id LIMIT ?", (run.id, _LIST))
-    slowest = await _rows(conn, f"SELECT t.suite_path, t.title, r.duration_ms {_TEST} AND r.duration_ms IS NOT NULL "
+    slowest = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.duration_ms {_TEST} AND r.duration_ms IS NOT NULL "
                           "ORDER BY r.duration_ms DESC, r.test_id LIMIT ?", (run.id, _LIST))
     return Facts(run, url, gate, note, [Failure(*r) for r in failing[:_FAILURE_ROWS]],
                  len(failing) > _FAILURE_ROWS, flaky, slowest)
