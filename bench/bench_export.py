@@ -10,6 +10,8 @@
    during the export.
 3. Flat memory: the same export of a tenth of the results (the newest runs, by `since`) has
    the same peak, within a few MB: what the server holds does not grow with the export.
+4. Backpressure: a client that reads NDJSON at ~3 MB/s for 10 s. If the server buffered what
+   the client has not read yet, its peak would grow by the rest of the export; it does not.
 
 Figures are printed, not asserted: a benchmark on a shared machine informs, a test decides.
 The target (issue 16): >= 100,000 rows/s for 1,000,000 results, memory flat.
@@ -68,6 +70,22 @@ def export(server: Server, http, project_id: str, fmt: str, since: str | None = 
     return {"rows": rows, "bytes": size, "seconds": seconds, "idle_mb": idle, "peak_mb": peak}
 
 
+def slow_reader(server: Server, http, project_id: str, seconds: float = 10.0) -> tuple[float, float, float]:
+    """(MB read, server RSS before, server peak) for a client reading 64 KB every 20 ms."""
+    idle = rss_mb(server.process.pid)
+    sampler = PeakRss(server.process.pid)
+    sampler.start()
+    read, started = 0, time.monotonic()
+    with http.stream("GET", f"/api/v1/projects/{project_id}/results/export", params={"format": "ndjson"}) as response:
+        expect(response)
+        for chunk in response.iter_bytes(65536):
+            read += len(chunk)
+            time.sleep(0.02)
+            if time.monotonic() - started > seconds:
+                break
+    return read / 1e6, idle, sampler.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=int, default=1_000_000, help="results in the exported project")
@@ -103,6 +121,9 @@ def main() -> int:
                     print(f"{'':8} {small['rows']:>9,} rows (newest tenth): peak {small['peak_mb']:.0f} MB -> "
                           f"{full['peak_mb'] - small['peak_mb']:+.0f} MB for {full['rows'] / max(1, small['rows']):.0f}x "
                           "the rows")
+                read, idle, peak = slow_reader(server, http, project_id)
+                print(f"slow reader (ndjson, ~3 MB/s for 10 s): read {read:.0f} MB; server RSS {idle:.0f} MB before, "
+                      f"peak {peak:.0f} MB")
         finally:
             server.stop()
     return 0
