@@ -70,6 +70,29 @@ def test_upload_writes_the_summary_then_summary_and_export_read_the_run(hub, tmp
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def test_a_summary_that_cannot_be_written_does_not_fail_the_upload(hub, tmp_path):
+    _, project = hub
+    done = qahub(hub, "upload", "--project", project["id"], "--summary-file", str(tmp_path / "no" / "dir.md"),
+                 "--keep-unknown-codes", str(REPORT))
+    assert done.returncode == 0 and "warning: cannot write the summary" in done.stderr
+
+
+def test_export_to_a_missing_folder_or_a_closed_pipe(hub, tmp_path):
+    _, project = hub
+    done = qahub(hub, "export", "results", "--project", project["id"], "-o", str(tmp_path / "no" / "x.csv"))
+    assert done.returncode == 2 and done.stderr.startswith("qahub: cannot write")
+    server, _ = hub
+    with server.client() as c:  # more than a pipe's buffer (64 KB), so the writer meets the closed pipe
+        big = c.post("/api/v1/projects", json={"name": "Piped"}).json()
+        c.post("/api/v1/ingest", json={"project_id": big["id"], "results": [
+            {"title": f"test {i}", "status": "PASSED", "error_message": "x" * 100} for i in range(3000)]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QAHUB_")}
+    env.update(QAHUB_URL=server.url, QAHUB_TOKEN=server.admin_key)
+    piped = subprocess.run(f"{' '.join(qahub_command())} export results --project {big['id']} | head -c 10",
+                           shell=True, env=env, capture_output=True, text=True, timeout=60)
+    assert piped.stdout == "run_id,run" and "Traceback" not in piped.stderr and "cut" not in piped.stderr
+
+
 def test_a_refused_export_leaves_no_file_and_exits_2(hub, tmp_path):
     out = tmp_path / "nothing.csv"
     done = qahub(hub, "export", "run", "no-such-run", "--format", "csv", "-o", str(out))

@@ -122,6 +122,11 @@ def _download(args: argparse.Namespace, path: str, params: dict, unit: str) -> i
             if progress:
                 progress.abandon()
             raise CliError(f"export failed: {exc.message}", 2) from None
+        except BrokenPipeError:
+            # `qahub export ... | head`: the reader has all it wanted. Point stdout at nothing
+            # so that the interpreter's last flush does not fail once more on the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except Exception as exc:  # a cut stream (httpx.ReadError, RemoteProtocolError...)
             if progress:
                 progress.abandon()
@@ -145,6 +150,11 @@ def _rows(lines: int, fmt: str) -> int:
 def _open(output: str | None, to_stdout: bool):
     if to_stdout:
         return sys.stdout.buffer, None
+    from . import CliError
+
     target = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or Path("."))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or Path("."))
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}", 2) from None
     return os.fdopen(fd, "wb"), tmp
