@@ -103,24 +103,22 @@ async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
             await cursor.close()
 
 
-async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
+def _run_where(f: ResultFilter) -> tuple[str, list]:
     where, params = ["project_id = ?"], [f.project_id]
-    if f.run_id is not None:
-        where.append("id = ?")
-        params.append(f.run_id)
-    if f.branch is not None:
-        where.append("branch = ?")
-        params.append(f.branch)
-    if f.since is not None:
-        where.append("created_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        where.append("created_at < ?")
-        params.append(f.until)
+    for clause, value in (("id = ?", f.run_id), ("branch = ?", f.branch), ("created_at >= ?", f.since),
+                          ("created_at < ?", f.until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return " AND ".join(where), params
+
+
+async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
+    where, params = _run_where(f)
     after: tuple[int, str] = (-1, "")
     while True:
         rows = await _fetch(
-            db, f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} AND (created_at, id) > (?, ?) "
+            db, f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} AND (created_at, id) > (?, ?) "
             "ORDER BY created_at, id LIMIT ?", (*params, *after, RUN_PAGE),
         )
         for row in rows:
@@ -146,13 +144,13 @@ async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, li
 
 
 async def count_results(db, f: ResultFilter) -> int:
-    """How many rows an export will have (for a client's progress bar): counted per run along
-    the results' run index, not from the runs' counters, which a summary-only sender may
-    have set beyond the results it stored."""
-    total = 0
-    async for run in iter_runs(db, f):
-        total += (await _fetch(db, "SELECT count(*) FROM results WHERE run_id = ?", (run.id,)))[0][0]
-    return total
+    """How many rows an export will have (for a client's progress bar): counted along the
+    results' run index, not from the runs' counters, which a summary-only sender may have set
+    beyond the results it stored."""
+    where, params = _run_where(f)
+    rows = await _fetch(db, f"SELECT count(*) FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})",
+                        tuple(params))
+    return rows[0][0]
 
 
 # Rows with captured output can be 64 KB each: the report formats read fewer at a time.
