@@ -17,7 +17,6 @@ import msgspec
 from .errors import Invalid
 from .export_rows import FIELDS, RUN_FIELDS, IsoTimes, ResultFilter, RunContext, iter_chunks, run_values
 
-FORMATS = ("csv", "ndjson", "parquet")
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "ndjson": "application/x-ndjson",
@@ -46,7 +45,6 @@ def require_parquet():
 # Positions in the row tuple of export_rows.ROWS_SQL: flaky is 0/1 there and a boolean out
 # here; executed_at (the last) is epoch ms there and ISO 8601 text out here.
 _FLAKY, _EXECUTED = 8, 13
-
 
 _TYPES = {"line": int, "test_id": int, "result_id": int, "attempts": int, "duration_ms": int, "flaky": bool}
 # One NDJSON line: a Struct built positionally encodes several times faster than a dict.
