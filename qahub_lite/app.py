@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
-from .api import health_api, test_daily_api, webhooks_api
+from .api import exports_api, health_api, test_daily_api, webhooks_api
 from .api.context import Services
 from .api.errors import handle_exception
 from .api.head import head_as_get
@@ -43,6 +43,7 @@ def route_handlers() -> list:
         *health_api.HANDLERS,
         *test_daily_api.HANDLERS,
         *webhooks_api.HANDLERS,
+        *exports_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
         health.healthz,

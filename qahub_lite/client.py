@@ -7,10 +7,11 @@ those are the caller's mistake and say so in their `message`.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -94,6 +95,19 @@ class QahubClient:
                 attempt += 1
                 continue
             raise ApiError(response.status_code, _message(response), _json_or_none(response))
+
+    @contextlib.contextmanager
+    def stream(self, path: str, *, params: dict | None = None) -> Iterator[httpx.Response]:
+        """GET a large body as it arrives (exports). Not retried: a retry could not resume a
+        body half-way. A non-2xx raises ApiError with the server's message."""
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    raise ApiError(response.status_code, _message(response), _json_or_none(response))
+                yield response
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach {self.base_url}: {exc}") from None
 
     def get(self, path: str, **kw) -> Any:
         return self.request("GET", path, **kw).json()

@@ -75,6 +75,8 @@ def register(commands) -> None:
                    help="most results per request; larger runs are sent in chunks (default: 5000)")
     p.add_argument("--json", action="store_true",
                    help="print the outcome as JSON {run_id, short_id, url, accepted, rejected, errors, ...}")
+    p.add_argument("--summary-file", metavar="PATH",
+                   help="after uploading, append the run's Markdown summary to PATH (e.g. \"$GITHUB_STEP_SUMMARY\")")
     p.set_defaults(handler=run)
 
 
@@ -201,6 +203,10 @@ def _send(args: argparse.Namespace, payload) -> int:
             raise CliError(str(exc), 2) from None
         except ApiError as exc:
             raise CliError(f"uploaded, but the stored run could not be checked: {exc}", 2) from None
+        if args.summary_file:
+            from .summary import write_after_upload
+
+            write_after_upload(client, outcome.run_id, args.summary_file)
     bar.finish(f"sent {_plural(outcome.accepted + outcome.rejected, 'result')} in {outcome.chunks} requests")
     if args.json:
         sys.stdout.write(msgspec.json.encode(outcome).decode() + "\n")

@@ -1,0 +1,227 @@
+"""What every export reads: results with their test's identity and their run's context, fetched
+in bounded chunks so that no export holds more than one chunk in memory or a reader connection
+for longer than one query.
+
+A test's identity is read in ONE place: `IDENTITY_COLUMNS`/`NAME_COLUMNS` (SQL, also used by
+summary.py and timings.py) and `ExportRow`'s identity fields. Today that is the library code, `tests.suite_path`, `tests.title` and `results.file`;
+when tests gain a normalized location/scope/name and results a variant, only these two places
+change, and every format (CSV, NDJSON, Parquet, JUnit, CTRF) follows.
+
+Walk order, shaped by the indexes: runs along `runs_project_created` (oldest first), then each
+run's results along the results table's `(run_id, test_id)` key, `test_id` as the keyset
+cursor (ordering by `results.id` would sort the whole run once per chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+import time
+
+import msgspec
+
+from .clock import to_iso
+
+CHUNK_ROWS = 5000  # one reader query; ~2 MB of rows at most before they are encoded
+RUN_PAGE = 500
+
+# The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
+# display name, which the summary and the timings read too (`t` is tests, `r` results).
+NAME_COLUMNS = "t.suite_path, t.title"
+IDENTITY_COLUMNS = f"c.code, {NAME_COLUMNS}, r.file, r.line"
+
+
+class RunContext(NamedTuple):
+    """The run's columns repeated on each exported row."""
+
+    id: str
+    short_id: str
+    name: str
+    branch: str | None
+    commit: str | None
+    pr_number: str | None
+    environment: str | None
+    created_at: int
+
+
+class ExportRow(NamedTuple):
+    test_id: int
+    test_case_code: str | None
+    suite: str
+    title: str
+    file: str | None
+    line: int | None
+    result_id: int
+    status: str
+    flaky: int
+    attempts: int
+    duration_ms: int | None
+    error_message: str | None
+    framework: str | None
+    executed_at: int | None
+
+
+class DetailRow(NamedTuple):
+    """An ExportRow with what one run's report formats (JUnit, CTRF) also carry."""
+
+    row: ExportRow
+    error_stack: str | None
+    stdout: str | None
+    stderr: str | None
+    attempt_log: str | None
+
+
+_ROW_SQL = (
+    f"SELECT r.test_id, {IDENTITY_COLUMNS}, r.id, r.status, r.flaky, r.attempts, r.duration_ms, r.error_message, "
+    "r.framework, r.executed_at{extra} FROM results r JOIN tests t ON t.id = r.test_id "
+    "LEFT JOIN test_cases c ON c.id = t.test_case_id WHERE r.run_id = ? AND r.test_id > ? ORDER BY r.test_id LIMIT ?"
+)
+ROWS_SQL = _ROW_SQL.format(extra="")
+DETAIL_SQL = _ROW_SQL.format(extra=", r.error_stack, r.stdout, r.stderr, r.attempt_log")
+_RUN_COLUMNS = "id, short_id, name, branch, commit_sha, pr_number, environment, created_at"
+
+
+class ResultFilter(msgspec.Struct, kw_only=True):
+    project_id: str
+    branch: str | None = None
+    since: int | None = None  # epoch ms, inclusive, on the run's creation time
+    until: int | None = None  # exclusive
+    run_id: str | None = None  # one run only
+
+
+async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
+    """One query on a pooled reader, released at once: a long export never parks a connection
+    that status polls need. Plain tuples: sqlite3.Row objects would cost more than the query."""
+    async with db.read() as conn:
+        cursor = await conn.cursor()
+        try:
+            cursor.row_factory = None
+            await cursor.execute(sql, params)
+            return await cursor.fetchall()
+        finally:
+            await cursor.close()
+
+
+def _run_where(f: ResultFilter) -> tuple[str, list]:
+    where, params = ["project_id = ?"], [f.project_id]
+    for clause, value in (("id = ?", f.run_id), ("branch = ?", f.branch), ("created_at >= ?", f.since),
+                          ("created_at < ?", f.until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return " AND ".join(where), params
+
+
+async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
+    where, params = _run_where(f)
+    after: tuple[int, str] = (-1, "")
+    while True:
+        rows = await _fetch(
+            db, f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} AND (created_at, id) > (?, ?) "
+            "ORDER BY created_at, id LIMIT ?", (*params, *after, RUN_PAGE),
+        )
+        for row in rows:
+            yield RunContext(*row)
+        if len(rows) < RUN_PAGE:
+            return
+        after = (rows[-1][7], rows[-1][0])
+
+
+async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, list[tuple]]]:
+    """(run, up to CHUNK_ROWS of its results) for every matching run, oldest run first. The
+    rows are plain tuples in ExportRow's order: a named tuple per row costs more than its use
+    in the bulk encoders (export_bulk.py)."""
+    async for run in iter_runs(db, f):
+        after = -1
+        while True:
+            rows = await _fetch(db, ROWS_SQL, (run.id, after, CHUNK_ROWS))
+            if rows:
+                yield run, rows
+            if len(rows) < CHUNK_ROWS:
+                break
+            after = rows[-1][0]
+
+
+async def count_results(db, f: ResultFilter) -> int:
+    """How many rows an export will have (for a client's progress bar): counted along the
+    results' run index, not from the runs' counters, which a summary-only sender may have set
+    beyond the results it stored."""
+    where, params = _run_where(f)
+    rows = await _fetch(db, f"SELECT count(*) FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})",
+                        tuple(params))
+    return rows[0][0]
+
+
+# Rows with captured output can be 64 KB each: the report formats read fewer at a time.
+DETAIL_CHUNK_ROWS = 500
+
+
+async def iter_details(db, run_id: str) -> AsyncIterator[list[DetailRow]]:
+    """One run's results with their details, in chunks, for the report formats of one run."""
+    after = -1
+    while True:
+        rows = await _fetch(db, DETAIL_SQL, (run_id, after, DETAIL_CHUNK_ROWS))
+        if rows:
+            yield [DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows]
+        if len(rows) < DETAIL_CHUNK_ROWS:
+            return
+        after = rows[-1][0]
+
+
+class RunTotals(NamedTuple):
+    by_status: dict[str, int]
+    flaky: int
+    duration_ms: int
+    suites: int
+
+
+async def run_totals(db, run_id: str) -> RunTotals:
+    """What a report's header says before its tests stream: counts by status, flaky, time."""
+    by_status: dict[str, int] = {}
+    flaky = duration = 0
+    for status, is_flaky, n, ms in await _fetch(
+        db, "SELECT status, flaky, count(*), coalesce(sum(duration_ms), 0) FROM results WHERE run_id = ? "
+        "GROUP BY status, flaky", (run_id,),
+    ):
+        by_status[status] = by_status.get(status, 0) + n
+        flaky += n if is_flaky else 0
+        duration += ms
+    suites = (await _fetch(db, "SELECT count(DISTINCT t.suite_path) FROM results r JOIN tests t ON t.id = r.test_id "
+                           "WHERE r.run_id = ?", (run_id,)))[0][0]
+    return RunTotals(by_status, flaky, duration, suites)
+
+
+# Column names of the flat formats (CSV, NDJSON, Parquet), in order: the run's context, then
+# the result. Renaming one is a breaking change for users' scripts: add, never rename.
+RUN_FIELDS = ("run_id", "run_short_id", "run_name", "branch", "commit", "pr_number", "environment", "run_created_at")
+RESULT_FIELDS = (
+    "test_id", "test_case_code", "suite", "title", "file", "line", "result_id", "status", "flaky", "attempts",
+    "duration_ms", "error_message", "framework", "executed_at",
+)
+FIELDS = RUN_FIELDS + RESULT_FIELDS
+
+
+def run_values(run: RunContext) -> tuple:
+    return (run.id, run.short_id, run.name, run.branch, run.commit, run.pr_number, run.environment,
+            to_iso(run.created_at))
+
+
+class IsoTimes:
+    """Epoch milliseconds as clock.to_iso's text, fast: formatting a datetime per row cost more
+    than reading the row (bench/bench_export.py), and the results of a run share their
+    seconds, so each second is formatted once."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, str] = {}
+
+    def __call__(self, ms: int | None) -> str | None:
+        if ms is None:
+            return None
+        second, milli = divmod(ms, 1000)
+        head = self.seconds.get(second)
+        if head is None:
+            if len(self.seconds) >= 4096:
+                self.seconds.clear()
+            head = self.seconds[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{head}.{milli:03d}Z"

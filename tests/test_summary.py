@@ -1,0 +1,96 @@
+"""A run's summary: what it says (new failures first, groups, flaky, slowest, gate, link), that
+it stays within 60 lines whatever the run's size, and that test names cannot inject markup."""
+
+from __future__ import annotations
+
+from qahub_lite.core.summary import MAX_LINES, Failure, group_failures
+
+
+def _run(api, project, results, branch="main"):
+    r = api.post("/api/v1/ingest", {"project_id": project["id"], "ci": {"branch": branch}, "results": results})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _summary(api, run, fmt="markdown"):
+    r = api.get(f"/api/v1/runs/{run['run_id']}/summary", params={"format": fmt})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    return r.text
+
+
+def test_group_failures_by_first_error_line_largest_first():
+    failures = [Failure(1, "s", "a", "FAILED", "AssertionError: 1 != 2\n  at x"),
+                Failure(2, "s", "b", "FAILED", "TimeoutError: 30s"), Failure(3, "s", "c", "BROKEN", None),
+                Failure(4, "s", "d", "FAILED", "  TimeoutError: 30s  \nother")]
+    groups = group_failures(failures)
+    assert [(g.key, [f.title for f in g.failures]) for g in groups] == [
+        ("TimeoutError: 30s", ["b", "d"]), ("(broken, no message)", ["c"]), ("AssertionError: 1 != 2", ["a"])]
+
+
+def test_new_failures_come_first_then_the_other_failures_grouped(api):
+    project = api.project("Summary")
+    base = [{"title": f"t{i}", "suite": "s", "status": "PASSED", "duration_ms": i} for i in range(6)]
+    _run(api, project, base)
+    now = [dict(r) for r in base]
+    now[0].update(status="FAILED", error_message="AssertionError: price\nmore")  # new failure
+    now.append({"title": "fresh", "suite": "s", "status": "FAILED", "error_message": "KeyError: 'x'"})  # not in base
+    now.append({"title": "also fresh", "suite": "s", "status": "FAILED", "error_message": "KeyError: 'x'"})
+    now[1].update(flaky=True, previous_attempts=[{"status": "FAILED"}])
+    run = _run(api, project, now)
+    text = _summary(api, run)
+    lines = text.splitlines()
+    assert lines[0] == f"## ❌ qahub: run {run['short_id']} FAILED"
+    assert "**Quality gate: failed**" in text and "1 new failure(s)" in text
+    new_at = lines.index("### New failures (1)")
+    other_at = lines.index("### Other failures (2, by first error line)")
+    assert new_at < other_at
+    assert lines[new_at + 1] == "- `s › t0` — `AssertionError: price`"
+    assert lines[other_at + 1] == "- 2× `KeyError: 'x'` — e.g. `s › fresh`"  # the first stored
+    assert "### Flaky (1: passed after a failed attempt)" in lines and "- `s › t1` (2 attempts)" in lines
+    assert lines[lines.index("### Slowest tests") + 1] == "- 5 ms `s › t5`"
+    assert lines[-1].startswith(f"[Open run {run['short_id']} in qahub](") and run["run_id"] in lines[-1]
+    plain = _summary(api, run, "text")
+    assert "`" not in plain and "New failures (1):" in plain and plain.startswith(f"qahub: run {run['short_id']}")
+
+
+def test_at_most_60_lines_whatever_the_runs_size(api):
+    project = api.project("Huge")
+    _run(api, project, [{"title": f"t{i}", "status": "PASSED"} for i in range(3000)])
+    results = []
+    for i in range(3000):
+        if i % 3 == 0:
+            results.append({"title": f"t{i}", "status": "FAILED", "error_message": f"Error kind {i % 97}",
+                            "duration_ms": i})
+        elif i % 3 == 1:
+            results.append({"title": f"t{i}", "status": "PASSED", "flaky": True, "duration_ms": i,
+                            "previous_attempts": [{"status": "FAILED"}]})
+        else:
+            results.append({"title": f"fresh {i}", "status": "BROKEN", "error_message": f"Broken {i}"})
+    run = _run(api, project, results)
+    for fmt in ("markdown", "text"):
+        text = _summary(api, run, fmt)
+        assert len(text.splitlines()) <= MAX_LINES, fmt
+        assert "… and 990 more new failures" in text  # 1,000 new failures, 10 shown
+        assert "… and 995 more flaky tests" in text
+        assert "more kinds of failure" in text
+
+
+def test_names_cannot_inject_markup(api):
+    project = api.project("Markup")
+    run = _run(api, project, [{"title": "<img src=x onerror=alert(1)> `tick`", "suite": "**bold**",
+                               "status": "FAILED", "error_message": "<script>"}])
+    text = _summary(api, run)
+    for line in text.splitlines():
+        outside_code = line.split("`")[::2]  # even parts lie outside code spans
+        assert not any("<" in part or "**bold" in part for part in outside_code), line
+    assert "`**bold** › <img src=x onerror=alert(1)> ˋtickˋ`" in text
+
+
+def test_an_unfinished_run_is_summarised_without_a_gate(api):
+    project = api.project("Running")
+    r = api.post("/api/v1/ingest", {"project_id": project["id"], "status": "RUNNING",
+                                    "results": [{"title": "a", "status": "PASSED"}]})
+    text = api.get(f"/api/v1/runs/{r.json()['run_id']}/summary").text
+    assert text.startswith("## ⏳ qahub: run ") and "RUNNING" in text.splitlines()[0]
+    assert "Quality gate: not judged (" in text
