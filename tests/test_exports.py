@@ -227,3 +227,16 @@ def test_another_tenants_ids_are_404_and_no_key_is_401(api, seeded):
                  f"/api/v1/projects/{project['id']}/results/export", f"/api/v1/projects/{project['id']}/timings"):
         assert api.get(path, key=key).status_code == 404, path
         assert api.client.get(path).status_code == 401, path
+
+
+def test_variants_of_one_test_stay_apart_in_every_export(api):
+    # Two executions of one library test case (browsers) must not read as one test twice.
+    project = api.project("Variants")
+    api.test_case(project["id"], "Checkout", code="TC-7")
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [
+        {"test_case_code": "TC-7", "status": "PASSED", "variant": "chromium"},
+        {"test_case_code": "TC-7", "status": "FAILED", "variant": "firefox", "error_message": "boom"}]}).json()
+    csv_text = api.get(f"/api/v1/runs/{run['run_id']}/export?format=csv").text
+    assert "Checkout [chromium]" in csv_text and "Checkout [firefox]" in csv_text
+    junit = api.get(f"/api/v1/runs/{run['run_id']}/export?format=junit").text
+    assert 'name="Checkout [firefox]"' in junit and 'name="Checkout [chromium]"' in junit

@@ -3,9 +3,9 @@ in bounded chunks so that no export holds more than one chunk in memory or a rea
 for longer than one query.
 
 A test's identity is read in ONE place: `IDENTITY_COLUMNS`/`NAME_COLUMNS` (SQL, also used by
-summary.py and timings.py) and `ExportRow`'s identity fields. Today that is the library code, `tests.suite_path`, `tests.title` and `results.file`;
-when tests gain a normalized location/scope/name and results a variant, only these two places
-change, and every format (CSV, NDJSON, Parquet, JUnit, CTRF) follows.
+summary.py) and `ExportRow`'s identity fields: the library code, `tests.suite_path`,
+`tests.title` with its variant (docs/identity.md) and `results.file`. Every format (CSV, NDJSON,
+Parquet, JUnit, CTRF) follows them.
 
 Walk order, shaped by the indexes: runs along `runs_project_created` (oldest first), then each
 run's results along the results table's `(run_id, test_id)` key, `test_id` as the keyset
@@ -28,7 +28,11 @@ RUN_PAGE = 500
 
 # The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
 # display name, which the summary and the timings read too (`t` is tests, `r` results).
-NAME_COLUMNS = "t.suite_path, t.title"
+# A variant (core/identity.py) is part of the name a report shows: "adds VAT [firefox]", so
+# that the executions of one test in a run stay apart in every format (timings.py reads the
+# bare title: a file's or test's time is the same question whichever variant ran it).
+TITLE_WITH_VARIANT = "t.title || CASE WHEN t.variant = '' THEN '' ELSE ' [' || t.variant || ']' END"
+NAME_COLUMNS = f"t.suite_path, {TITLE_WITH_VARIANT}"
 IDENTITY_COLUMNS = f"c.code, {NAME_COLUMNS}, r.file, r.line"
 
 

@@ -18,7 +18,6 @@ from typing import Literal
 import msgspec
 
 from .errors import NotFound
-from .export_rows import NAME_COLUMNS
 
 By = Literal["file", "test"]
 DEFAULT_RUNS = 20
@@ -51,7 +50,7 @@ _FILE_SQL = (
     "GROUP BY file"
 )
 _TEST_SQL = (
-    f"SELECT r.file, {NAME_COLUMNS}, r.duration_ms FROM results r JOIN tests t ON t.id = r.test_id "
+    "SELECT r.file, t.suite_path, t.title, r.duration_ms FROM results r JOIN tests t ON t.id = r.test_id "
     "WHERE r.run_id = ? AND r.duration_ms IS NOT NULL"
 )
 
