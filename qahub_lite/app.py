@@ -13,6 +13,7 @@ from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
 from .api import health_api, webhooks_api
+from .api.admission import Admission
 from .api.context import Services
 from .api.errors import handle_exception
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
@@ -149,4 +150,7 @@ def create_app(config: Config, on_ready=None) -> Litestar:
     # Around Litestar's whole handler (as its OpenTelemetry plugin does), not in `middleware`,
     # which runs for matched routes only: requests for unknown paths are counted and logged too.
     app.asgi_handler = request_middleware(app.asgi_handler)
+    # Outermost: a client over its share is refused before anything else is spent on it, and
+    # body timeouts cover every route (api/admission.py).
+    app.asgi_handler = Admission(app.asgi_handler, config.server)
     return app

@@ -151,6 +151,9 @@ class IngestAnswer(msgspec.Struct):
     rejected: int
     errors: list[ItemError]
     url: str
+    # Accepted items whose stdout or stderr was longer than 64 KiB: stored cut to that length
+    # (ending with "[truncated]"), one entry per cut field, so that a 201 never hides lost output.
+    truncated: list[ItemError] = []
 
 
 class FinishIn(msgspec.Struct, forbid_unknown_fields=True):
