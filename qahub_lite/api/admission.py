@@ -64,8 +64,18 @@ class Admission:
             await _refuse(send, self.per_client)
             return
         self.active[address] = held + 1
+        timed_out: list[bool] = []
+
+        async def closing_send(message):
+            # The rest of a body that timed out will not be read: the connection cannot carry
+            # another request, whichever handler (API or dashboard) wrote the 408.
+            if timed_out and message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
         try:
-            await self.app(scope, self._timed(receive), send)
+            await self.app(scope, self._timed(receive, timed_out), closing_send)
         finally:
             left = self.active[address] - 1
             if left:
@@ -73,7 +83,7 @@ class Admission:
             else:
                 del self.active[address]
 
-    def _timed(self, receive):
+    def _timed(self, receive, timed_out: list[bool]):
         """`receive` that gives up on a body that pauses or drags. Once the body is complete it
         passes through untimed: a handler may wait on it for a disconnect."""
         loop = asyncio.get_running_loop()
@@ -89,6 +99,7 @@ class Admission:
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(wait, 0.001))
             except TimeoutError:
+                timed_out.append(True)
                 if wait < self.idle_s:
                     raise BodyTimeout(f"The request body did not arrive within {self.total_s:g} s "
                                       "(server.body_timeout_s)") from None
