@@ -32,6 +32,7 @@ Int64 = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)]
 Instant = Annotated[dt.datetime, msgspec.Meta(
     description="ISO 8601 date-time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z "
     "(without an offset: UTC).",
+    extra_json_schema={"format": "date-time"},
 )]
 
 

@@ -28,6 +28,7 @@ _ERROR_STATUSES = {
     401: "Missing or invalid API key",
     403: "Suspended tenant, or the key lacks the scope",
     404: "Not found (or belongs to another tenant)",
+    408: "The request body paused or dragged past server.body_idle_timeout_s / body_timeout_s",
     409: "Conflicts with the resource's current state (a finished run, a taken code)",
     413: "Body larger than the limit",
     429: "Rate limit exceeded; wait `retry_after` seconds",
