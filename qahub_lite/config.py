@@ -74,7 +74,7 @@ class AttachmentsConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    # Unlinked results (no test case in the library) older than this are deleted. 0 keeps them.
+    # Unlinked results (no test case in the library) not updated for this long are deleted. 0 keeps them.
     unlinked_days: NonNegative = 30
     # Minutes between sweeps by the in-process job. 0 disables the job (manual sweeps still work).
     sweep_interval_minutes: NonNegative = 60
