@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-scale install clean help binary browser
+.PHONY: run test bench bench-scale install clean help binary browser fuzz
 
 help:
 	@echo "make run    serve on 127.0.0.1:8080 (first start prints the admin key once)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmarks (they print figures)"
+	@echo "make fuzz   schemathesis over every route for about 4 minutes (FUZZ_SECONDS=240)"
 	@echo "make bench-scale  the same questions on a 10,000,000-result database (slow)"
 	@echo "make binary build dist/qahub, the one-file executable (packaging/)"
 
@@ -43,6 +44,12 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The API fuzzing of tests/test_proof_fuzz.py for a fixed time instead of a fixed number of
+# examples (the default test run keeps it under a minute).
+FUZZ_SECONDS ?= 240
+fuzz: $(STAMP)
+	QAHUB_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_proof_fuzz.py -k every_route
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py

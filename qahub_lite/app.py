@@ -13,6 +13,7 @@ from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
 from .api import exports_api, health_api, test_daily_api, webhooks_api
+from .api.admission import Admission
 from .api.context import Services
 from .api.errors import handle_exception
 from .api.head import head_as_get
@@ -152,4 +153,7 @@ def create_app(config: Config, on_ready=None) -> Litestar:
     # Around Litestar's whole handler (as its OpenTelemetry plugin does), not in `middleware`,
     # which runs for matched routes only: requests for unknown paths are counted and logged too.
     app.asgi_handler = request_middleware(head_as_get(app.asgi_handler))
+    # Outermost: a client over its share is refused before anything else is spent on it, and
+    # body timeouts cover every route (api/admission.py).
+    app.asgi_handler = Admission(app.asgi_handler, config.server)
     return app

@@ -41,6 +41,19 @@ class ServerConfig(_Section):
     # Seconds a client has to send a request's headers before its connection is closed: a
     # client that trickles headers (slowloris) cannot hold a connection open for longer.
     header_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=300)] = 10
+    # Seconds a request body may pause between two chunks, and seconds it may take in all,
+    # before it is answered 408 and its connection closed: a body trickled one byte at a time
+    # cannot hold a connection for ever (api/admission.py).
+    body_idle_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=300)] = 10
+    body_timeout_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300
+    # Connections served at once; more wait in the listen backlog. Each is a file descriptor:
+    # the start raises the process' soft open-files limit to fit when the hard limit allows.
+    max_connections: Annotated[int, msgspec.Meta(ge=64, le=1_000_000)] = 4096
+    # Requests in progress from one client address; the next is answered 429 at once. Keeps
+    # one client from taking the slots everyone else needs (/healthz and /readyz are never
+    # capped). Behind a reverse proxy every client has the proxy's address: raise it, or set
+    # 0 (off) and let the proxy limit clients.
+    max_requests_per_client: NonNegative = 256
 
 
 class StorageConfig(_Section):
@@ -62,7 +75,7 @@ class AttachmentsConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    # Unlinked results (no test case in the library) older than this are deleted. 0 keeps them.
+    # Unlinked results (no test case in the library) not updated for this long are deleted. 0 keeps them.
     unlinked_days: NonNegative = 30
     # Minutes between sweeps by the in-process job. 0 disables the job (manual sweeps still work).
     sweep_interval_minutes: NonNegative = 60
@@ -120,6 +133,11 @@ class JobsConfig(_Section):
     queue_timeout_s: NonNegative = 3600
     # Longest an agent's request for work is held open while nothing is queued (long-poll).
     max_poll_s: Annotated[int, msgspec.Meta(ge=1, le=120)] = 30
+    # Long-polls waiting for work at once, per API key and in all; the next one is answered
+    # 429 with retry_after (agents wait and ask again), so waiting agents can never take the
+    # connections other requests need.
+    max_polls_per_key: Positive = 16
+    max_polls: Positive = 512
     # Seconds between checks for expired leases and queue timeouts.
     check_interval_s: Positive = 5
 

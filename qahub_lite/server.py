@@ -85,6 +85,7 @@ def _serve(config: Config, on_ready, early: list[int]) -> int:
         print(f"qahub: cannot listen on {config.server.host}:{config.server.port}: "
               f"{refused.strerror or refused} (is another server running there? use --port)", file=sys.stderr)
         return 2
+    _fit_open_files(config.server.max_connections)
     app = create_app(config, on_ready=on_ready)
     budget = float(config.server.shutdown_timeout_s)
     server = Server(
@@ -100,6 +101,11 @@ def _serve(config: Config, on_ready, early: list[int]) -> int:
         http1_settings=HTTP1Settings(header_read_timeout=config.server.header_timeout_s * 1000),
         # A burst of CI jobs connecting at once queues instead of having SYNs dropped (128 by default).
         backlog=1024,
+        # Connections served at once. granian's default (the backlog, 1,024) was what one client
+        # filled with trickled bodies and long-polls; now no client may hold more than
+        # max_requests_per_client of them in requests, and connections still sending headers
+        # last header_timeout_s at most (api/admission.py).
+        backpressure=config.server.max_connections,
     )
     adopt_granian_loggers()  # the constructor above reconfigured granian's loggers
     # granian's own backstop: past this it cancels the worker, app shutdown included, so it
@@ -151,6 +157,25 @@ def _serve(config: Config, on_ready, early: list[int]) -> int:
         return 2
     log.info("stopped")
     return 0
+
+
+def _fit_open_files(connections: int) -> None:
+    """Raise the soft limit of open files to hold `connections` sockets plus the database,
+    attachments and logs: with the common soft limit of 1,024, accept() failed long before
+    max_connections. Never above the hard limit, which only the administrator can raise."""
+    try:
+        import resource
+    except ImportError:  # not on Windows; the limit there is far larger
+        return
+    want = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < want:
+            log.warning("open-files limit %d is below server.max_connections + 256 (%d): raise it (ulimit -n, "
+                        "LimitNOFILE= in the systemd unit) or lower max_connections", target, want)
 
 
 def _extras(app) -> dict:

@@ -145,7 +145,8 @@ def spread_over_days(run_ids: list[str], db_path: Path) -> None:
                 "UPDATE runs SET created_at = created_at - ?, started_at = started_at - ?, "
                 "finished_at = finished_at - ? WHERE id = ?", (shift, shift, shift, run_id),
             )
-            conn.execute("UPDATE results SET created_at = created_at - ? WHERE run_id = ?", (shift, run_id))
+            conn.execute("UPDATE results SET created_at = created_at - ?, updated_at = updated_at - ? WHERE run_id = ?",
+                         (shift, shift, run_id))
         conn.execute("DELETE FROM daily_stats")
         for run_id in run_ids:
             trends.refresh_day_of_run(conn, run_id)

@@ -231,7 +231,7 @@ def test_sweep_deletes_old_unlinked_results_only(api):
     assert up.status_code == 201
     # Age the rows by 40 days.
     conn = sqlite3.connect(api.config.db_path)
-    conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000")
+    conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
     conn.commit()
     conn.close()
     report = api.post("/api/v1/admin/sweep").json()

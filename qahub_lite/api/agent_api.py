@@ -10,6 +10,7 @@ ingest path. Nothing here ever carries a command (agent/config.py says why).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,8 +20,10 @@ from litestar.params import FromPath
 
 from ..core import agents, jobs
 from ..core.errors import NotFound
+from ..core.tenancy import key_is_active
 from .auth import authenticate
 from .context import Services, services
+from .errors import ApiError
 from .native_runs import validate_items
 from .native_schema import ResultIn
 from .routing import endpoint, raw_items, read_body
@@ -102,6 +105,47 @@ class QueueSignal:
                 waiter.cancel()
 
 
+class PollBudget:
+    """Long-polls waiting at once, per key and in all (jobs.max_polls_per_key, jobs.max_polls).
+    Without it, 1,030 waiting claims with one write key (well inside its rate limit) took every
+    connection the server had, and /readyz timed out for every tenant."""
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, per_key: int, total: int) -> None:
+        self.per_key, self.total = per_key, total
+        self.by_key: dict[str, int] = {}
+        self.held = 0
+
+    @contextlib.contextmanager
+    def slot(self, key_id: str):
+        if self.held >= self.total or self.by_key.get(key_id, 0) >= self.per_key:
+            which = (f"this key already has {self.per_key} agents waiting for work (jobs.max_polls_per_key)"
+                     if self.by_key.get(key_id, 0) >= self.per_key
+                     else f"{self.total} agents are waiting for work already (jobs.max_polls)")
+            raise ApiError(429, f"Nothing is queued and {which}: ask again in {self.RETRY_AFTER_S} s",
+                           headers={"Retry-After": str(self.RETRY_AFTER_S)}, retry_after=self.RETRY_AFTER_S)
+        self.held += 1
+        self.by_key[key_id] = self.by_key.get(key_id, 0) + 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+            left = self.by_key[key_id] - 1
+            if left:
+                self.by_key[key_id] = left
+            else:
+                del self.by_key[key_id]
+
+
+def poll_budget(svc: Services) -> PollBudget:
+    budget = svc.extras.get("poll_budget")
+    if budget is None:
+        cfg = svc.config.jobs
+        budget = svc.extras["poll_budget"] = PollBudget(cfg.max_polls_per_key, cfg.max_polls)
+    return budget
+
+
 def job_signal(svc: Services) -> QueueSignal:
     """The process' one queue signal: triggers notify it, claims wait on it."""
     signal = svc.extras.get("job_signal")
@@ -113,7 +157,9 @@ def job_signal(svc: Services) -> QueueSignal:
 @endpoint("POST", "/api/v1/agent/claim", summary="Claim the oldest queued job of the agent's frameworks",
           tags=TAGS, scope="write", body=ClaimIn, responses={200: ClaimAnswer},
           description="Long-poll: held open up to `wait_s` (at most jobs.max_poll_s) while nothing is queued; "
-          "answers `{\"job\": null}` then. A job's tests and its run become RUNNING when it is claimed.")
+          "answers `{\"job\": null}` then. A job's tests and its run become RUNNING when it is claimed. 429 "
+          "(with `retry_after`) when nothing is queued and the key, or the server, has as many agents waiting as "
+          "jobs.max_polls_per_key (jobs.max_polls) allow. 401 when the key was revoked while it waited.")
 async def claim(request: Request) -> ClaimAnswer:
     principal = await authenticate(request, "write")
     data = await read_body(request, ClaimIn)
@@ -128,15 +174,34 @@ async def claim(request: Request) -> ClaimAnswer:
     stopping = svc.extras["shutdown"].requested if "shutdown" in svc.extras else None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(data.wait_s, svc.config.jobs.max_poll_s)
-    while True:
-        generation = signal.generation
-        job = await svc.db.write(
-            lambda conn: jobs.claim(conn, principal.tenant_id, hello, lease_s=lease_s, project_id=principal.project_id)
-        )
-        remaining = deadline - loop.time()
-        if job is not None or remaining <= 0 or (stopping is not None and stopping.is_set()):
-            return ClaimAnswer(job)
-        await signal.wait(generation, remaining, stopping)
+
+    def claim_if_key_active(conn):
+        # Checked in the claim's own transaction: a key revoked while its request waited (or a
+        # tenant suspended) gets no job, and a revocation cannot slip in between.
+        if not key_is_active(conn, principal.key_id):
+            return False
+        return jobs.claim(conn, principal.tenant_id, hello, lease_s=lease_s, project_id=principal.project_id)
+
+    async def attempt():
+        job = await svc.db.write(claim_if_key_active)
+        if job is False:
+            raise ApiError(401, "This API key was revoked (or its organization suspended) while it waited for work")
+        return job
+
+    generation = signal.generation
+    job = await attempt()
+    if job is not None or deadline <= loop.time():
+        return ClaimAnswer(job)
+    with poll_budget(svc).slot(principal.key_id):  # only a claim that waits holds a slot
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or (stopping is not None and stopping.is_set()):
+                return ClaimAnswer(None)
+            await signal.wait(generation, remaining, stopping)
+            generation = signal.generation
+            job = await attempt()
+            if job is not None:
+                return ClaimAnswer(job)
 
 
 @endpoint("POST", "/api/v1/agent/jobs/{job_id:str}/heartbeat", summary="Renew a job's lease; learn whether to stop",

@@ -55,13 +55,24 @@ def to_record(item: ResultIn, default_framework: str | None) -> ResultRecord:
     )
 
 
-def validate_items(raws: list[msgspec.Raw], default_framework: str | None) -> tuple[list, list[ItemError]]:
-    """Each item on its own: a bad one becomes an ItemError, never a failed request."""
+def _cuts(index: int, item: ResultIn) -> list[ItemError]:
+    """What _bounded cut from an item, said in the answer: a 2xx must not hide lost output."""
+    return [ItemError(index, f"{name} was cut to its first {OUTPUT_LIMIT} characters (it had {len(text)})")
+            for name, text in (("stdout", item.stdout), ("stderr", item.stderr))
+            if text is not None and len(text) > OUTPUT_LIMIT]
+
+
+def validate_items(raws: list[msgspec.Raw], default_framework: str | None,
+                   truncated: list[ItemError] | None = None) -> tuple[list, list[ItemError]]:
+    """Each item on its own: a bad one becomes an ItemError, never a failed request. Output
+    cut to OUTPUT_LIMIT is listed in `truncated` when the caller passes a list."""
     accepted, errors = [], []
     for index, raw in enumerate(raws):
         try:
             item = decode_item(raw, ResultIn)
             accepted.append((index, to_record(item, default_framework)))
+            if truncated is not None:
+                truncated.extend(_cuts(index, item))
         except msgspec.ValidationError as exc:
             errors.append(ItemError(index, str(exc).replace("`$.", "`")))
         except msgspec.DecodeError as exc:
@@ -80,9 +91,10 @@ def _ci(ci) -> CiContext:
     )
 
 
-def _answer(request: Request, outcome) -> Response:
+def _answer(request: Request, outcome, truncated: list[ItemError]) -> Response:
     url = f"{services(request).config.public_url}/runs/{outcome.run_id}"
-    body = IngestAnswer(outcome.run_id, outcome.short_id, outcome.accepted, outcome.rejected, outcome.errors, url)
+    body = IngestAnswer(outcome.run_id, outcome.short_id, outcome.accepted, outcome.rejected, outcome.errors, url,
+                        truncated)
     return Response(body, status_code=207 if outcome.rejected else 201)
 
 
@@ -94,7 +106,8 @@ async def ingest_run(request: Request) -> Response:
     if data.status not in ("COMPLETED", "RUNNING"):
         raise ApiError(400, f"status must be COMPLETED or RUNNING, not {data.status!r}")
     _, project = await visible_project(request, "write", data.project_id)
-    accepted, rejected = validate_items(data.results, data.framework)
+    truncated: list[ItemError] = []
+    accepted, rejected = validate_items(data.results, data.framework, truncated)
 
     run = RunRecord(
         project_id=project.id, name=data.run_name or f"Run {to_iso(now_ms())}", source="qahub",
@@ -107,7 +120,7 @@ async def ingest_run(request: Request) -> Response:
             unlink_unknown_codes=data.unknown_codes == "unlink",
         )
     )
-    return _answer(request, outcome)
+    return _answer(request, outcome, truncated)
 
 
 async def visible_run(request: Request, scope: str, run_ref: str):
@@ -125,14 +138,15 @@ async def visible_run(request: Request, scope: str, run_ref: str):
 async def upsert_results(request: Request, run_id: FromPath[str]) -> Response:
     principal, run = await visible_run(request, "write", run_id)
     data = await read_body(request, ResultsIn)
-    accepted, rejected = validate_items(data.results, run.framework)
+    truncated: list[ItemError] = []
+    accepted, rejected = validate_items(data.results, run.framework, truncated)
     outcome = await services(request).db.write(
         lambda conn: ingest.store_results(
             conn, principal.tenant_id, accepted, run_id=run.id, rejected=rejected,
             unlink_unknown_codes=data.unknown_codes == "unlink",
         )
     )
-    return _answer(request, outcome)
+    return _answer(request, outcome, truncated)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/results", summary="List a run's results (seed 001)", tags=TAGS,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -10,13 +9,12 @@ import msgspec
 from ..core.library import Automation
 from ..core.model import ItemError
 from ..core.projects import CiConfig
+from .bounds import DurationMs, Instant, SmallNumber, check_instants
 from .routing import raw_items
 
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
 LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-# Bounded by what SQLite stores (64-bit), so a huge value is a per-item error, not a failed request.
-NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # What to do with a result whose test_case_code names no test case: seed 000 rejects it (207);
 # "unlink" keeps it as an unlinked result (by suite and title), so a tagged test whose case is
 # not in the library yet is not lost.
@@ -88,7 +86,7 @@ class CiIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class AttemptIn(msgspec.Struct):
     status: str
-    duration_ms: NonNegative | None = None
+    duration_ms: DurationMs | None = None
     error_message: LongText | None = None
 
 
@@ -103,21 +101,24 @@ class ResultIn(msgspec.Struct):
     comment: LongText | None = None
     bug_ticket_key: Text | None = None
     bug_ticket_url: Text | None = None
-    duration_ms: NonNegative | None = None
+    duration_ms: DurationMs | None = None
     framework: Text | None = None
     error_message: LongText | None = None
     error_stack: LongText | None = None
-    executed_at: dt.datetime | None = None
+    executed_at: Instant | None = None
     flaky: bool = False
     attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     previous_attempts: Annotated[list[AttemptIn], msgspec.Meta(max_length=100)] = []
     file: Text | None = None
-    line: NonNegative | None = None
+    line: SmallNumber | None = None
     stdout: LongText | None = None
     stderr: LongText | None = None
     # Executions of one test meant to be distinct each keep a result (docs/identity.md).
     variant: Variant | None = None
     tags: Annotated[list[Tag], msgspec.Meta(max_length=50)] = []
+
+    def __post_init__(self) -> None:
+        check_instants(self, "executed_at")
 
 
 class IngestIn(msgspec.Struct):
@@ -131,7 +132,7 @@ class IngestIn(msgspec.Struct):
     ci: CiIn | None = None
     # RUNNING keeps the run open for more chunks (POST /runs/{id}/results), then /finish.
     status: str = "COMPLETED"
-    duration_ms: NonNegative | None = None
+    duration_ms: DurationMs | None = None
     # When the tests started (from the report); the time of the request when not given.
     started_at: dt.datetime | None = None
     unknown_codes: UnknownCodes = "reject"
@@ -159,6 +160,9 @@ class IngestAnswer(msgspec.Struct):
     rejected: int
     errors: list[ItemError]
     url: str
+    # Accepted items whose stdout or stderr was longer than 64 KiB: stored cut to that length
+    # (ending with "[truncated]"), one entry per cut field, so that a 201 never hides lost output.
+    truncated: list[ItemError] = []
 
 
 class FinishIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,10 +180,13 @@ class RunQuery(msgspec.Struct, forbid_unknown_fields=True):
     status: str | None = None  # PENDING RUNNING COMPLETED CANCELED ERROR
     verdict: str | None = None  # PASSED FAILED SKIPPED
     source: str | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
     cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        check_instants(self, "since", "until")
 
 
 class PageQuery(msgspec.Struct, forbid_unknown_fields=True):

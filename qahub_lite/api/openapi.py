@@ -33,7 +33,8 @@ _ERROR_TEXT = {
     401: "Missing or invalid API key",
     403: "Suspended tenant, or the key lacks the scope (or is limited to another project)",
     404: "Not found (or belongs to another tenant)",
-    409: "Conflicts with the resource's current state",
+    408: "The request body paused or dragged past server.body_idle_timeout_s / body_timeout_s",
+    409: "Conflicts with the resource's current state (a finished run, a taken code)",
     413: "Body larger than the limit",
     429: "Rate limit exceeded; wait `retry_after` seconds",
     503: "Shutting down, or storage could not be written; nothing was stored (see Retry-After)",
@@ -159,9 +160,10 @@ def build_document() -> dict[str, Any]:
 
 def _error_statuses(ep: Endpoint, path: str) -> list[int]:
     """The error answers this operation can give, from what it declares: a body, a query or a
-    typed path parameter can be malformed (400), a body too large (413); a key is checked
-    (401/403) and counted (429); an id in the path, body or query can name nothing (404); a
-    write can meet a full or failing disk (507/503); any request can meet a shutdown (503)."""
+    typed path parameter can be malformed (400), a body too large (413) or too slow (408); a
+    key is checked (401/403); any client is counted (429); an id in the path, body or query can
+    name nothing (404); a write can meet a full or failing disk (507/503); any request can meet
+    a shutdown (503)."""
     has_ids = bool(_PATH_PARAM.search(ep.path))
     statuses = []
     if ep.body is not None or ep.query is not None or ":int}" in ep.path:
@@ -173,8 +175,10 @@ def _error_statuses(ep: Endpoint, path: str) -> list[int]:
     if (ep.method, path) in _CONFLICTS:
         statuses.append(409)
     if ep.body is not None:
-        statuses.append(413)
-    if ep.scope:
+        statuses += [408, 413]  # a body that pauses or drags (api/admission.py), or too large
+    # Keys are rate limited, and every client address has a cap on requests in progress
+    # (api/admission.py), so any operation can answer 429; the probes alone are exempt.
+    if ep.path not in ("/healthz", "/readyz"):
         statuses.append(429)
     statuses.append(503)
     if ep.method != "GET":

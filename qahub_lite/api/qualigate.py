@@ -254,6 +254,9 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
         refs = list(dict.fromkeys(r.strip() for r in q.test_run_ids.split(",") if r.strip()))
         if not refs or len(refs) > 1000:
             raise ApiError(400, "test_run_ids must list between 1 and 1000 comma-separated test run ids")
+        too_long = next((ref for ref in refs if len(ref) > 64), None)
+        if too_long is not None:
+            raise ApiError(400, f"test_run_ids: {too_long[:20]}... is not a test run id (at most 64 characters)")
         for ref in refs:
             await _owned(request, principal, "result" if ref.isdigit() else "execution", ref,
                          f"Test run not found: {ref}")

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .bounds import SmallNumber
+
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
 Id = Annotated[str, msgspec.Meta(max_length=64)]
 Pixels = Annotated[int, msgspec.Meta(ge=1, le=20000)]
@@ -16,7 +18,7 @@ class TriggerContext(msgspec.Struct, forbid_unknown_fields=True):
     and an empty string (a workflow variable that was not set) counts as absent."""
 
     source: Text | None = None
-    pr_number: Text | int | None = None
+    pr_number: Text | SmallNumber | None = None
     pr_url: Text | None = None
     sha: Text | None = None
     branch: Text | None = None

@@ -33,6 +33,7 @@ from ..core.model import AttemptRecord, CiContext, ResultRecord, RunRecord
 from ..core.status import QUALITYPILOT_IN
 from ..core.tenancy import Principal
 from ..reports.tags import code_in_text
+from . import bounds
 from .auth import authenticate
 from .context import services
 from .errors import ApiError
@@ -41,9 +42,10 @@ from .routing import endpoint, read_body
 log = logging.getLogger("qahub.api.qualitypilot")
 TAGS = ["QualityPilot"]
 
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # what SQLite stores
-# JavaScript reporters may send fractions of a millisecond; stored rounded.
-Millis = Annotated[float, msgspec.Meta(ge=0)]
+# Bounded by what a run's counts and the sums of trends can hold (api/bounds.py): a total of
+# 2**63 - 1 once overflowed the day's sum and skipped the run's webhooks.
+Count = bounds.Count
+Millis = bounds.DurationMsFloat
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
 # Parametrised test names get long; generous, but bounded.
 CaseText = Annotated[str, msgspec.Meta(max_length=4000)]

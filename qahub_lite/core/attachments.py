@@ -20,7 +20,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from .clock import new_id, now_ms, to_iso
+from .clock import new_id, now_ms, row_id, to_iso
 from .errors import Invalid, NotFound
 
 # Seed 001: PNG, JPG, GIF, WebP, SVG, PDF, TXT, JSON, ZIP, MP4, WebM.
@@ -164,7 +164,7 @@ def insert_attachment(
     """Writer operation: move the staged file to its hash name, then insert its row."""
     row = conn.execute(
         "SELECT r.id FROM results r JOIN runs u ON u.id = r.run_id WHERE r.id = ? AND u.tenant_id = ?",
-        (int(result_id) if result_id.isdigit() else -1, tenant_id),
+        (row_id(result_id) or -1, tenant_id),
     ).fetchone()
     if row is None:
         discard(staged)

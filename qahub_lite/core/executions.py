@@ -12,6 +12,7 @@ from __future__ import annotations
 import aiosqlite
 import msgspec
 
+from .clock import row_id
 from .status import UNFINISHED
 
 
@@ -37,9 +38,9 @@ _LOCATE = {
 
 async def locate(conn: aiosqlite.Connection, kind: str, ref: str) -> Owner | None:
     if kind == "result":
-        if not ref.isdigit():
+        key: object = row_id(ref)
+        if key is None:
             return None
-        key: object = int(ref)
     else:
         key = ref
     rows = await conn.execute_fetchall(_LOCATE[kind], (key,))
@@ -48,7 +49,7 @@ async def locate(conn: aiosqlite.Connection, kind: str, ref: str) -> Owner | Non
 
 async def locate_test_run(conn: aiosqlite.Connection, ref: str) -> Owner | None:
     """A Qualigate test run id: an execution's UUID, or a result id."""
-    return await locate(conn, "result" if ref.isdigit() else "execution", ref)
+    return await locate(conn, "result" if ref.isdigit() else "execution", ref)  # locate checks the digits
 
 
 async def run_of_execution(conn: aiosqlite.Connection, execution_id: str) -> str | None:
@@ -118,7 +119,8 @@ async def test_runs(conn: aiosqlite.Connection, refs: list[str]) -> dict[str, Te
     found = []
     for ref in refs:
         if ref.isdigit():
-            rows = await conn.execute_fetchall(f"{_SELECT} WHERE r.id = ?", (int(ref),))
+            key = row_id(ref)
+            rows = await conn.execute_fetchall(f"{_SELECT} WHERE r.id = ?", (key,)) if key is not None else []
         else:
             rows = await conn.execute_fetchall(f"{_SELECT} WHERE e.id = ?", (ref,))
         found.append((ref, rows[0]) if rows else None)

@@ -27,7 +27,7 @@ import msgspec
 
 from ..config import FlakyConfig
 from .clock import to_iso
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_int_cursor, encode_cursor
 from .quarantine import (
     TestHealth, TestInfo, find_test, health_of, last_failures, quarantined_ids, shorten, test_infos,
 )
@@ -287,8 +287,8 @@ async def list_tests(
     src, rules = source(conn), rules or FlakyConfig()
     branch = branch if branch is not None else await default_branch(src, project_id)
     limit = clamp_limit(limit)
-    decoded = decode_cursor(cursor)
-    offset = int(decoded[1]) if decoded else 0
+    decoded = decode_int_cursor(cursor)
+    offset = max(decoded[1], 0) if decoded else 0
     analysis = await analyse(src, project_id, branch, rules)
     judged = dict(analysis.judgements)
     for test_id in await quarantined_ids(src, project_id):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+from .clock import MAX_INT64
 from .errors import Invalid
 
 DEFAULT_LIMIT = 50
@@ -18,15 +19,39 @@ def encode_cursor(created_at: int, row_id: str | int) -> str:
     return base64.urlsafe_b64encode(f"{created_at}:{row_id}".encode()).decode().rstrip("=")
 
 
+_BAD_CURSOR = "cursor is not valid: pass the next_cursor of a previous page"
+
+
+def _int64(text: str) -> int:
+    """A cursor's number; anything SQLite could not compare (past 64 bits) is refused here,
+    not by the database as a 500."""
+    value = int(text)
+    if not -MAX_INT64 <= value <= MAX_INT64:
+        raise ValueError(text)
+    return value
+
+
 def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """A cursor is forged as easily as it is read: every part is checked, and a bad one is a 400."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, row_id = base64.urlsafe_b64decode(padded.encode()).decode().split(":", 1)
-        return int(created), row_id
+        return _int64(created), row_id
     except (ValueError, UnicodeDecodeError):
-        raise Invalid("cursor is not valid: pass the next_cursor of a previous page") from None
+        raise Invalid(_BAD_CURSOR) from None
+
+
+def decode_int_cursor(cursor: str | None) -> tuple[int, int] | None:
+    """A cursor over an integer position (a result id, an offset into a list)."""
+    decoded = decode_cursor(cursor)
+    if decoded is None:
+        return None
+    try:
+        return decoded[0], _int64(decoded[1])
+    except ValueError:
+        raise Invalid(_BAD_CURSOR) from None
 
 
 def clamp_limit(limit: int | None) -> int:

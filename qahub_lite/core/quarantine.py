@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from .clock import now_ms, to_iso
+from .clock import now_ms, row_id, to_iso
 from .errors import NotFound
 from .window import Source, drive, source
 
@@ -44,8 +44,8 @@ async def find_test(conn, project_id: str, ref: str) -> TestInfo:
     """A test of the project by integer id, test case code or test case id; 404 otherwise."""
     src = source(conn)
     rows: list = []
-    if ref.isdigit():
-        rows = await src.fetch(f"{_SELECT} WHERE t.id = ? AND t.project_id = ?", (int(ref), project_id))
+    if row_id(ref) is not None:
+        rows = await src.fetch(f"{_SELECT} WHERE t.id = ? AND t.project_id = ?", (row_id(ref), project_id))
     if not rows:
         rows = await src.fetch(
             f"{_SELECT} WHERE t.project_id = ? AND t.identity = 'c:' || "

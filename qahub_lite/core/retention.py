@@ -1,4 +1,6 @@
 """Retention (seed 000): unlinked results older than N days are deleted with their attachments.
+A result's age runs from its last update (an upsert, a rerun's outcome), not its creation, so
+a result someone just wrote is never swept.
 
 Linked results and the test library are never touched. Deletes go in small batches, each its
 own writer operation, so a sweep never holds the writer for long and ingests interleave.
@@ -32,13 +34,13 @@ def delete_batch(
     conn: sqlite3.Connection, cutoff_ms: int, batch_size: int, tenant_id: str | None = None,
     project_id: str | None = None,
 ) -> tuple[int, int, list[str]]:
-    """Writer operation: delete up to `batch_size` unlinked results created before `cutoff_ms`
+    """Writer operation: delete up to `batch_size` unlinked results last updated before `cutoff_ms`
     (of one tenant when given). Returns (results deleted, attachment rows deleted, hashes)."""
     # Always walk the expired unlinked results oldest first along their partial index. Left to
     # itself, SQLite plans the tenant's sweep through the (run_id, test_id) index instead: every
     # batch then reads and sorts all of the tenant's results (minutes per batch at 10M results,
     # bench/bench_scale.py).
-    sql = "SELECT id FROM results INDEXED BY results_unlinked_age WHERE linked = 0 AND created_at < ?"
+    sql = "SELECT id FROM results INDEXED BY results_unlinked_updated WHERE linked = 0 AND updated_at < ?"
     params: list = [cutoff_ms]
     if tenant_id is not None:
         sql += " AND (SELECT tenant_id FROM runs WHERE runs.id = results.run_id) = ?"
@@ -46,7 +48,7 @@ def delete_batch(
     if project_id is not None:  # a key limited to one project sweeps that project only
         sql += " AND (SELECT project_id FROM runs WHERE runs.id = results.run_id) = ?"
         params.append(project_id)
-    ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at LIMIT ?", (*params, batch_size))]
+    ids = [r[0] for r in conn.execute(sql + " ORDER BY updated_at LIMIT ?", (*params, batch_size))]
     if not ids:
         return 0, 0, []
     # Per-test daily figures outlive the raw results (core/test_daily.py): roll the days up first.

@@ -8,10 +8,10 @@ import aiosqlite
 import msgspec
 
 from . import health, identity
-from .clock import now_ms, to_iso
+from .clock import now_ms, row_id, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
-from .paging import clamp_limit, decode_cursor, split_page
+from .paging import clamp_limit, decode_cursor, decode_int_cursor, split_page
 from .status import RUN_FINISHED
 
 
@@ -340,9 +340,9 @@ async def list_results(
         where.append(f"r.status IN ({','.join('?' * len(statuses))})")
         params += statuses
     if cursor:
-        after = decode_cursor(cursor)
+        after = decode_int_cursor(cursor)
         where.append("r.id > ?")
-        params.append(int(after[1]))
+        params.append(after[1])
     sql = f"{_RESULT_SELECT} WHERE {' AND '.join(where)} ORDER BY r.id"
     if limit is not None:
         limit = clamp_limit(limit)
@@ -354,10 +354,11 @@ async def list_results(
 
 
 async def get_result(conn: aiosqlite.Connection, tenant_id: str, result_id: str) -> Result:
-    if not result_id.isdigit():
+    key = row_id(result_id)
+    if key is None:
         raise NotFound("Result not found")
     rows = await conn.execute_fetchall(
-        f"{_RESULT_SELECT} JOIN runs u ON u.id = r.run_id WHERE r.id = ? AND u.tenant_id = ?", (int(result_id), tenant_id)
+        f"{_RESULT_SELECT} JOIN runs u ON u.id = r.run_id WHERE r.id = ? AND u.tenant_id = ?", (key, tenant_id)
     )
     if not rows:
         raise NotFound("Result not found")

@@ -157,6 +157,16 @@ def revoke_key(conn: sqlite3.Connection, key_id: str, tenant_id: str | None = No
     return _key_info(conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
 
 
+def key_is_active(conn: sqlite3.Connection, key_id: str) -> bool:
+    """Writer check: the key is not revoked and its tenant not suspended, as of this transaction
+    (a long request verified its key when it began, which may be long ago)."""
+    row = conn.execute(
+        "SELECT k.revoked_at IS NULL AND NOT t.suspended FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+        "WHERE k.id = ?", (key_id,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def parse_key(presented: str) -> tuple[str, str] | None:
     """(id, secret) of a well-formed key, else None."""
     if not presented.startswith(KEY_PREFIX):

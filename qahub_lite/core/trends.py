@@ -23,7 +23,7 @@ import sqlite3
 import msgspec
 
 from ..config import FlakyConfig, GradeConfig
-from .clock import now_ms
+from .clock import MAX_INT64, now_ms, to_datetime
 from .errors import Invalid
 from .grade import compute
 from .window import Source, drive, source
@@ -72,7 +72,7 @@ def parse_day(text: str, name: str) -> int:
 
 
 def day_text(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).date().isoformat()
+    return to_datetime(ms).date().isoformat()
 
 
 def percentile(sorted_values: list[int], p: float) -> int | None:
@@ -82,9 +82,12 @@ def percentile(sorted_values: list[int], p: float) -> int | None:
     return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
 
 
+# total(), not sum(): SQLite's sum() of integers raises "integer overflow" past 64 bits, which
+# failed the whole writer operation (and the run's webhooks with it). total() adds in floating
+# point and never fails; the sums are pinned back into 64 bits in _day_figures.
 _COUNTS = (
-    "SELECT count(*), coalesce(sum(total), 0), coalesce(sum(passed), 0), coalesce(sum(failed), 0), "
-    "coalesce(sum(broken), 0), coalesce(sum(skipped), 0), coalesce(sum(flaky), 0) FROM runs "
+    "SELECT count(*), total(total), total(passed), total(failed), total(broken), total(skipped), total(flaky) "
+    "FROM runs "
     "WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED' AND created_at >= ? AND created_at < ?"
 )
 _DURATIONS = (
@@ -100,7 +103,8 @@ async def _day_figures(src: Source, project_id: str, branch: str, day: int) -> t
     if not counts[0]:
         return None
     durations = sorted(r[0] for r in await src.fetch(_DURATIONS, args))
-    return (*counts, percentile(durations, 50), percentile(durations, 95))
+    sums = tuple(int(min(value, MAX_INT64)) for value in counts[1:])
+    return (counts[0], *sums, percentile(durations, 50), percentile(durations, 95))
 
 
 def refresh_day(conn: sqlite3.Connection, project_id: str, branch: str | None, day: int) -> None:

@@ -27,6 +27,7 @@ from ..api.context import services
 from ..api.errors import ApiError
 from ..core import attachments as files
 from ..core import projects, runs
+from ..core.clock import from_datetime
 from ..core.status import ALL, FAILING, RUN_STATUSES, UNFINISHED
 from . import health_view
 from .auth import web_session
@@ -73,10 +74,9 @@ class RunQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _day_ms(day: dt.date, *, end: bool = False) -> int:
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-    if end:
-        start += dt.timedelta(days=1)
-    return int(start.timestamp() * 1000)
+    # Integer arithmetic: the day after 9999-12-31 is no `date`, but it is a number of ms.
+    start = from_datetime(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc))
+    return start + 86_400_000 if end else start
 
 
 def _query_string(q: RunsQuery, **changes) -> str:

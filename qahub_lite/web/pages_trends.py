@@ -98,7 +98,8 @@ async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
     q = read_query(request, TrendsQuery)
     today = dt.datetime.now(dt.timezone.utc).date()
     last = q.to_day or today
-    first = q.from_day or (last - dt.timedelta(days=DEFAULT_DAYS - 1))
+    # Never before the calendar's first day: `to=0001-01-05` was an OverflowError (a 500).
+    first = q.from_day or (last - dt.timedelta(days=min(DEFAULT_DAYS - 1, (last - dt.date.min).days)))
     if first > last:
         raise ApiError(400, "the first day comes after the last day")
     if (last - first).days + 1 > trends.MAX_DAYS:
