@@ -53,8 +53,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_identity.py
 	$(BIN)/python bench/bench_health.py
 	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_split.py
+	$(BIN)/python bench/bench_sign_in.py
 
 # Builds a 10,000,000-result database first (a few minutes, ~2 GB in a temporary folder).
 bench-scale: $(STAMP)
