@@ -49,6 +49,9 @@ NOT_RUN = {
     ("docs/operations.md", "qahub serve --config /srv/qahub/qahub.toml"):
         "serves in the foreground until stopped; the README's CI block starts the same server in the "
         "background, waits for /readyz and is run here",
+    ("docs/ci.md", "npx jest $FILES"):
+        "runs Jest, Playwright and pytest on the reader's own test suite; `qahub split` itself runs "
+        "in ci.md's 'Test splitting by timing' blocks",
     ("docs/triggers.md", "qahub agent --url"):
         "runs an agent until it is stopped, executing the commands of an agent.toml "
         "(tests/test_agent_e2e.py runs real agents)",
@@ -151,10 +154,13 @@ def docs_server(tmp_path_factory):
                          json={"title": "Login", "code": "TC-900"}).json()
         run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
                                                 "results": [{"title": "t", "status": "PASSED"}]}).json()
+        # The project of docs/identity.md and docs/ci.md, with the test case their examples link.
+        web_shop = http.post("/api/v1/projects", json={"name": "Web shop", "slug": "web-shop"}).json()
+        http.post(f"/api/v1/projects/{web_shop['id']}/test-cases", json={"title": "Adds VAT", "code": "TC-042"})
         # A test with a history: the docs read TC-900's days.
         http.post("/api/v1/ingest", json={"project_id": project["id"],
                                           "results": [{"test_case_code": "TC-900", "status": "PASSED"}]})
-    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"]}
+    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "RUN_SHORT": run["short_id"]}
     yield live, ids, folder
     live.stop()
 
@@ -172,10 +178,17 @@ def _workdir(folder: Path, live) -> Path:
     junit = CORPUS / "pytest" / "pytest-junit-xunit2-default.xml"
     for name in ("junit.xml", "report-311.xml", "report-312.xml", "build/test-results/pytest.xml"):
         shutil.copy(junit, work / name)
-    # A reader runs the examples from a checkout (`git rev-parse HEAD`, the root an upload finds).
+    (work / "reports").mkdir()
+    shutil.copy(junit, work / "reports" / "junit.xml")
+    (work / "tests").mkdir()
+    for name in ("test_cart.py", "test_login.py", "test_search.py"):
+        (work / "tests" / name).write_text("def test_it():\n    pass\n")
+    # A reader runs the examples from a checkout (`git rev-parse HEAD`, `git ls-files`, the root
+    # an upload finds).
     git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=work, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "docs examples"], cwd=work, check=True)
+    subprocess.run([*git, "add", "tests"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "docs examples"], cwd=work, check=True)
     (work / "screenshot.png").write_bytes(png())
     shim = work / ".bin"
     shim.mkdir()
@@ -202,6 +215,7 @@ def substitutions(live, ids: dict, work: Path) -> list[tuple[str, str]]:
         ("qh_abc_secret", live.admin_key),  # seed 000's example key
         ("qh_...", live.admin_key),  # "the key printed at first start"
         ("clxyz123", ids["PROJECT"]),  # seed 000's example project id
+        ("7f3k2p9q", ids["RUN_SHORT"]),  # ci.md's example run (short id)
         ("/var/lib/qahub/qahub.toml", str(live.config_path)),  # the installed server's config
         ("/srv/qahub", str(work / "srv")),
         ("/tmp/qa", str(work / "tmp-qa")),
@@ -222,6 +236,7 @@ def environment(live, ids: dict, work: Path) -> dict:
         "QAHUB_CONFIG": str(live.config_path),
         "PROJECT": ids["PROJECT"], "CASE": ids["CASE"], "RUN": ids["RUN"],
         "BRANCH": "main", "PASSWORD": "a password for the docs' viewer 1",
+        "GITHUB_STEP_SUMMARY": str(work / "step-summary.md"),
     }
 
 
