@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
-from .api import health_api, webhooks_api
+from .api import health_api, triage_api, webhooks_api
 from .api.context import Services
 from .api.errors import handle_exception
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
@@ -41,6 +41,7 @@ def route_handlers() -> list:
         *agent_api.HANDLERS,
         *health_api.HANDLERS,
         *webhooks_api.HANDLERS,
+        *triage_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
         health.healthz,

@@ -39,7 +39,7 @@ def test_a_new_failure_against_the_baseline_fails_the_gate_by_default(hapi):
     assert verdict["reasons"] == ["1 new failure(s) against the baseline: b"]
     assert {c["rule"]: c["passed"] for c in verdict["checks"]} == {"status": True, "no_new_failures": False}
     assert verdict["rules"] == {"min_grade": None, "max_failures": None, "no_new_failures": True,
-                                "ignore_quarantined": True}
+                                "ignore_quarantined": True, "ignore_known_environment": False}
 
     regressions = hapi.get(f"/api/v1/runs/{pr['run_id']}/regressions").json()
     assert regressions["regressed"] is True and regressions["baseline_run_id"] == main[-1]["run_id"]
