@@ -50,8 +50,8 @@ _SPACE = re.compile(r"\s+")
 
 # "pkg.Type: message", "Error: message", "System.X.FooException : message", "panic: message".
 _TYPE = re.compile(
-    r"^\s*(?:E\s+)?(?P<type>(?:[A-Za-z_$][\w$]*[.:]{1,2})*[A-Za-z_$][\w$]*"
-    r"(?:Error|Exception|Failure|Fault|Timeout|Panic|Exit|Interrupt|Warning)|Error|panic|AssertionError)"
+    r"^\s*(?:E\s+)?(?P<type>(?:[A-Za-z_$][\w$]*[.:]{1,2})*(?:[A-Za-z_$][\w$]*)?"
+    r"(?:Error|Exception|Failure|Fault|Timeout|Panic|Exit|Interrupt|Warning)|panic)"
     r"\s?(?::|\s-\s)\s*(?P<rest>.*)$",
     re.S,
 )
@@ -78,6 +78,9 @@ _NOISE_FUNC = re.compile(
 )
 
 
+_FILE_NAME = re.compile(r"[\w$.-]+\.\w+")
+
+
 def _mask(text: str) -> str:
     return _MASK.sub(lambda m: _PLACEHOLDER[m.lastgroup], text)
 
@@ -96,7 +99,10 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
             python = True
             file, func = m.group("pyfile"), m.group("pyfunc")
         elif m.group("jfunc") is not None:
+            # "(Foo.java:42)" names a file; .NET's "(Int32 a, Int32 b)" names parameters.
             file, func = m.group("jfile") or "", m.group("jfunc")
+            if not _FILE_NAME.fullmatch(file):
+                file = ""
         elif m.group("nfunc") is not None:
             file, func = m.group("nfile") or "", m.group("nfunc").split("(", 1)[0].strip()
         elif m.group("jsfile") is not None:
