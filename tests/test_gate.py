@@ -153,3 +153,14 @@ def test_qahub_gate_exits_0_1_2_and_prints_every_check(live_server):
     assert missing.returncode == 2 and "no gate verdict: Run not found in this project" in missing.stderr
     usage = gate("--run", "x", "--branch", "y")
     assert usage.returncode == 2
+
+    # Quarantined later: the gate says what it set aside and why, and that CI first got FAILED.
+    with live_server.client() as http:
+        b_id = next(t["test_id"] for t in http.get(f"/api/v1/projects/{project['id']}/tests").json()["data"]
+                    if t["title"] == "b")
+        http.put(f"/api/v1/projects/{project['id']}/tests/{b_id}/quarantine",
+                 json={"reason": "flaky login", "ticket": "LIN-8"}).raise_for_status()
+    now = gate("--run", bad["short_id"])
+    assert now.returncode == 0, now.stdout
+    assert "  set aside 1 failure(s), not counted:\n    - b (FAILED): quarantined: flaky login; LIN-8" in now.stdout
+    assert "verdict was first recorded as FAILED" in now.stdout and "it would be PASSED now" in now.stdout

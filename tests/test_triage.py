@@ -244,3 +244,32 @@ def test_triage_webhook_events(hapi):
         assert len(receiver.events("failure.new")) == 1
     finally:
         receiver.stop()
+
+
+def test_a_known_flaky_test_failing_again_raises_no_regression(tmp_path):
+    receiver = Receiver().start()
+    try:
+        with fast_api(tmp_path, "[flaky]\nmin_samples = 3\n") as api:
+            project = api.project()["id"]
+            api.post(f"/api/v1/projects/{project}/webhooks", {"url": receiver.url, "events": ["run.regressed"]})
+            for i, x in enumerate(["PASSED", "FAILED", "PASSED", "FAILED", "PASSED"]):
+                ingest(api, project, outcomes(x=x, y="PASSED"), commit=f"c{i}")
+
+            def events_of(run_id):
+                return [e.json()["data"] for e in receiver.events("run.regressed")
+                        if e.json()["data"]["run"]["id"] == run_id]
+
+            run = ingest(api, project, outcomes(x="FAILED", y="FAILED"), commit="c9")
+            event = wait_for(lambda: events_of(run["run_id"]))[0]
+            assert [f["title"] for f in event["new_failures"]] == ["y"]
+            listed = api.get(f"/api/v1/runs/{run['run_id']}/regressions").json()
+            assert {f["title"]: f["known_flaky"] for f in listed["data"]} == {"x": True, "y": False}
+            # Only x failing again: no regression at all.
+            ingest(api, project, outcomes(x="PASSED", y="PASSED"), commit="c10")
+            again = ingest(api, project, outcomes(x="FAILED", y="PASSED"), commit="c11")
+            wait_for(lambda: api.get(f"/api/v1/runs/{again['run_id']}/regressions").json()["judged_at"])
+            time.sleep(1.5)
+            assert events_of(again["run_id"]) == []
+            assert api.get(f"/api/v1/runs/{again['run_id']}/regressions").json()["regressed"] is False
+    finally:
+        receiver.stop()
