@@ -17,7 +17,7 @@ from .context import services
 from .errors import ApiError
 from .health_schema import FlakyQuery, GateQuery, GradeQuery, HistoryQuery, QuarantineIn, TestsQuery, TrendsQuery
 from .native_library import visible_project
-from .triage_api import parse_since
+from ..core.triage import parse_moment as parse_since
 from .native_runs import visible_run
 from .routing import endpoint, read_body, read_query
 

@@ -7,7 +7,6 @@ project or run, call core.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -75,14 +74,7 @@ class AuditList(msgspec.Struct):
     data: list[quarantine.AuditEntry]
 
 
-def parse_since(text: str) -> int:
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"since must be an ISO 8601 date or date-time, like 2026-12-01 (got {text!r})") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return int(moment.timestamp() * 1000)
+parse_since = triage.parse_moment
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/failures", summary="A run's failures grouped by signature", tags=TAGS,

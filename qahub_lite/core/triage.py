@@ -10,6 +10,7 @@ answer in the same time over a hundred results or a million.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 from typing import Literal
@@ -96,6 +97,17 @@ class Rule(msgspec.Struct):
     pattern: str
     note: str | None
     created_at: str | None
+
+
+def parse_moment(text: str) -> int:
+    """An ISO 8601 date or date-time (UTC when it names no zone) as epoch ms; 400 otherwise."""
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"expected an ISO 8601 date or date-time, like 2026-12-01 (got {text!r})") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp() * 1000)
 
 
 def is_known(category: str | None, ticket_key: str | None, ticket_url: str | None) -> bool:
