@@ -137,6 +137,20 @@ def split_type(message: str) -> tuple[str, str]:
 _DIFF_LINE = re.compile(r"^[-+?]\s")
 
 
+def _type_from_stack(stack: str) -> tuple[str, str]:
+    """The exception a stack names: Python prints it last (after "Traceback ..."), the other
+    languages first."""
+    lines = stack.splitlines()
+    if stack.lstrip().startswith("Traceback"):
+        lines = lines[::-1]
+    for line in lines[:200]:
+        if line.strip() and not line.startswith((" ", "\t")):
+            kind, rest = split_type(line)
+            if kind:
+                return kind, rest
+    return "", ""
+
+
 def _head_lines(text: str) -> str:
     # Diff lines (pytest's "- b" / "+ a", Jest's "- Expected") hold the values, not the problem.
     lines = [line.strip() for line in text.splitlines() if line.strip() and not _DIFF_LINE.match(line.strip())]
@@ -155,8 +169,7 @@ def compute(message: str | None, stack: str | None, status: str = "FAILED",
         stack = pattern.sub("<masked>", stack)
     kind, rest = split_type(message)
     if not kind and stack:
-        first = next((line for line in stack.splitlines() if line.strip()), "")
-        kind, stack_rest = split_type(first)
+        kind, stack_rest = _type_from_stack(stack)
         if kind and not rest.strip():
             rest = stack_rest
     if not rest.strip() and stack and not kind:

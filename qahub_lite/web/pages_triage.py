@@ -93,8 +93,10 @@ async def tests_page(request: Request, project_id: FromPath[str]) -> Response:
             conn, project.id, branch=q.branch or project.default_branch, rules=svc.config.flaky, state=q.state or None,
             limit=200, tag=q.tag or None, q=q.q or None,
         )
+    query = request.url.query
     return page(request, "tests.html", project=project, tests=found, q=q.q or "", tag=q.tag or "",
-                state=q.state or "", branch=q.branch or "")
+                state=q.state or "", branch=q.branch or "",
+                back_url=request.url.path + (f"?{query}" if query else ""))  # the quarantine form comes back here
 
 
 HANDLERS = [failures_page, triage_form, compare_page, tests_page]
