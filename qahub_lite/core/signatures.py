@@ -30,22 +30,18 @@ TOP_FRAMES = 2
 UNKNOWN_TYPE = "Failure"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# One pass of alternatives, most specific first, each replaced by its placeholder. The order of
-# the alternatives is the order of precedence (a UUID is not five hex runs and a number).
-_MASKS = [
-    ("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("ts", r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"
-           r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"),
-    ("addr", r"\b0x[0-9a-fA-F]+\b"),
-    ("tmp", r"(?:/tmp|/var/folders|/private/var/folders|/var/tmp)/[^\s'\"):,]*"
-            r"|[A-Za-z]:\\[^\s'\"]*\\(?:Temp|tmp)\\[^\s'\"):,]*"),
-    ("str", r"\"(?:[^\"\\\n]|\\.){0,200}\"|'(?:[^'\\\n]|\\.){0,200}'|`[^`\n]{0,200}`|‘[^’\n]{0,200}’|“[^”\n]{0,200}”"),
-    ("hex", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
-    ("dur", r"\b\d+(?:\.\d+)?\s?(?:ms|msec|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|us|µs|ns)\b"),
-    ("n", r"(?<![A-Za-z_])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?"),
-]
-_MASK = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _MASKS))
-_PLACEHOLDER = {name: f"<{name}>" for name, _ in _MASKS}
+# The masks, in order. The ingest budget is a few microseconds per failure (bench/bench_triage.py):
+# quoted values, temporary paths and UUIDs are looked for only when a character they need is
+# there, and then every token that holds a digit (numbers, durations like 5003ms, hex ids and
+# addresses like 0x4f3a2c, dates and times, line numbers, counters in names) becomes <n> in one
+# pass. A placeholder holds no digit, quote or slash, so no later rule rewrites it.
+_STR = re.compile(r"\"(?:[^\"\\\n]|\\.){0,200}\"|'(?:[^'\\\n]|\\.){0,200}'|`[^`\n]{0,200}`|‘[^’\n]{0,200}’|“[^”\n]{0,200}”")
+_TMP = re.compile(r"(?:/tmp|/var/folders|/private/var/folders|/var/tmp)/[^\s'\"):,]*"
+                  r"|[A-Za-z]:\\[^\s'\"]*\\(?:Temp|tmp)\\[^\s'\"):,]*")
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_TS = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+                 r"|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?")
+_NUMBERISH = re.compile(r"\b[^\W\d]*\d(?:\w|\.\d)*")
 _SPACE = re.compile(r"\s+")
 
 # "pkg.Type: message", "Error: message", "System.X.FooException : message", "panic: message".
@@ -57,14 +53,17 @@ _TYPE = re.compile(
 )
 
 # Frame shapes, one per family; each yields (function, file) names without lines or folders.
+# Every shape starts a line: anchoring the alternation at line starts keeps the scan of a long
+# stack linear and cheap (bench/bench_triage.py).
 _FRAMES = re.compile(
-    r"File \"(?P<pyfile>[^\"]+)\", line \d+, in (?P<pyfunc>\S+)"              # Python
-    r"|^\s*at (?P<jfunc>[\w$.<>\[\]`]+)\((?P<jfile>[^():]*)(?::\d+)?\)"       # Java, Kotlin, Scala
-    r"|^\s*at (?:(?:async |new )?(?P<jsfunc>[^\s(]+) \()?(?P<jsfile>[^\s()]+?):\d+:\d+\)?"  # JavaScript
-    r"|^\s*at (?P<nfunc>[\w$.<>`\[\],|]+?)\(.*?\)(?: in (?P<nfile>.+?):line \d+)?\s*$"  # .NET
-    r"|^\s*(?P<gofile>[\w./-]+\.go):\d+"                                        # Go
-    r"|^(?P<pyshort>[\w./-]+\.py):\d+: ",                                       # pytest --tb=short/line
-    re.M,
+    r"^[ \t]*(?:"
+    r"File \"(?P<pyfile>[^\"]+)\", line \d+, in (?P<pyfunc>\S+)"                # Python
+    r"|at (?P<jfunc>[\w$.<>\[\]`]+)\((?P<jfile>[^():]*)(?::\d+)?\)"              # Java, Kotlin, Scala
+    r"|at (?:(?:async |new )?(?P<jsfunc>[^\s(]+) \()?(?P<jsfile>[^\s()]+?):\d+:\d+\)?"  # JavaScript
+    r"|at (?P<nfunc>[\w$.<>`\[\],|]+?)\(.*?\)(?: in (?P<nfile>.+?):line \d+)?[ \t]*$"  # .NET
+    r"|(?P<gofile>[\w./-]+\.go):\d+"                                               # Go
+    r"|(?P<pyshort>[\w./-]+\.py):\d+: "                                            # pytest --tb=short/line
+    r")",
 )
 # Frames of runners, frameworks and standard libraries say nothing about what broke: judged by
 # the file (JavaScript, Python, Go) or by the qualified function (JVM, .NET).
@@ -82,7 +81,16 @@ _FILE_NAME = re.compile(r"[\w$.-]+\.\w+")
 
 
 def _mask(text: str) -> str:
-    return _MASK.sub(lambda m: _PLACEHOLDER[m.lastgroup], text)
+    if "\"" in text or "'" in text or "`" in text or "‘" in text or "“" in text:
+        text = _STR.sub("<str>", text)
+    if "/tmp" in text or "/var/" in text or "Temp\\" in text or "tmp\\" in text:
+        text = _TMP.sub("<tmp>", text)
+    dashes = text.count("-")
+    if dashes >= 4:
+        text = _UUID.sub("<uuid>", text)
+    if dashes >= 2 or ":" in text:
+        text = _TS.sub("<ts>", text)
+    return _NUMBERISH.sub("<n>", text)
 
 
 def _basename(path: str) -> str:
@@ -94,7 +102,10 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
     `function@file` (or `file` when the language gives no function): no line numbers, no folders."""
     found: list[str] = []
     python = False
-    for m in _FRAMES.finditer(stack[:STACK_HEAD]):
+    for line in stack[:STACK_HEAD].splitlines():
+        m = _FRAMES.match(line)
+        if m is None:
+            continue
         if m.group("pyfile") is not None:
             python = True
             file, func = m.group("pyfile"), m.group("pyfunc")
@@ -116,14 +127,19 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
             continue
         name = f"{func}@{_basename(file)}" if func and file else (func or _basename(file))
         found.append(_mask_frame(name))
+        if not python and len(found) >= limit:
+            break  # innermost first: the rest of the stack cannot change the answer
     # Python prints the innermost frame last ("most recent call last"); the others first.
     ordered = found[::-1] if python else found
     return list(dict.fromkeys(ordered))[:limit]
 
 
+_DIGITS = re.compile(r"\d+")
+
+
 def _mask_frame(name: str) -> str:
     # Lambdas and generated names carry counters: Foo$1, <lambda>_12, MoveNext+d__7.
-    return re.sub(r"\d+", "<n>", name)
+    return _DIGITS.sub("<n>", name)
 
 
 def split_type(message: str) -> tuple[str, str]:
