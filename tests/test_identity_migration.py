@@ -53,7 +53,7 @@ def test_the_fixture_is_from_the_release_before_0005():
 def test_every_row_survives_and_keeps_its_identity(old_api):
     api, before = old_api
     after = _snapshot(api.config.db_path)
-    assert after["migrations"] == [1, 2, 3, 4, 5]
+    assert after["migrations"][:5] == [1, 2, 3, 4, 5]  # later features add theirs after 0005
     for table in ("runs", "tests", "results"):
         assert after[table] == before[table], table
     with sqlite3.connect(api.config.db_path) as conn:
