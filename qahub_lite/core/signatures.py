@@ -173,16 +173,36 @@ def _head_lines(text: str) -> str:
     return " | ".join(lines[:MESSAGE_LINES])
 
 
-@lru_cache(maxsize=8192)
+# Every rule treats all digits alike (each masks a token for holding one, whatever its value),
+# so a failure's signature is the same with every digit written as 0. Computing on that form
+# makes failures that differ only in numbers (line numbers, durations, counts, ports) one cache
+# entry: exact, and most of a large body's failures are then looked up, not normalized.
+# UTF-8 never uses the bytes of ASCII digits inside other characters, so bytes are safe to map.
+_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _zeroed(text: str) -> str:
+    return text.encode("utf-8", "surrogatepass").translate(_ZERO).decode("utf-8", "surrogatepass")
+
+
 def compute(message: str | None, stack: str | None, status: str = "FAILED",
             masks: tuple[re.Pattern, ...] = ()) -> tuple[str, str, str]:
     """(hash, exception type, normalized text) of one failure. `masks` are the project's own
-    rules (applied first, each match becomes <masked>)."""
-    message = _ANSI.sub("", (message or "")[:MESSAGE_HEAD])
-    stack = _ANSI.sub("", (stack or "")[:STACK_HEAD])
-    for pattern in masks:
-        message = pattern.sub("<masked>", message)
-        stack = pattern.sub("<masked>", stack)
+    rules (applied first, on the text as reported; each match becomes <masked>)."""
+    message = (message or "")[:MESSAGE_HEAD]
+    stack = (stack or "")[:STACK_HEAD]
+    if masks:
+        message, stack = _ANSI.sub("", message), _ANSI.sub("", stack)
+        for pattern in masks:
+            message = pattern.sub("<masked>", message)
+            stack = pattern.sub("<masked>", stack)
+    return _compute(_zeroed(message), _zeroed(stack), "BROKEN" if status == "BROKEN" else "FAILED")
+
+
+@lru_cache(maxsize=16384)
+def _compute(message: str, stack: str, status: str) -> tuple[str, str, str]:
+    message = _ANSI.sub("", message)
+    stack = _ANSI.sub("", stack)
     kind, rest = split_type(message)
     if not kind and stack:
         kind, stack_rest = _type_from_stack(stack)
@@ -190,7 +210,7 @@ def compute(message: str | None, stack: str | None, status: str = "FAILED",
             rest = stack_rest
     if not rest.strip() and stack and not kind:
         rest = next((line for line in stack.splitlines() if line.strip()), "")
-    kind = kind or ("Broken" if status == "BROKEN" else UNKNOWN_TYPE)
+    kind = _DIGITS.sub("<n>", kind) if kind else ("Broken" if status == "BROKEN" else UNKNOWN_TYPE)
     text = _SPACE.sub(" ", _mask(_head_lines(rest))).strip()[:400]
     top = frames(stack) if stack else []
     normalized = text + ("" if not top else "\n" + " < ".join(top))
