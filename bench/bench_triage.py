@@ -1,6 +1,6 @@
 """What failure signatures cost at ingest, and how fast a project's failure groups answer.
 
-    python bench/bench_triage.py [--rows 10000] [--repeat 7] [--runs 100]
+    python bench/bench_triage.py [--rows 10000] [--repeat 15] [--runs 100]
 
 1. Ingest: one body of --rows results, 10% of them failing with realistic messages and stacks
    (Python, Java, JavaScript, Go and .NET shapes; numbers, ids, durations and paths that differ
@@ -20,16 +20,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_ingest import free_port  # noqa: E402
 from qahub_lite.core import ingest, projects, signatures, tenancy, triage  # noqa: E402
 from qahub_lite.core.model import CiContext, ResultRecord, RunRecord  # noqa: E402
 from qahub_lite.db.connection import open_writer  # noqa: E402
@@ -120,6 +125,51 @@ def setup(folder: Path):
     return conn, tenant.id, project.id
 
 
+def http_ingest(rows: int, repeat: int) -> float:
+    """Median seconds of POST /api/v1/ingest of the same kind of body to a real `qahub serve`
+    (decode, validate, store with signatures, commit, answer): the ingest time the target is about."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        cfg = folder / "qahub.toml"
+        cfg.write_text(f'[server]\nport = {port}\n[storage]\ndata_dir = "data"\n[logging]\naccess_log = false\n'
+                       '[retention]\nsweep_interval_minutes = 0\n')
+        exe = [sys.executable, "-m", "qahub_lite"]
+        key = json.loads(subprocess.run([*exe, "keys", "create", "--scope", "admin", "--config", str(cfg), "--json"],
+                                        capture_output=True, text=True, check=True).stdout)["key"]
+        server = subprocess.Popen([*exe, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
+            project = http.post("/api/v1/projects", json={"name": "bench"}).json()["id"]
+            times = []
+            for r in range(repeat + 1):
+                results = [
+                    {k: v for k, v in (("title", rec.title), ("suite", rec.suite_path), ("status", rec.status),
+                                       ("duration_ms", rec.duration_ms), ("error_message", rec.error_message),
+                                       ("error_stack", rec.error_stack)) if v is not None}
+                    for _, rec in body(rows, 500 + r)
+                ]
+                payload = json.dumps({"project_id": project, "ci": {"branch": "main"}, "results": results})
+                started = time.perf_counter()
+                answer = http.post("/api/v1/ingest", content=payload, headers={"Content-Type": "application/json"})
+                took = time.perf_counter() - started
+                assert answer.status_code == 201, answer.text[:300]
+                if r:  # the first one warms up (tests interned, first kinds of failure seen)
+                    times.append(took)
+            return statistics.median(times)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
 def bench_ingest(rows: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         conn, tenant_id, project_id = setup(Path(tmp))
@@ -141,9 +191,16 @@ def bench_ingest(rows: int, repeat: int) -> None:
     print(f"ingest of {rows} results, {rows // 10} failing (store_results, one transaction, median of {repeat}):")
     print(f"  baseline without signatures: {b * 1000:8.1f} ms")
     print(f"  with signatures:             {w * 1000:8.1f} ms")
-    wb, bb = min(with_times), min(base_times)
-    print(f"  overhead: {(w - b) / b:+.1%} of the medians, {(wb - bb) / bb:+.1%} of the best times "
-          f"({bb * 1000:.1f} vs {wb * 1000:.1f} ms) (target: at most +10%)")
+    # Each repeat stores both bodies back to back: the ratio of a pair is the least disturbed
+    # by other work on the machine, so the median of the pairs' ratios is the figure to read.
+    paired = statistics.median(x / y - 1 for x, y in zip(with_times, base_times))
+    print(f"  signatures add {paired:+.1%} to the storing transaction (median of {repeat} back-to-back pairs; "
+          f"{(w - b) / b:+.1%} between the medians)")
+    work = statistics.median(x - y for x, y in zip(with_times, base_times))
+    full = http_ingest(rows, max(3, repeat // 3))
+    print(f"  POST /api/v1/ingest of such a body to a real server: {full * 1000:.1f} ms (median, signatures included)")
+    print(f"  signatures add {work / (full - work):+.1%} to the ingest time "
+          f"({work * 1000:.1f} ms of signature work; target: at most +10%)")
 
 
 def bench_groups(rows: int, runs: int, repeat: int, kinds: int) -> None:
@@ -181,7 +238,7 @@ def bench_groups(rows: int, runs: int, repeat: int, kinds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--runs", type=int, default=100, help="runs of --rows results for the groups benchmark")
     parser.add_argument("--kinds", type=int, default=5000, help="kinds of failure across the groups benchmark's runs")
     args = parser.parse_args()

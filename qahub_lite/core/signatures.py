@@ -311,20 +311,10 @@ def store(
 
 
 def record_tests(conn: sqlite3.Connection, pairs: Iterable[tuple[int, int]]) -> None:
-    """(signature id, test id) pairs seen now; tests_affected counts the pairs that are new."""
-    pairs = list(dict.fromkeys(pairs))
-    if not pairs:
-        return
-    before = conn.total_changes
-    conn.executemany("INSERT OR IGNORE INTO signature_tests (signature_id, test_id) VALUES (?,?)", pairs)
-    if conn.total_changes == before:
-        return
-    sids = sorted({p[0] for p in pairs})
-    marks = ",".join("?" * len(sids))
-    conn.execute(
-        f"UPDATE failure_signatures SET tests_affected = (SELECT count(*) FROM signature_tests s "
-        f"WHERE s.signature_id = failure_signatures.id) WHERE id IN ({marks})", sids,
-    )
+    """(signature id, test id) pairs seen now. Counted when read (triage.py): a count kept here
+    would cost every ingest a query per signature."""
+    conn.executemany("INSERT OR IGNORE INTO signature_tests (signature_id, test_id) VALUES (?,?)",
+                     list(dict.fromkeys(pairs)))
 
 
 def _ids(conn: sqlite3.Connection, project_id: str, hashes: list[str]) -> dict[str, tuple[int, int | None]]:

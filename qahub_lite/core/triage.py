@@ -118,8 +118,9 @@ def _triage(row: tuple) -> Triage:
     return Triage(row[0], row[1], row[2], row[3], to_iso(row[4]))
 
 
+# Column 9 (tests affected) is not shown in a run's groups: a constant keeps the row shape.
 _SIG = ("id, hash, exception_type, normalized, example, first_seen, last_seen, first_run_id, occurrences, "
-        "tests_affected, category, bug_ticket_key, bug_ticket_url, note, triaged_at")
+        "0, category, bug_ticket_key, bug_ticket_url, note, triaged_at")
 
 
 async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
@@ -193,7 +194,7 @@ async def project_failures(
     total = (await src.fetch(f"SELECT count(*) {sql}", params))[0][0]
     rows = await src.fetch(
         f"SELECT s.id, s.hash, s.exception_type, s.normalized, s.example, s.first_seen, {last}, s.first_run_id, "
-        f"{occurrences}, s.tests_affected, s.category, s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
+        f"{occurrences}, (SELECT count(*) FROM signature_tests t WHERE t.signature_id = s.id), s.category, s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
         f"{sql} ORDER BY {last} DESC, s.id DESC LIMIT ?", (*params, limit),
     )
     ids = [r[0] for r in rows]
@@ -285,9 +286,8 @@ def merge(conn: sqlite3.Connection, project_id: str, signature: str, into: str) 
     conn.execute(
         "UPDATE failure_signatures SET occurrences = occurrences + (SELECT occurrences FROM failure_signatures "
         "WHERE id = ?), first_seen = min(first_seen, (SELECT first_seen FROM failure_signatures WHERE id = ?)), "
-        "last_seen = max(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)), "
-        "tests_affected = (SELECT count(*) FROM signature_tests WHERE signature_id = ?) WHERE id = ?",
-        (sid, sid, sid, tid, tid),
+        "last_seen = max(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)) WHERE id = ?",
+        (sid, sid, sid, tid),
     )
     return drive(get_failure(src, project_id, into))
 

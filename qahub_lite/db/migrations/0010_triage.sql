@@ -14,9 +14,8 @@ CREATE TABLE failure_signatures (
     example         TEXT,                    -- the first message seen, cut to 500 characters
     first_seen      INTEGER NOT NULL,
     last_seen       INTEGER NOT NULL,
-    first_run_id    TEXT,                    -- NULL once that run is deleted
+    first_run_id    TEXT,                    -- the run that first showed it (it may since have been deleted)
     occurrences     INTEGER NOT NULL DEFAULT 0,
-    tests_affected  INTEGER NOT NULL DEFAULT 0,
     merged_into     INTEGER REFERENCES failure_signatures(id) ON DELETE SET NULL,
     category        TEXT CHECK (category IN ('product_bug', 'automation_bug', 'environment', 'to_investigate')),
     bug_ticket_key  TEXT,
@@ -28,8 +27,8 @@ CREATE TABLE failure_signatures (
 -- The project's failure groups, newest first.
 CREATE INDEX failure_signatures_recent ON failure_signatures (project_id, last_seen DESC);
 
--- Which tests a signature hit, and on which branches: kept at ingest, so "tests affected" and
--- the branch filter need no scan of results.
+-- Which tests a signature hit (counted when read, for the signatures listed), and on which
+-- branches: kept at ingest, so "tests affected" and the branch filter need no scan of results.
 CREATE TABLE signature_tests (
     signature_id  INTEGER NOT NULL REFERENCES failure_signatures(id) ON DELETE CASCADE,
     test_id       INTEGER NOT NULL REFERENCES tests(id) ON DELETE CASCADE,
