@@ -273,3 +273,30 @@ def test_a_known_flaky_test_failing_again_raises_no_regression(tmp_path):
             assert api.get(f"/api/v1/runs/{again['run_id']}/regressions").json()["regressed"] is False
     finally:
         receiver.stop()
+
+
+def test_the_auto_quarantine_policy_quarantines_a_test_that_turns_flaky_and_releases_it(tmp_path):
+    extra = "[flaky]\nmin_samples = 3\nclear_after_clean_runs = 2\n"
+    with fast_api(tmp_path, extra) as api:
+        project = api.project(settings={"quarantine": {"auto": True}})["id"]
+        hand = api.project(name="Hand")["id"]  # the policy is off unless a project turns it on
+        for pid in (project, hand):
+            for i, x in enumerate(["PASSED", "FAILED", "PASSED", "FAILED"]):
+                ingest(api, pid, outcomes(x=x, y="PASSED"), commit=f"c{i}")
+
+        def x_of(pid):
+            return next(t for t in api.get(f"/api/v1/projects/{pid}/tests").json()["data"] if t["title"] == "x")
+
+        x = wait_for(lambda: (lambda t: t if t["quarantined"] else None)(x_of(project)))
+        assert x["quarantine_reason"].startswith("turned flaky in run ")
+        audit = api.get(f"/api/v1/projects/{project}/quarantine-audit").json()["data"]
+        assert [(a["action"], a["actor"]) for a in audit] == [("quarantined", "policy")]
+        assert "flip rate" in audit[0]["reason"]
+        assert x_of(hand)["quarantined"] is False
+
+        for i in range(2):  # two clean runs in a row: healthy again, released by the policy
+            ingest(api, project, outcomes(x="PASSED", y="PASSED"), commit=f"d{i}")
+        wait_for(lambda: not x_of(project)["quarantined"])
+        audit = api.get(f"/api/v1/projects/{project}/quarantine-audit").json()["data"]
+        assert (audit[0]["action"], audit[0]["actor"]) == ("unquarantined", "policy")
+        assert audit[0]["reason"].startswith("healthy again")
