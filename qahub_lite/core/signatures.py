@@ -201,8 +201,10 @@ def compute(message: str | None, stack: str | None, status: str = "FAILED",
 
 @lru_cache(maxsize=16384)
 def _compute(message: str, stack: str, status: str) -> tuple[str, str, str]:
-    message = _ANSI.sub("", message)
-    stack = _ANSI.sub("", stack)
+    if "\x1b" in message:
+        message = _ANSI.sub("", message)
+    if "\x1b" in stack:
+        stack = _ANSI.sub("", stack)
     kind, rest = split_type(message)
     if not kind and stack:
         kind, stack_rest = _type_from_stack(stack)
