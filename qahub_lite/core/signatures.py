@@ -42,7 +42,6 @@ _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 _TS = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
                  r"|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?")
 _NUMBERISH = re.compile(r"\b[^\W\d]*\d(?:\w|\.\d)*")
-_SPACE = re.compile(r"\s+")
 
 # "pkg.Type: message", "Error: message", "System.X.FooException : message", "panic: message".
 _TYPE = re.compile(
@@ -103,35 +102,47 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
     found: list[str] = []
     python = False
     for line in stack[:STACK_HEAD].splitlines():
-        m = _FRAMES.match(line)
-        if m is None:
+        name, is_python = _frame_of(line)
+        python = python or is_python
+        if name is None:
             continue
-        if m.group("pyfile") is not None:
-            python = True
-            file, func = m.group("pyfile"), m.group("pyfunc")
-        elif m.group("jfunc") is not None:
-            # "(Foo.java:42)" names a file; .NET's "(Int32 a, Int32 b)" names parameters.
-            file, func = m.group("jfile") or "", m.group("jfunc")
-            if not _FILE_NAME.fullmatch(file):
-                file = ""
-        elif m.group("nfunc") is not None:
-            file, func = m.group("nfile") or "", m.group("nfunc").split("(", 1)[0].strip()
-        elif m.group("jsfile") is not None:
-            file, func = m.group("jsfile"), m.group("jsfunc") or ""
-        elif m.group("gofile") is not None:
-            file, func = m.group("gofile"), ""
-        else:
-            python = True
-            file, func = m.group("pyshort"), ""
-        if _NOISE_FUNC.search(func) or _NOISE_FILE.search(file.replace("\\", "/")):
-            continue
-        name = f"{func}@{_basename(file)}" if func and file else (func or _basename(file))
-        found.append(_mask_frame(name))
+        found.append(name)
         if not python and len(found) >= limit:
             break  # innermost first: the rest of the stack cannot change the answer
     # Python prints the innermost frame last ("most recent call last"); the others first.
     ordered = found[::-1] if python else found
     return list(dict.fromkeys(ordered))[:limit]
+
+
+@lru_cache(maxsize=65536)
+def _frame_of(line: str) -> tuple[str | None, bool]:
+    """(the frame's name, or None when the line is no frame or a runner's; whether it is
+    Python's). Cached: the same frame lines recur in every failure of a suite."""
+    m = _FRAMES.match(line)
+    if m is None:
+        return None, False
+    python = False
+    if m.group("pyfile") is not None:
+        python = True
+        file, func = m.group("pyfile"), m.group("pyfunc")
+    elif m.group("jfunc") is not None:
+        # "(Foo.java:42)" names a file; .NET's "(Int32 a, Int32 b)" names parameters.
+        file, func = m.group("jfile") or "", m.group("jfunc")
+        if not _FILE_NAME.fullmatch(file):
+            file = ""
+    elif m.group("nfunc") is not None:
+        file, func = m.group("nfile") or "", m.group("nfunc").split("(", 1)[0].strip()
+    elif m.group("jsfile") is not None:
+        file, func = m.group("jsfile"), m.group("jsfunc") or ""
+    elif m.group("gofile") is not None:
+        file, func = m.group("gofile"), ""
+    else:
+        python = True
+        file, func = m.group("pyshort"), ""
+    if _NOISE_FUNC.search(func) or _NOISE_FILE.search(file.replace("\\", "/")):
+        return None, python
+    name = f"{func}@{_basename(file)}" if func and file else (func or _basename(file))
+    return _mask_frame(name), python
 
 
 _DIGITS = re.compile(r"\d+")
@@ -213,7 +224,7 @@ def _compute(message: str, stack: str, status: str) -> tuple[str, str, str]:
     if not rest.strip() and stack and not kind:
         rest = next((line for line in stack.splitlines() if line.strip()), "")
     kind = _DIGITS.sub("<n>", kind) if kind else ("Broken" if status == "BROKEN" else UNKNOWN_TYPE)
-    text = _SPACE.sub(" ", _mask(_head_lines(rest))).strip()[:400]
+    text = " ".join(_mask(_head_lines(rest)).split())[:400]
     top = frames(stack) if stack else []
     normalized = text + ("" if not top else "\n" + " < ".join(top))
     digest = hashlib.sha256(f"{kind}\n{normalized}".encode()).hexdigest()[:16]
