@@ -110,6 +110,11 @@ def test_mask_rules_and_merges_are_admin_only_and_take_effect(hapi):
     assert hapi.post(rules, {"pattern": "tenant [a-z]+"}, key=write).status_code == 403
     assert hapi.post(rules, {"pattern": "(unclosed"}).status_code == 400
     assert hapi.post(rules, {"pattern": "x*"}).status_code == 400  # matches the empty string
+    for slow in ("(a+)+b", "(\\w*x?)*y", "(ab|a+){2,}c"):  # nested repetition: exponential on a miss
+        r = hapi.post(rules, {"pattern": slow})
+        assert r.status_code == 400 and "exponential" in r.json()["message"], (slow, r.text)
+    assert hapi.post(rules, {"pattern": "(build|job)-[0-9]+"}).status_code == 201  # a group, repeated once
+    hapi.delete(f"{rules}/{hapi.get(rules).json()['data'][0]['id']}")
     created = hapi.post(rules, {"pattern": "tenant [a-z]+", "note": "tenants differ per run"})
     assert created.status_code == 201, created.text
     a = ingest(hapi, project, [_fail("a", "Error: login failed for tenant acme"),

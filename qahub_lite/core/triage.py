@@ -295,9 +295,17 @@ def merge(conn: sqlite3.Connection, project_id: str, signature: str, into: str) 
 # --- mask rules ---------------------------------------------------------------------------
 
 
+# A group that repeats something repeated, like (a+)+ or (\w*x?)*: on a failing match the
+# engine tries exponentially many ways, and the rules run inside the one writer's transaction.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
+
+
 def check_pattern(pattern: str) -> None:
     if not pattern or len(pattern) > 500:
         raise Invalid("pattern must be 1 to 500 characters")
+    if _NESTED_REPEAT.search(pattern):
+        raise Invalid("pattern repeats a group that itself repeats (like (a+)+): such patterns can take "
+                      "exponential time; write it without the outer repetition")
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
