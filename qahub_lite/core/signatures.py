@@ -8,7 +8,8 @@ one problem: "TimeoutError: waited 5003ms for #submit" and "...4999ms..." are on
 AssertionError and a TypeError with the same words are two.
 
 Computed at ingest (core/ingest.py) for every failing result, in bulk: `compute` is pure and
-memoized on (message, stack), and `store` upserts the project's `failure_signatures` rows, their
+memoized on the message and stack with every digit read as 0 (exact: see `_zeroed`), frame
+lines are parsed once each, and `store` upserts the project's `failure_signatures` rows, their
 counts, tests and branches with a few `executemany` calls, never one query per row.
 """
 
@@ -31,10 +32,10 @@ UNKNOWN_TYPE = "Failure"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # The masks, in order. The ingest budget is a few microseconds per failure (bench/bench_triage.py):
-# quoted values, temporary paths and UUIDs are looked for only when a character they need is
-# there, and then every token that holds a digit (numbers, durations like 5003ms, hex ids and
-# addresses like 0x4f3a2c, dates and times, line numbers, counters in names) becomes <n> in one
-# pass. A placeholder holds no digit, quote or slash, so no later rule rewrites it.
+# quoted values, temporary paths, UUIDs and dates are looked for only when a character they need
+# is there, and then every token that holds a digit (numbers, durations like 5003ms, hex ids and
+# addresses like 0x4f3a2c, line numbers, counters in names) becomes <n> in one pass. A
+# placeholder holds no digit, quote or slash, so no later rule rewrites it.
 _STR = re.compile(r"\"(?:[^\"\\\n]|\\.){0,200}\"|'(?:[^'\\\n]|\\.){0,200}'|`[^`\n]{0,200}`|‘[^’\n]{0,200}’|“[^”\n]{0,200}”")
 _TMP = re.compile(r"(?:/tmp|/var/folders|/private/var/folders|/var/tmp)/[^\s'\"):,]*"
                   r"|[A-Za-z]:\\[^\s'\"]*\\(?:Temp|tmp)\\[^\s'\"):,]*")
