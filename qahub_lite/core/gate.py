@@ -184,7 +184,8 @@ async def evaluate(
     if run.failed + run.broken > len(failing):  # a summary counted more than the cases it sent
         failures = run.failed + run.broken - len(skipped)
     regressions = await of_run(src, project_id, run_id, flaky_rules)
-    new = [f for f in regressions.data if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
+    new = [f for f in regressions.data
+           if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
 
     checks = [GateCheck("status", status == "COMPLETED", f"run {short_id} is {status}")]
     if chosen.min_grade is not None:
@@ -221,7 +222,9 @@ async def evaluate(
     )
 
 
-async def _set_aside(src, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool) -> list[SetAside]:
+async def _set_aside(
+    src, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
+) -> list[SetAside]:
     infos = {}
     env: dict[int, str] = {}
     if known_env:

@@ -88,7 +88,9 @@ def judge_finished_run(
     return baseline, failures
 
 
-async def already_flaky(src: Source, project_id: str, run: WindowRun, test_ids: list[int], rules: FlakyConfig) -> set[int]:
+async def already_flaky(
+    src: Source, project_id: str, run: WindowRun, test_ids: list[int], rules: FlakyConfig,
+) -> set[int]:
     """The tests among `test_ids` that were flaky on the default branch before `run`, or are
     quarantined."""
     from .flaky import FLAKY, analyse  # flaky.py builds on this module's neighbours

@@ -36,7 +36,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # is there, and then every token that holds a digit (numbers, durations like 5003ms, hex ids and
 # addresses like 0x4f3a2c, line numbers, counters in names) becomes <n> in one pass. A
 # placeholder holds no digit, quote or slash, so no later rule rewrites it.
-_STR = re.compile(r"\"(?:[^\"\\\n]|\\.){0,200}\"|'(?:[^'\\\n]|\\.){0,200}'|`[^`\n]{0,200}`|‘[^’\n]{0,200}’|“[^”\n]{0,200}”")
+_STR = re.compile(r"\"(?:[^\"\\\n]|\\.){0,200}\"|'(?:[^'\\\n]|\\.){0,200}'"
+                  r"|`[^`\n]{0,200}`|‘[^’\n]{0,200}’|“[^”\n]{0,200}”")
 _TMP = re.compile(r"(?:/tmp|/var/folders|/private/var/folders|/var/tmp)/[^\s'\"):,]*"
                   r"|[A-Za-z]:\\[^\s'\"]*\\(?:Temp|tmp)\\[^\s'\"):,]*")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")

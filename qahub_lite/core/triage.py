@@ -194,7 +194,8 @@ async def project_failures(
     total = (await src.fetch(f"SELECT count(*) {sql}", params))[0][0]
     rows = await src.fetch(
         f"SELECT s.id, s.hash, s.exception_type, s.normalized, s.example, s.first_seen, {last}, s.first_run_id, "
-        f"{occurrences}, (SELECT count(*) FROM signature_tests t WHERE t.signature_id = s.id), s.category, s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
+        f"{occurrences}, (SELECT count(*) FROM signature_tests t WHERE t.signature_id = s.id), s.category, "
+        "s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
         f"{sql} ORDER BY {last} DESC, s.id DESC LIMIT ?", (*params, limit),
     )
     ids = [r[0] for r in rows]
@@ -246,8 +247,9 @@ def set_triage(conn: sqlite3.Connection, project_id: str, signature: str, data: 
     sid, _, merged_into = drive(_find(src, project_id, signature))
     if merged_into is not None:
         raise Conflict("this signature was merged into another: triage that one")
-    for name, value, most in (("bug_ticket_key", data.bug_ticket_key, 200), ("bug_ticket_url", data.bug_ticket_url, 2000),
-                              ("note", data.note, 5000)):
+    limits = (("bug_ticket_key", data.bug_ticket_key, 200), ("bug_ticket_url", data.bug_ticket_url, 2000),
+              ("note", data.note, 5000))
+    for name, value, most in limits:
         if value is not None and len(value) > most:
             raise Invalid(f"{name} is longer than {most} characters")
     if data.bug_ticket_url is not None and not re.match(r"https?://", data.bug_ticket_url):
@@ -317,7 +319,8 @@ def check_pattern(pattern: str) -> None:
 def add_rule(conn: sqlite3.Connection, project_id: str, pattern: str, note: str | None) -> Rule:
     """Writer operation: a mask rule; it applies to failures ingested from now on."""
     check_pattern(pattern)
-    if conn.execute("SELECT count(*) FROM signature_rules WHERE project_id = ?", (project_id,)).fetchone()[0] >= MAX_RULES:
+    count = conn.execute("SELECT count(*) FROM signature_rules WHERE project_id = ?", (project_id,)).fetchone()[0]
+    if count >= MAX_RULES:
         raise Conflict(f"a project has at most {MAX_RULES} mask rules")
     cur = conn.execute(
         "INSERT INTO signature_rules (project_id, pattern, note, created_at) VALUES (?,?,?,?)",
