@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 
 from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
-from .api import exports_api, health_api, test_daily_api, webhooks_api
+from .api import exports_api, health_api, test_daily_api, triage_api, webhooks_api
 from .api.admission import Admission
 from .api.context import Services
 from .api.errors import handle_exception
@@ -45,6 +45,7 @@ def route_handlers() -> list:
         *test_daily_api.HANDLERS,
         *webhooks_api.HANDLERS,
         *exports_api.HANDLERS,
+        *triage_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
         health.healthz,

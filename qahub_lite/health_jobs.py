@@ -18,7 +18,7 @@ import time
 import httpx
 
 from . import __version__, outbound
-from .core import egress, health, outbox, trends
+from .core import egress, health, outbox, quarantine, trends
 from .core.clock import now_ms
 from .core.webhooks import sign
 
@@ -47,6 +47,15 @@ async def process_finished_runs(svc) -> str | None:
     return f"{len(batch) - failed} finished run(s) judged, {events} webhook event(s) queued" + (
         f", {failed} failed" if failed else ""
     )
+
+
+QUARANTINE_EXPIRY_INTERVAL_S = 60  # an expiry is a date people set; a minute late is on time
+
+
+async def lift_expired_quarantines(svc) -> str | None:
+    """Quarantines whose expiry passed are lifted, with an audit entry and an event (docs/triage.md)."""
+    lifted = await svc.db.write(quarantine.lift_expired)
+    return f"lifted {lifted} expired quarantine(s)" if lifted else None
 
 
 async def grade_trends(svc) -> str | None:
@@ -149,4 +158,5 @@ def schedule(svc, scheduler) -> Sender:
     scheduler.add("run-health", RUN_HEALTH_INTERVAL_S, lambda: process_finished_runs(svc))
     scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc))
     scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick)
+    scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc))
     return sender

@@ -115,6 +115,10 @@ def _one_of_everything(c, h: dict, name: str) -> dict:
     ids = {"project_id": project["id"], "suite_id": suite["id"], "case_id": case["id"], "run_id": run["run_id"],
            "result_id": result["id"], "attachment_id": attachment["id"], "test_id": str(result["test_id"]),
            "short_id": run["short_id"], "job_id": job["job"]["id"], "webhook_id": hook["id"]}
+    # Triage: the failed result's signature and a mask rule (docs/triage.md).
+    ids["signature"] = c.get(f"/api/v1/runs/{run['run_id']}/failures", headers=h).json()["data"][0]["signature"]
+    ids["rule_id"] = str(c.post(f"/api/v1/projects/{project['id']}/signature-rules", headers=h,
+                                json={"pattern": "build-[0-9]+"}).json()["id"])
     for _ in range(200):  # the run-health job queues the delivery within a second or two
         deliveries = c.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=h).json()["data"]
         if deliveries:

@@ -39,7 +39,7 @@ def test_a_new_failure_against_the_baseline_fails_the_gate_by_default(hapi):
     assert verdict["reasons"] == ["1 new failure(s) against the baseline: b"]
     assert {c["rule"]: c["passed"] for c in verdict["checks"]} == {"status": True, "no_new_failures": False}
     assert verdict["rules"] == {"min_grade": None, "max_failures": None, "no_new_failures": True,
-                                "ignore_quarantined": True}
+                                "ignore_quarantined": True, "ignore_known_environment": False}
 
     regressions = hapi.get(f"/api/v1/runs/{pr['run_id']}/regressions").json()
     assert regressions["regressed"] is True and regressions["baseline_run_id"] == main[-1]["run_id"]
@@ -153,3 +153,14 @@ def test_qahub_gate_exits_0_1_2_and_prints_every_check(live_server):
     assert missing.returncode == 2 and "no gate verdict: Run not found in this project" in missing.stderr
     usage = gate("--run", "x", "--branch", "y")
     assert usage.returncode == 2
+
+    # Quarantined later: the gate says what it set aside and why, and that CI first got FAILED.
+    with live_server.client() as http:
+        b_id = next(t["test_id"] for t in http.get(f"/api/v1/projects/{project['id']}/tests").json()["data"]
+                    if t["title"] == "b")
+        http.put(f"/api/v1/projects/{project['id']}/tests/{b_id}/quarantine",
+                 json={"reason": "flaky login", "ticket": "LIN-8"}).raise_for_status()
+    now = gate("--run", bad["short_id"])
+    assert now.returncode == 0, now.stdout
+    assert "  set aside 1 failure(s), not counted:\n    - b (FAILED): quarantined: flaky login; LIN-8" in now.stdout
+    assert "verdict was first recorded as FAILED" in now.stdout and "it would be PASSED now" in now.stdout

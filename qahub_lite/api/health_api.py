@@ -17,6 +17,7 @@ from .context import services
 from .errors import ApiError
 from .health_schema import FlakyQuery, GateQuery, GradeQuery, HistoryQuery, QuarantineIn, TestsQuery, TrendsQuery
 from .native_library import visible_project
+from ..core.triage import parse_moment as parse_since
 from .native_runs import visible_run
 from .routing import endpoint, read_body, read_query
 
@@ -51,7 +52,7 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
     async with services(request).db.read() as conn:
         return await flaky.list_tests(
             conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
-            state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag,
+            state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag, q=q.q,
         )
 
 
@@ -70,15 +71,19 @@ async def test_history(request: Request, project_id: FromPath[str], test_id: Fro
 
 async def _quarantine(request: Request, project_id: FromPath[str], test_id: FromPath[str], on: bool) -> quarantine.TestInfo:
     _, project = await visible_project(request, "write", project_id)
-    reason = None
+    body = QuarantineIn()
     if on and (await request.body()).strip():
-        reason = (await read_body(request, QuarantineIn)).reason
-    return await services(request).db.write(quarantine.set_quarantine, project.id, test_id, on, reason)
+        body = await read_body(request, QuarantineIn)
+    expires = parse_since(body.expires_at) if body.expires_at else None
+    return await services(request).db.write(
+        lambda conn: quarantine.set_quarantine(conn, project.id, test_id, on, body.reason, ticket=body.ticket,
+                                               expires_at=expires, actor="api"))
 
 
 @endpoint("PUT", f"{_P}/tests/{{test_id:str}}/quarantine", summary="Quarantine a test (the gate ignores it)",
           tags=TAGS, scope="write", body=QuarantineIn, responses={200: quarantine.TestInfo},
-          description="The body is optional: {\"reason\": \"...\"}. Quarantining twice keeps the first time.")
+          description="The body is optional: {\"reason\", \"ticket\", \"expires_at\"} (expires_at: an ISO date or "
+          "date-time; the quarantine is lifted then). Quarantining twice keeps the first time.")
 async def quarantine_on(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> quarantine.TestInfo:
     return await _quarantine(request, project_id, test_id, True)
 
@@ -122,19 +127,24 @@ async def project_trends(request: Request, project_id: FromPath[str]) -> trends.
           scope="read", query=GateQuery, responses={200: gate.GateResult},
           description="Judges `run_id` (id or short id), else the latest finished run of `branch` (default: the "
           "default branch). Rules from the query win over the project's settings.gate; defaults: no_new_failures "
-          "and ignore_quarantined true. 200 for both verdicts: read `passed`. 409 while the run is unfinished.")
+          "and ignore_quarantined true, ignore_known_environment false. 200 for both verdicts: read `passed`; "
+          "`set_aside` lists the failures not counted and why. The first verdict of a run is recorded (`recorded`); "
+          "`changed_since_recorded` says when it would differ now. 409 while the run is unfinished.")
 async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.GateResult:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, GateQuery)
     if q.run_id and q.branch is not None:
         raise ApiError(400, "give run_id or branch, not both")
-    rules = gate.GateRules(q.min_grade, q.max_failures, q.no_new_failures, q.ignore_quarantined)
+    rules = gate.GateRules(q.min_grade, q.max_failures, q.no_new_failures, q.ignore_quarantined,
+                           q.ignore_known_environment)
     cfg = services(request).config
     async with services(request).db.read() as conn:
-        return await gate.evaluate(
+        result = await gate.evaluate(
             conn, project.id, run_ref=q.run_id, branch=q.branch, rules=rules, flaky_rules=cfg.flaky,
             grade_rules=cfg.grade,
         )
+    # What CI got is kept: the first verdict of a run is recorded, later ones are compared with it.
+    return await services(request).db.write(gate.record_first, result)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/regressions", summary="A run's new failures against its baseline",

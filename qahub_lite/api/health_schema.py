@@ -12,8 +12,8 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Branch = Annotated[str, msgspec.Meta(max_length=200)]
 Day = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-Event = Literal["run.completed", "run.regressed", "test.flaky"]
-Events = Annotated[list[Event], msgspec.Meta(min_length=1, max_length=3)]
+Event = Literal["run.completed", "run.regressed", "test.flaky", "failure.new", "test.quarantined", "test.unquarantined"]
+Events = Annotated[list[Event], msgspec.Meta(min_length=1, max_length=6)]
 Format = Literal["json", "slack", "mattermost"]
 Secret = Annotated[str, msgspec.Meta(min_length=16, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -32,6 +32,7 @@ class TestsQuery(msgspec.Struct, forbid_unknown_fields=True):
     state: Literal["flaky", "broken", "healthy"] | None = None
     quarantined: bool | None = None
     tag: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    q: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None  # words in the name, suite or file
     limit: Limit = 50
     cursor: str | None = None
 
@@ -43,6 +44,8 @@ class HistoryQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 class QuarantineIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Description | None = None
+    ticket: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    expires_at: Annotated[str, msgspec.Meta(max_length=40)] | None = None  # ISO date or date-time (docs/triage.md)
 
 
 class GradeQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +68,7 @@ class GateQuery(msgspec.Struct, forbid_unknown_fields=True):
     max_failures: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     no_new_failures: bool | None = None
     ignore_quarantined: bool | None = None
+    ignore_known_environment: bool | None = None
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):

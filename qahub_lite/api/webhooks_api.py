@@ -33,7 +33,7 @@ async def _visible_hook(request: Request, scope: str, hook_id: str):
 
 @endpoint("POST", "/api/v1/projects/{project_id:str}/webhooks", summary="Create a webhook (its secret is shown once)",
           tags=TAGS, scope="admin", body=WebhookIn, responses={201: webhooks.NewWebhook},
-          description="Events: run.completed, run.regressed, test.flaky. Format json (signed envelope), slack or "
+          description="Events: run.completed, run.regressed, test.flaky, failure.new, test.quarantined, test.unquarantined. Format json (signed envelope), slack or "
           "mattermost ({\"text\": ...} for incoming webhooks). Bodies are signed: X-Qahub-Signature: sha256=<hex "
           "HMAC-SHA256 of \"<X-Qahub-Timestamp>.<body>\">.")
 async def create_webhook(request: Request, project_id: FromPath[str]) -> Response:

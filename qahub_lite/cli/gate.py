@@ -25,7 +25,7 @@ def register(commands) -> None:
         description="Judge a finished run (--run) or a branch's latest finished run (--branch; default: the "
         "project's default branch) against the quality gate: minimum grade, no new failures against the "
         "default branch's baseline, most failures allowed; quarantined tests are ignored. Prints every check "
-        "and exits 0 when the gate passed, 1 when it failed, 2 when there is no verdict.",
+        "and the failures it set aside (and why), and exits 0 when the gate passed, 1 when it failed, 2 when there is no verdict.",
     )
     add_server_options(p)
     p.add_argument("--project", required=True, metavar="ID",
@@ -43,6 +43,9 @@ def register(commands) -> None:
                    help="do not judge new failures (overrides the project's settings)")
     p.add_argument("--include-quarantined", action="store_true",
                    help="count quarantined tests too (by default the gate ignores them)")
+    p.add_argument("--ignore-known-environment", action="store_true",
+                   help="set aside failures whose signature is triaged as a known `environment` issue "
+                   "(docs/triage.md; off unless asked here or in settings.gate)")
     p.add_argument("--json", action="store_true", help="print the server's whole answer as JSON")
     p.set_defaults(handler=run)
 
@@ -71,6 +74,8 @@ def query(args: argparse.Namespace) -> dict[str, str]:
         params["no_new_failures"] = "true" if args.no_new_failures else "false"
     if args.include_quarantined:
         params["ignore_quarantined"] = "false"
+    if args.ignore_known_environment:
+        params["ignore_known_environment"] = "true"
     return params
 
 
@@ -100,4 +105,18 @@ def report(answer: dict) -> str:
     ]
     for check in answer.get("checks", []):
         lines.append(f"  {'ok  ' if check['passed'] else 'FAIL'} {check['rule']}: {check['message']}")
+    aside = answer.get("set_aside") or []
+    if aside:
+        lines.append(f"  set aside {len(aside)} failure(s), not counted:")
+        for item in aside[:50]:
+            why = "quarantined" if item["why"] == "quarantined" else "known environment issue"
+            lines.append(f"    - {item['title']} ({item['status']}): {why}: {item['detail']}")
+        if len(aside) > 50:
+            lines.append(f"    … and {len(aside) - 50} more")
+    recorded = answer.get("recorded")
+    if recorded and answer.get("changed_since_recorded"):
+        lines.append(
+            f"  note: this run's verdict was first recorded as {'PASSED' if recorded['passed'] else 'FAILED'} "
+            f"at {recorded['computed_at']}; it would be {'PASSED' if answer.get('passed') else 'FAILED'} now"
+        )
     return "\n".join(lines)

@@ -281,6 +281,7 @@ _STATE_ORDER = {BROKEN: 0, FLAKY: 1, HEALTHY: 2}
 async def list_tests(
     conn, project_id: str, *, branch: str | None = None, rules: FlakyConfig | None = None, state: str | None = None,
     quarantined: bool | None = None, limit: int = 50, cursor: str | None = None, tag: str | None = None,
+    q: str | None = None,
 ) -> TestHealthPage:
     """Tests that ran in the lookback, and quarantined ones, with their states: broken first,
     then flaky (top offenders first), then healthy."""
@@ -305,10 +306,11 @@ async def list_tests(
             "SELECT id FROM tests WHERE project_id = ? AND tags IS NOT NULL "
             "AND EXISTS (SELECT 1 FROM json_each(tests.tags) WHERE json_each.value = ?)", (project_id, tag),
         )}
+    matched = await _search(src, project_id, q) if q else None
     chosen = [
         j for j in everything
         if (state is None or j.state == state) and (quarantined is None or infos[j.test_id].quarantined == quarantined)
-        and (tagged is None or j.test_id in tagged)
+        and (tagged is None or j.test_id in tagged) and (matched is None or j.test_id in matched)
     ]
     chosen.sort(key=lambda j: (_STATE_ORDER[j.state], *ranking_key(j)))
     page = chosen[offset : offset + limit]
@@ -319,6 +321,19 @@ async def list_tests(
         [health_of(j, infos[j.test_id], last.get(j.test_id)) for j in page],
         encode_cursor(0, offset + limit) if more else None,
     )
+
+
+async def _search(src: Source, project_id: str, q: str) -> set[int]:
+    """Tests whose name, suite path, test case code or latest file hold every word of `q`
+    (case-insensitive; LIKE wildcards in `q` are taken literally)."""
+    sql = ("SELECT t.id FROM tests t LEFT JOIN test_cases c ON c.id = t.test_case_id WHERE t.project_id = ?")
+    params: list = [project_id]
+    for word in q.lower().split()[:8]:
+        like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql += (" AND (lower(t.title) LIKE ? ESCAPE '\\' OR lower(t.suite_path) LIKE ? ESCAPE '\\' "
+                "OR lower(coalesce(c.code, '')) LIKE ? ESCAPE '\\' OR lower(t.identity) LIKE ? ESCAPE '\\')")
+        params += [like] * 4
+    return {row[0] for row in await src.fetch(sql, params)}
 
 
 async def history(

@@ -10,7 +10,13 @@ Rules come from the query, else from the project's `settings.gate`, else the def
 - max_failures: the run has at most this many failing results;
 - no_new_failures: no test that passed in the baseline fails in this run (regressions.py).
 
-With ignore_quarantined, a quarantined test counts in none of them.
+With ignore_quarantined, a quarantined test counts in none of them; with
+ignore_known_environment (off by default), neither does a failure whose signature is triaged as
+a known `environment` issue (docs/triage.md). Each failure set aside is listed with why.
+
+The verdict of a run is recorded the first time it is computed through the API (what CI got,
+`record_first`); a later quarantine or triage never rewrites it: the answer then carries the
+recorded verdict beside the one it would be now.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from ..config import FlakyConfig, GradeConfig
+from .clock import now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .flaky import analyse
 from .grade import NOT_ENOUGH_DATA, Grade, grade_of
-from .quarantine import quarantined_ids
+from .quarantine import quarantined_ids, test_infos
 from .regressions import NewFailure, of_run
 from .status import FAILING, RUN_FINISHED
-from .window import get_window_run, source
+from .window import drive, get_window_run, source
 
 Letter = Literal["A", "B", "C", "D", "F"]
 _ORDER = "ABCDF"
@@ -40,6 +47,7 @@ class GateRules(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     max_failures: Annotated[int, msgspec.Meta(ge=0)] | None = None
     no_new_failures: bool | None = None
     ignore_quarantined: bool | None = None
+    ignore_known_environment: bool | None = None
 
 
 class EffectiveRules(msgspec.Struct):
@@ -47,6 +55,24 @@ class EffectiveRules(msgspec.Struct):
     max_failures: int | None
     no_new_failures: bool
     ignore_quarantined: bool
+    ignore_known_environment: bool = False
+
+
+class SetAside(msgspec.Struct):
+    """A failure the gate did not count, and why."""
+
+    test_id: int
+    title: str
+    status: str
+    why: str  # quarantined | known_environment_issue
+    detail: str  # the quarantine's reason and ticket, or the issue's ticket
+
+
+class RecordedVerdict(msgspec.Struct):
+    passed: bool
+    reasons: list[str]
+    set_aside: list[SetAside]
+    computed_at: str | None
 
 
 class GateCheck(msgspec.Struct):
@@ -72,6 +98,9 @@ class GateResult(msgspec.Struct):
     new_failures: list[NewFailure]
     grade: Grade
     rules: EffectiveRules
+    set_aside: list[SetAside] = []
+    recorded: RecordedVerdict | None = None  # what CI got the first time this run was judged
+    changed_since_recorded: bool = False  # the verdict would differ now (a quarantine, a triage)
 
 
 def settings_rules(settings: dict) -> GateRules:
@@ -92,7 +121,7 @@ def effective(settings: GateRules, query: GateRules) -> EffectiveRules:
 
     return EffectiveRules(
         pick("min_grade", None), pick("max_failures", None), pick("no_new_failures", True),
-        pick("ignore_quarantined", True),
+        pick("ignore_quarantined", True), pick("ignore_known_environment", False),
     )
 
 
@@ -143,16 +172,20 @@ async def evaluate(
 
     analysis = await analyse(src, project_id, main, flaky_rules, newest=run, ignore=ignore)
     grade = grade_of(analysis, project_id, main, flaky_rules, grade_rules, ignore)
-    failing = [r[0] for r in await src.fetch(
-        f"SELECT test_id FROM results WHERE run_id = ? AND status IN ({','.join('?' * len(_FAILING))})",
-        (run_id, *_FAILING),
-    )]
+    failing_rows = await src.fetch(
+        f"SELECT test_id, status, signature_id FROM results WHERE run_id = ? "
+        f"AND status IN ({','.join('?' * len(_FAILING))})", (run_id, *_FAILING),
+    )
+    failing = [r[0] for r in failing_rows]
+    aside = await _set_aside(src, project_id, failing_rows, ignore, chosen.ignore_known_environment)
     ignored = sum(1 for t in failing if t in ignore)
-    failures = len(failing) - ignored
+    skipped = {a.test_id for a in aside}
+    failures = len(failing) - len(skipped)
     if run.failed + run.broken > len(failing):  # a summary counted more than the cases it sent
-        failures = run.failed + run.broken - ignored
+        failures = run.failed + run.broken - len(skipped)
     regressions = await of_run(src, project_id, run_id, flaky_rules)
-    new = [f for f in regressions.data if not (chosen.ignore_quarantined and f.quarantined)]
+    new = [f for f in regressions.data
+           if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
 
     checks = [GateCheck("status", status == "COMPLETED", f"run {short_id} is {status}")]
     if chosen.min_grade is not None:
@@ -185,5 +218,66 @@ async def evaluate(
         passed=passed, verdict="pass" if passed else "fail", reasons=[c.message for c in checks if not c.passed],
         checks=checks, project_id=project_id, run_id=run_id, short_id=short_id, run_status=status, branch=run_branch,
         commit=commit, baseline_run_id=regressions.baseline_run_id, failures=failures,
-        quarantined_failures_ignored=ignored, new_failures=new, grade=grade, rules=chosen,
+        quarantined_failures_ignored=ignored, new_failures=new, grade=grade, rules=chosen, set_aside=aside,
     )
+
+
+async def _set_aside(
+    src, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
+) -> list[SetAside]:
+    infos = {}
+    env: dict[int, str] = {}
+    if known_env:
+        sids = sorted({r[2] for r in failing_rows if r[2] is not None})
+        for start in range(0, len(sids), 500):
+            chunk = sids[start : start + 500]
+            for sid, key, url, hash_ in await src.fetch(
+                "SELECT id, bug_ticket_key, bug_ticket_url, hash FROM failure_signatures "
+                f"WHERE category = 'environment' AND id IN ({','.join('?' * len(chunk))})", chunk,
+            ):
+                env[sid] = key or url or f"signature {hash_}"
+    wanted = [r[0] for r in failing_rows if r[0] in quarantined or r[2] in env]
+    if wanted:
+        infos = await test_infos(src, project_id, wanted)
+    out = []
+    for test_id, status, sid in failing_rows:
+        info = infos.get(test_id)
+        if info is None:
+            continue
+        if test_id in quarantined:
+            detail = "; ".join(x for x in (info.quarantine_reason, info.quarantine_ticket) if x) or "no reason given"
+            out.append(SetAside(test_id, info.title, status, "quarantined", detail))
+        elif sid in env:
+            out.append(SetAside(test_id, info.title, status, "known_environment_issue", f"known: {env[sid]}"))
+    return out
+
+
+def record_first(conn, result: GateResult) -> GateResult:
+    """Writer operation: record `result` as the run's verdict unless one is recorded already;
+    answer with the recorded verdict beside this one."""
+    encoder = msgspec.json.Encoder()
+    conn.execute(
+        "INSERT INTO gate_verdicts (run_id, passed, reasons, set_aside, computed_at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        (result.run_id, int(result.passed), encoder.encode(result.reasons).decode(),
+         encoder.encode(result.set_aside).decode(), now_ms()),
+    )
+    return with_recorded(result, drive(recorded_verdict(conn, result.run_id)))
+
+
+def with_recorded(result: GateResult, recorded: RecordedVerdict | None) -> GateResult:
+    """`result` with the run's recorded verdict beside it."""
+    if recorded is None:
+        return result
+    return msgspec.structs.replace(result, recorded=recorded, changed_since_recorded=recorded.passed != result.passed)
+
+
+async def recorded_verdict(conn, run_id: str) -> RecordedVerdict | None:
+    rows = await source(conn).fetch(
+        "SELECT passed, reasons, set_aside, computed_at FROM gate_verdicts WHERE run_id = ?", (run_id,)
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return RecordedVerdict(bool(row[0]), msgspec.json.decode(row[1]), msgspec.json.decode(row[2], type=list[SetAside]),
+                           to_iso(row[3]))

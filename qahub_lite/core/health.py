@@ -22,6 +22,7 @@ import sqlite3
 import msgspec
 
 from ..config import FlakyConfig
+from . import autoquarantine
 from .clock import now_ms
 from .flaky import FLAKY, Judgement, analyse
 from .quarantine import test_infos
@@ -74,6 +75,7 @@ def process_queued(conn: sqlite3.Connection, queue_id: int, run_id: str, rules: 
     tenant_id, project_id = row
     refresh_day_of_run(conn, run_id)
     baseline, failures = judge_finished_run(conn, project_id, run_id, rules)
+    turned = _auto_quarantine(conn, project_id, run_id, rules)
     hooks = subscribers(conn, project_id)
     if not hooks:
         return 0
@@ -95,7 +97,7 @@ def process_queued(conn: sqlite3.Connection, queue_id: int, run_id: str, rules: 
             "new_failures_total": len(failures), "new_failures": listed,
         })
     if _wants(hooks, "test.flaky") and run.ci.branch == project["default_branch"]:
-        turned = newly_flaky(conn, project_id, run_id, rules)
+        turned = turned if turned is not None else newly_flaky(conn, project_id, run_id, rules)
         if turned:
             infos = drive(test_infos(SyncSource(conn), project_id, [j.test_id for j in turned]))
             tests = [
@@ -106,6 +108,20 @@ def process_queued(conn: sqlite3.Connection, queue_id: int, run_id: str, rules: 
             ]
             queued_events += enqueue(conn, hooks, "test.flaky", project, {"run": summary, "tests": tests})
     return queued_events
+
+
+def _auto_quarantine(conn: sqlite3.Connection, project_id: str, run_id: str, rules: FlakyConfig) -> list | None:
+    """The project's auto-quarantine policy (autoquarantine.py), for default-branch runs; the
+    tests that turned flaky, when they had to be found (None otherwise)."""
+    row = conn.execute(
+        "SELECT p.settings, p.default_branch, r.branch FROM projects p JOIN runs r ON r.project_id = p.id "
+        "WHERE r.id = ?", (run_id,),
+    ).fetchone()
+    if row is None or not row[0] or row[1] != row[2] or not autoquarantine.policy_of(msgspec.json.decode(row[0])).auto:
+        return None
+    turned = newly_flaky(conn, project_id, run_id, rules)
+    autoquarantine.apply(conn, project_id, run_id, rules, turned)
+    return turned
 
 
 def _wants(hooks: list[Subscriber], event: str) -> bool:

@@ -7,7 +7,9 @@ Steps, all in one transaction (a 2xx means all of it is committed):
 3. intern test identities (`tests` rows, core/identity.py) in bulk; two items of one request
    with the same identity are a visible conflict (an item error, or attempts), never last-wins;
 4. upsert results with `executemany` (never with RETURNING, see DESIGN.md);
-5. recompute the run's counts from its results.
+5. give each failing result its failure signature (core/signatures.py, in bulk), carrying a
+   known issue's ticket to it;
+6. recompute the run's counts from its results.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import msgspec
 
 from . import health
 from . import identity as identity_keys
+from . import signatures
+from . import triage_events
 from . import runs as runs_core
 from .clock import new_id, new_short_id, now_ms
 from .errors import NotFound
 from .model import AttemptRecord, IngestOutcome, ItemError, ResultRecord, RunRecord
-from .status import RUN_FINISHED
+from .status import FAILING, RUN_FINISHED
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
 _CHUNK = 500
@@ -161,16 +165,17 @@ def store_results(
             run_id, test_ids[identity], r.status, int(r.flaky), r.attempts, r.duration_ms, r.error_message,
             r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, r.framework, r.file, r.line, r.stdout,
             r.stderr, attempt_log, int(linked), r.executed_at, _tags_encoder.encode(r.tags).decode() if r.tags else None,
-            now, now,
+            now, now, None,
         ))
+    signed = _sign(conn, project_id, run_id, rows)
     # Upsert: the same test in the same run is updated, not duplicated (seed 001). An update
     # that leaves a field out keeps what was there (a bug ticket added later keeps the
     # duration), except that the error belongs to the outcome: a new status brings its own.
     conn.executemany(
         """INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, error_message, error_stack,
                comment, bug_ticket_key, bug_ticket_url, framework, file, line, stdout, stderr, attempt_log, linked,
-               executed_at, tags, created_at, updated_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               executed_at, tags, created_at, updated_at, signature_id)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT (run_id, test_id) DO UPDATE SET
                status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
                duration_ms = coalesce(excluded.duration_ms, results.duration_ms),
@@ -186,6 +191,7 @@ def store_results(
                stdout = excluded.stdout, stderr = excluded.stderr, attempt_log = excluded.attempt_log,
                executed_at = coalesce(excluded.executed_at, results.executed_at),
                tags = coalesce(excluded.tags, results.tags),
+               signature_id = excluded.signature_id,
                updated_at = excluded.updated_at""",
         rows,
     )
@@ -193,11 +199,34 @@ def store_results(
     tagged = [(row[19], row[1]) for row in rows if row[19] is not None]
     if tagged:
         conn.executemany("UPDATE tests SET tags = ? WHERE id = ? AND tags IS NOT ?", [(t, i, t) for t, i in tagged])
+    if signed is not None:
+        signatures.record_tests(conn, [(row[22], row[1]) for row in rows if row[22] is not None])
+        if signed.new:
+            triage_events.failure_new(conn, project_id, run_id, signed.new)
     runs_core.refresh_counts(conn, run_id)
     if run is not None and run.status in RUN_FINISHED:
         health.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/health.py)
     errors.sort(key=lambda e: e.index)
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)
+
+
+def _sign(conn: sqlite3.Connection, project_id: str, run_id: str, rows: list) -> signatures.Stored | None:
+    """Step 5: the signature of each failing row (rows are rebuilt in place, position 22), and a
+    known issue's ticket on rows that name none (docs/triage.md)."""
+    failing = [(i, row[2], row[6], row[7]) for i, row in enumerate(rows) if row[2] in FAILING]
+    if not failing:
+        return None
+    branch = conn.execute("SELECT branch FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    signed = signatures.store(conn, project_id, run_id, branch, failing, len(rows))
+    for i, _, _, _ in failing:
+        sid = signed.ids[i]
+        row = rows[i]
+        ticket = signed.triage.get(sid)
+        if ticket is not None and row[9] is None and row[10] is None:
+            rows[i] = (*row[:9], ticket[0], ticket[1], *row[11:22], sid)
+        else:
+            rows[i] = (*row[:22], sid)
+    return signed
 
 
 def identify(

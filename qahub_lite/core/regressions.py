@@ -6,6 +6,10 @@ before it, infrastructure failures left out (window.py): for a pull request's ru
 of the branch it merges into; for a default-branch run, the run before it. A run is judged
 once, when it finishes (health.py), and the baseline it was judged against is recorded, so
 its answer never drifts as more runs arrive. A run that has not finished is judged live.
+
+A failure of a test already known to be flaky (judged flaky on the default branch before this
+run) or quarantined is no regression: it is left out of the recorded verdict and of
+`run.regressed` (docs/triage.md). The live listing still shows it, marked `known_flaky`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class NewFailure(msgspec.Struct):
     status: str
     error_message: str | None
     quarantined: bool
+    known_flaky: bool = False  # flaky on the default branch before this run: no regression
 
 
 class RunRegressions(msgspec.Struct):
@@ -71,6 +76,9 @@ def judge_finished_run(
         return None, []
     baseline = drive(baseline_of(src, project_id, run, rules))
     failures = drive(new_failures(src, run_id, baseline.id)) if baseline else []
+    if failures:
+        known = drive(already_flaky(src, project_id, run, [f[0] for f in failures], rules))
+        failures = [f for f in failures if f[0] not in known]
     conn.execute(
         "INSERT INTO run_regressions (run_id, baseline_run_id, new_failures, computed_at) VALUES (?,?,?,?) "
         "ON CONFLICT (run_id) DO UPDATE SET baseline_run_id = excluded.baseline_run_id, "
@@ -78,6 +86,23 @@ def judge_finished_run(
         (run_id, baseline.id if baseline else None, len(failures), now_ms()),
     )
     return baseline, failures
+
+
+async def already_flaky(
+    src: Source, project_id: str, run: WindowRun, test_ids: list[int], rules: FlakyConfig,
+) -> set[int]:
+    """The tests among `test_ids` that were flaky on the default branch before `run`, or are
+    quarantined."""
+    from .flaky import FLAKY, analyse  # flaky.py builds on this module's neighbours
+
+    main = await default_branch(src, project_id)
+    analysis = await analyse(src, project_id, main, rules, test_ids=test_ids, before_ms=run.created_at)
+    known = {t for t, j in analysis.judgements.items() if j.state == FLAKY}
+    marks = ",".join("?" * len(test_ids))
+    known.update(r[0] for r in await src.fetch(
+        f"SELECT id FROM tests WHERE project_id = ? AND quarantined = 1 AND id IN ({marks})", (project_id, *test_ids)
+    ))
+    return known
 
 
 async def of_run(conn, project_id: str, run_id: str, rules: FlakyConfig | None = None) -> RunRegressions:
@@ -92,12 +117,15 @@ async def of_run(conn, project_id: str, run_id: str, rules: FlakyConfig | None =
         baseline_id, judged_at = (baseline.id if baseline else None), None
     rows = await new_failures(src, run_id, baseline_id) if baseline_id else []
     infos = await test_infos(src, project_id, [r[0] for r in rows])
+    run = await get_window_run(src, run_id) if rows else None
+    flaky = await already_flaky(src, project_id, run, [r[0] for r in rows], rules) if run else set()
     data = [
         NewFailure(
             test_id, infos[test_id].title, infos[test_id].suite, infos[test_id].test_case_code, status,
-            shorten(error), infos[test_id].quarantined,
+            shorten(error), infos[test_id].quarantined, test_id in flaky and not infos[test_id].quarantined,
         )
         for test_id, status, error in rows
         if test_id in infos
     ]
-    return RunRegressions(run_id, baseline_id, bool(data), len(data), data, to_iso(judged_at))
+    regressed = any(not (f.known_flaky or f.quarantined) for f in data)
+    return RunRegressions(run_id, baseline_id, regressed, len(data), data, to_iso(judged_at))

@@ -28,7 +28,7 @@ import msgspec
 from .clock import new_id, now_ms, to_iso
 from .errors import Invalid, NotFound
 
-EVENTS = ("run.completed", "run.regressed", "test.flaky")
+EVENTS = ("run.completed", "run.regressed", "test.flaky", "failure.new", "test.quarantined", "test.unquarantined")
 FORMATS = ("json", "slack", "mattermost")
 SECRET_PREFIX = "whsec_"
 
@@ -217,6 +217,8 @@ def _code(fmt: str, text: str) -> str:
 
 def chat_text(fmt: str, event: str, project: dict, data: dict) -> str:
     """One message for a chat channel, with a link to the run."""
+    if event in ("failure.new", "test.quarantined", "test.unquarantined"):
+        return _triage_text(fmt, event, project, data)
     run = data["run"]
     where = _code(fmt, run["branch"]) if run.get("branch") else "no branch"
     head = f"[{_plain(fmt, project['name'])}] Run {_link(fmt, run['url'], run['name'])} on {where}"
@@ -239,6 +241,20 @@ def chat_text(fmt: str, event: str, project: dict, data: dict) -> str:
         for t in data["tests"][:10]
     ]
     return "\n".join(lines)
+
+
+def _triage_text(fmt: str, event: str, project: dict, data: dict) -> str:
+    """Triage events (core/triage_events.py) have no run summary: a signature or a test."""
+    head = f"[{_plain(fmt, project['name'])}]"
+    if event == "failure.new":
+        lines = [f"{head} {len(data['signatures'])} new kind(s) of failure"]
+        lines += [f"• {_plain(fmt, s['exception_type'])}: {_plain(fmt, (s['example'] or '')[:120])}"
+                  for s in data["signatures"][:10]]
+        return "\n".join(lines)
+    test = data["test"]
+    verb = "quarantined" if event == "test.quarantined" else "released from quarantine"
+    why = f" ({_plain(fmt, data['reason'])})" if data.get("reason") else ""
+    return f"{head} {_plain(fmt, test['title'])} {verb} by {_plain(fmt, data['actor'])}{why}"
 
 
 def build_body(fmt: str, event: str, event_id: str, created_at: int, project: dict, data: dict) -> str:

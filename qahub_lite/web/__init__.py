@@ -14,7 +14,8 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from . import (
-    auth, pages_project_settings, pages_projects, pages_runs, pages_settings, pages_tests, pages_trends, pages_webhooks,
+    auth, pages_project_settings, pages_projects, pages_runs, pages_settings, pages_tests, pages_trends, pages_triage,
+    pages_webhooks,
 )
 from .render import handle_web_exception
 
@@ -28,7 +29,7 @@ def router() -> list:
         route_handlers=[
             *auth.HANDLERS, *pages_projects.HANDLERS, *pages_runs.HANDLERS, *pages_tests.HANDLERS,
             *pages_trends.HANDLERS, *pages_settings.HANDLERS, *pages_project_settings.HANDLERS,
-            *pages_webhooks.HANDLERS,
+            *pages_webhooks.HANDLERS, *pages_triage.HANDLERS,
         ],
         exception_handlers={Exception: handle_web_exception},
         include_in_schema=False,

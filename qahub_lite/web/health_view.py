@@ -111,7 +111,10 @@ async def gate_verdicts(conn, config: Config, project: Project, finished: list[R
     out = []
     for run in reversed(finished):
         try:
-            out.append(GateVerdict(run, await run_gate(conn, config, project, run), None))
+            result = await run_gate(conn, config, project, run)
+            if result is not None:  # what CI got, beside what it would be now (docs/triage.md)
+                result = gate.with_recorded(result, await gate.recorded_verdict(conn, run.id))
+            out.append(GateVerdict(run, result, None))
         except DomainError as exc:  # a project's invalid settings.gate: say so on the page
             out.append(GateVerdict(run, None, exc.message))
     return out

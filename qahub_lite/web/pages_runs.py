@@ -26,7 +26,7 @@ from litestar.response import File
 from ..api.context import services
 from ..api.errors import ApiError
 from ..core import attachments as files
-from ..core import projects, runs
+from ..core import projects, runs, triage
 from ..core.clock import from_datetime
 from ..core.status import ALL, FAILING, RUN_STATUSES, UNFINISHED
 from . import health_view
@@ -264,6 +264,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
             cursor=q.cursor, tag=q.tag,
         )
         verdict = await health_view.run_gate(conn, svc.config, project, run)
+        groups = await triage.run_failures(conn, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(
         [("passed", c.passed), ("failed", c.failed), ("broken", c.broken), ("skipped", c.skipped),
@@ -274,7 +275,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     status_q = (f"status={q.status}&" if q.status else "") + (f"tag={quote(q.tag)}&" if q.tag else "")
     return page(
         request, "run.html", run=run, project=project, failures=failures, results=listed.data, marks=marks,
-        gate=verdict,
+        gate=verdict, groups=groups,
         bar=bar, status_filter=q.status, tag_filter=q.tag, statuses=ALL, ci=ci_links(run),
         refresh_s=svc.config.dashboard.refresh_s if run.status in UNFINISHED else None,
         more_failures=f"{base}?failures={failed.next_cursor}#failures" if failed.next_cursor else None,

@@ -18,6 +18,7 @@ from ..api.context import services
 from ..core import flaky, projects, quarantine, test_daily, trends
 from ..core.clock import now_ms
 from ..core.retention_policy import describe as retention_note
+from ..core.triage import parse_moment
 from . import health_view
 from .auth import safe_next, web_session
 from .charts import Series, StripItem, line_chart, result_strip
@@ -35,6 +36,8 @@ class TestQuery(msgspec.Struct, forbid_unknown_fields=True):
 class QuarantineForm(msgspec.Struct, forbid_unknown_fields=True):
     action: Literal["on", "off"]
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    ticket: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    expires: Annotated[str, msgspec.Meta(max_length=10)] | None = None  # YYYY-MM-DD: lifted at that UTC midnight
     next: Annotated[str, msgspec.Meta(max_length=2000)] = "/"
 
 
@@ -98,7 +101,10 @@ async def set_quarantine(request: Request, project_id: FromPath[str], test_ref: 
     async with svc.db.read() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
     reason = form.reason or f"set in the dashboard by {session.username}"
-    await svc.db.write(quarantine.set_quarantine, project.id, test_ref, form.action == "on", reason)
+    expires = parse_moment(form.expires) if form.expires else None
+    await svc.db.write(lambda conn: quarantine.set_quarantine(
+        conn, project.id, test_ref, form.action == "on", reason, ticket=form.ticket or None, expires_at=expires,
+        actor=f"dashboard:{session.username}"))
     return redirect(safe_next(form.next))
 
 
