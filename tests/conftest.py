@@ -65,6 +65,9 @@ class Api:
     def post(self, path, json=None, key=None, **kw):
         return self.client.post(path, json=json, headers=self.h(key), **kw)
 
+    def put(self, path, json=None, key=None, **kw):
+        return self.client.put(path, json=json, headers=self.h(key), **kw)
+
     def patch(self, path, json=None, key=None, **kw):
         return self.client.patch(path, json=json, headers=self.h(key), **kw)
 

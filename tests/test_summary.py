@@ -19,13 +19,35 @@ def _summary(api, run, fmt="markdown"):
     return r.text
 
 
-def test_group_failures_by_first_error_line_largest_first():
+def test_failures_without_a_signature_group_by_first_error_line_largest_first():
     failures = [Failure(1, "s", "a", "FAILED", "AssertionError: 1 != 2\n  at x"),
                 Failure(2, "s", "b", "FAILED", "TimeoutError: 30s"), Failure(3, "s", "c", "BROKEN", None),
                 Failure(4, "s", "d", "FAILED", "  TimeoutError: 30s  \nother")]
     groups = group_failures(failures)
     assert [(g.key, [f.title for f in g.failures]) for g in groups] == [
         ("TimeoutError: 30s", ["b", "d"]), ("(broken, no message)", ["c"]), ("AssertionError: 1 != 2", ["a"])]
+
+
+def test_failures_group_by_signature_so_numbers_do_not_split_a_group(api):
+    # "waited 5003ms" and "waited 4999ms" are one thing that broke (docs/triage.md); a first-line
+    # grouping would show two groups of one. A known issue's ticket shows on its group.
+    project = api.project("Signatures")
+    results = [
+        {"title": "a", "status": "FAILED", "error_message": "TimeoutError: waited 5003ms for #submit"},
+        {"title": "b", "status": "FAILED", "error_message": "TimeoutError: waited 4999ms for #submit"},
+        {"title": "c", "status": "FAILED", "error_message": "KeyError: 'price'"},
+    ]
+    run = _run(api, project, results)
+    groups = api.get(f"/api/v1/runs/{run['run_id']}/failures").json()
+    timeout = next(g for g in groups["data"] if g["count"] == 2)
+    r = api.put(f"/api/v1/projects/{project['id']}/failures/{timeout['signature']}",
+                {"bug_ticket_key": "LIN-42", "category": "environment"})
+    assert r.status_code == 200, r.text
+    lines = _summary(api, run).splitlines()
+    heading = lines.index("### Failures (3, by what broke)")
+    assert lines[heading + 1].startswith("- 2× `TimeoutError: waited") and lines[heading + 1].endswith(
+        "— known: `LIN-42`")
+    assert lines[heading + 2] == "- 1× `KeyError: 'price'` — e.g. `c`"
 
 
 def test_new_failures_come_first_then_the_other_failures_grouped(api):
@@ -43,7 +65,7 @@ def test_new_failures_come_first_then_the_other_failures_grouped(api):
     assert lines[0] == f"## ❌ qahub: run {run['short_id']} FAILED"
     assert "**Quality gate: failed**" in text and "1 new failure(s)" in text
     new_at = lines.index("### New failures (1)")
-    other_at = lines.index("### Other failures (2, by first error line)")
+    other_at = lines.index("### Other failures (2, by what broke)")
     assert new_at < other_at
     assert lines[new_at + 1] == "- `s › t0` — `AssertionError: price`"
     assert lines[other_at + 1] == "- 2× `KeyError: 'x'` — e.g. `s › fresh`"  # the first stored
@@ -66,7 +88,9 @@ def test_at_most_60_lines_whatever_the_runs_size(api):
             results.append({"title": f"t{i}", "status": "PASSED", "flaky": True, "duration_ms": i,
                             "previous_attempts": [{"status": "FAILED"}]})
         else:
-            results.append({"title": f"fresh {i}", "status": "BROKEN", "error_message": f"Broken {i}"})
+            # a thousand kinds that differ in words (numbers alone would make one signature)
+            word = "".join(chr(97 + int(d)) for d in str(i))
+            results.append({"title": f"fresh {i}", "status": "BROKEN", "error_message": f"Broken {word}"})
     run = _run(api, project, results)
     for fmt in ("markdown", "text"):
         text = _summary(api, run, fmt)

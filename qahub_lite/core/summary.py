@@ -32,23 +32,31 @@ class Failure(NamedTuple):
     title: str
     status: str
     error_message: str | None
+    signature: str | None = None  # core/signatures.py; None for results stored before it
+    signature_label: str | None = None  # the group's representative message
+    known: str | None = None  # the group's bug ticket, when triaged as a known issue
 
 
 class Group(NamedTuple):
     key: str
     failures: list[Failure]
+    known: str | None = None
 
 
 def group_failures(failures: list[Failure]) -> list[Group]:
-    """Failures grouped by the first line of their error message, largest group first.
-
-    A stand-in: failure signatures (exception type and message with the volatile parts masked,
-    DESIGN.md) will replace this function; the summary only needs (key, failures) groups."""
+    """Failures grouped by failure signature (what broke: exception type and message with the
+    volatile parts masked, docs/triage.md), largest group first. A result stored before
+    signatures existed is grouped by the first line of its message."""
     groups: dict[str, list[Failure]] = {}
+    labels: dict[str, str] = {}
     for f in failures:
         first = (f.error_message or "").strip().splitlines()
-        groups.setdefault(first[0].strip() if first else f"({f.status.lower()}, no message)", []).append(f)
-    return [Group(k, v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+        line = first[0].strip() if first else f"({f.status.lower()}, no message)"
+        key = f.signature or f"line:{line}"
+        groups.setdefault(key, []).append(f)
+        labels.setdefault(key, (f.signature_label or line) if f.signature else line)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), labels[kv[0]]))
+    return [Group(labels[k], v, next((f.known for f in v if f.known), None)) for k, v in ordered]
 
 
 class Facts(NamedTuple):
@@ -83,8 +91,13 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
         note = exc.message
     marks = ",".join("?" * len(_FAILING))
     failing = await _rows(
-        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, r.error_message {_TEST} AND r.status IN ({marks}) "
-        "ORDER BY r.test_id LIMIT ?", (run.id, *_FAILING, _FAILURE_ROWS + 1),
+        # A merged signature counts as the one it was merged into (core/triage.py).
+        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, r.error_message, s.hash, s.example, s.bug_ticket_key "
+        "FROM results r JOIN tests t ON t.id = r.test_id "
+        "LEFT JOIN failure_signatures s0 ON s0.id = r.signature_id "
+        "LEFT JOIN failure_signatures s ON s.id = coalesce(s0.merged_into, s0.id) "
+        f"WHERE r.run_id = ? AND r.status IN ({marks}) ORDER BY r.test_id LIMIT ?",
+        (run.id, *_FAILING, _FAILURE_ROWS + 1),
     )
     flaky = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
                         "ORDER BY r.test_id LIMIT ?", (run.id, _LIST))
@@ -183,10 +196,12 @@ def render(facts: Facts, fmt: Format = "markdown") -> str:
     if others:
         groups = group_failures(others)
         plus = "+" if facts.failures_capped else ""
-        out.heading(f"{'Other failures' if new_ids else 'Failures'} ({len(others)}{plus}, by first error line)")
+        out.heading(f"{'Other failures' if new_ids else 'Failures'} ({len(others)}{plus}, by what broke)")
         for group in groups[:_LIST]:
             example = _name(group.failures[0].suite, group.failures[0].title)
-            out.item(f"{len(group.failures)}× {out.code(_clip(group.key, 80))} — e.g. {out.code(example)}")
+            known = f" — known: {out.code(_clip(group.known, 40))}" if group.known else ""
+            label = (group.key.strip().splitlines() or [""])[0]
+            out.item(f"{len(group.failures)}× {out.code(_clip(label, 80))} — e.g. {out.code(example)}{known}")
         out.more(len(groups) - _LIST, "kinds of failure")
 
     if c.flaky:
