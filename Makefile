@@ -54,6 +54,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_identity.py
+	$(BIN)/python bench/bench_triage.py
 	$(BIN)/python bench/bench_health.py
 	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_export.py

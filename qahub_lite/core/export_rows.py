@@ -22,6 +22,7 @@ import time
 import msgspec
 
 from .clock import to_iso
+from .window import AsyncSource
 
 CHUNK_ROWS = 5000  # one reader query; ~2 MB of rows at most before they are encoded
 RUN_PAGE = 500
@@ -98,13 +99,7 @@ async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
     """One query on a pooled reader, released at once: a long export never parks a connection
     that status polls need. Plain tuples: sqlite3.Row objects would cost more than the query."""
     async with db.read() as conn:
-        cursor = await conn.cursor()
-        try:
-            cursor.row_factory = None
-            await cursor.execute(sql, params)
-            return await cursor.fetchall()
-        finally:
-            await cursor.close()
+        return await AsyncSource(conn).fetch(sql, params)
 
 
 def _run_where(f: ResultFilter) -> tuple[str, list]:

@@ -17,6 +17,7 @@ from .export_rows import NAME_COLUMNS
 from .gate import GateResult, evaluate
 from .runs import Run
 from .status import FAILING
+from .window import AsyncSource
 
 Format = Literal["markdown", "text"]
 MAX_LINES = 60
@@ -71,13 +72,7 @@ class Facts(NamedTuple):
 
 
 async def _rows(conn, sql: str, params: tuple) -> list[tuple]:
-    cursor = await conn.cursor()
-    try:
-        cursor.row_factory = None
-        await cursor.execute(sql, params)
-        return await cursor.fetchall()
-    finally:
-        await cursor.close()
+    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
 
 
 _TEST = "FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"

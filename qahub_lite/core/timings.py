@@ -18,6 +18,7 @@ from typing import Literal
 import msgspec
 
 from .errors import NotFound
+from .window import AsyncSource
 
 By = Literal["file", "test"]
 DEFAULT_RUNS = 20
@@ -56,13 +57,7 @@ _TEST_SQL = (
 
 
 async def _fetch(conn, sql: str, params: tuple) -> list[tuple]:
-    cursor = await conn.cursor()
-    try:
-        cursor.row_factory = None
-        await cursor.execute(sql, params)
-        return await cursor.fetchall()
-    finally:
-        await cursor.close()
+    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
 
 
 async def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
