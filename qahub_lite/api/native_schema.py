@@ -134,8 +134,11 @@ class IngestIn(msgspec.Struct):
     status: str = "COMPLETED"
     duration_ms: DurationMs | None = None
     # When the tests started (from the report); the time of the request when not given.
-    started_at: dt.datetime | None = None
+    started_at: Instant | None = None
     unknown_codes: UnknownCodes = "reject"
+
+    def __post_init__(self) -> None:
+        check_instants(self, "started_at")
 
 
 class ResultsIn(msgspec.Struct):
