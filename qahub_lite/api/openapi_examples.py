@@ -87,6 +87,7 @@ _ERROR_MESSAGES: dict[int, tuple[str, dict[str, Any]]] = {
     401: ("Missing or invalid API key", {}),
     403: ("This API key lacks the write scope", {}),
     404: ("Run not found", {}),
+    408: ("The request body paused for more than 10 s (server.body_idle_timeout_s)", {}),
     409: ("run is COMPLETED already", {}),
     413: ("Request body is too large", {}),
     429: ("Rate limit exceeded. Please try again later.", {"retry_after": 42}),
