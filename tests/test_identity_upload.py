@@ -244,3 +244,16 @@ def test_attachments_only_from_the_report_folder_or_the_repository_root(capsys, 
     assert code == 0, err
     assert "Attachments: 3 uploaded" in out  # /etc/passwd is still not sent
     assert "1 attachments skipped" in err and "/etc/passwd" in err
+
+
+def test_timings_name_files_by_their_location_as_a_checkout_lists_them(capsys, remote, project):
+    # `qahub split` matches `git ls-files` output against the timings' keys: they must be the
+    # files relative to the repository root, whatever the report wrote (Jest: absolute paths;
+    # pytest's xunit2 JUnit: no `file` at all, only `classname`).
+    _send(capsys, project, CORPUS / "jest" / "jest-results.json", "--root", "/builds/sample/projects/jest",
+          "--branch", "main")
+    _send(capsys, project, CORPUS / "pytest" / "pytest-junit-xunit2-default.xml", "--branch", "main")
+    with remote.client() as http:
+        keys = {t["key"] for t in http.get(f"/api/v1/projects/{project['id']}/timings?by=file").json()["data"]}
+    assert {"__tests__/flaky.test.js", "__tests__/math.test.js", "tests/test_basic.py"} <= keys, keys
+    assert not any(key.startswith("/") for key in keys), keys

@@ -140,6 +140,10 @@ def _normalize(result: ParsedResult, fmt: str, tool: str | None, locate: _Locato
         if suite and where and _names_file(suite[0], where):
             suite = suite[1:]  # Jest/Vitest JSON, pytest-json-report: the file led the suite
     where = locate(where) if where else None
+    if where:
+        # The location is also the result's `file`: what the timings key a file by, so that
+        # `qahub split` finds the files a checkout lists (not a report's absolute path).
+        result.file = where
     if where and not suite and _names_file(name, where):
         name = where  # a whole file that failed to load: named by its location in every reporter
     if where is None and scope_label:
