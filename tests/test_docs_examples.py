@@ -49,6 +49,9 @@ NOT_RUN = {
     ("docs/operations.md", "qahub serve --config /srv/qahub/qahub.toml"):
         "serves in the foreground until stopped; the README's CI block starts the same server in the "
         "background, waits for /readyz and is run here",
+    ("docs/ci.md", "npx jest $FILES"):
+        "runs Jest, Playwright and pytest on a project's own tests (npx, a test suite to collect); "
+        "the `qahub split` they feed is run by the blocks before it",
     ("docs/triggers.md", "qahub agent --url"):
         "runs an agent until it is stopped, executing the commands of an agent.toml "
         "(tests/test_agent_e2e.py runs real agents)",
@@ -147,6 +150,10 @@ def docs_server(tmp_path_factory):
     with live.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Docs", "slug": "docs"}).json()
         shop = http.post("/api/v1/projects", json={"name": "Shop", "slug": "shop"}).json()
+        # The identity, CI and export pages name their project `web-shop` and a run `7f3k2p9q`.
+        web_shop = http.post("/api/v1/projects", json={"name": "Web shop", "slug": "web-shop"}).json()
+        web_run = http.post("/api/v1/ingest", json={"project_id": web_shop["id"], "ci": {"branch": "main"},
+                                                    "results": [{"title": "t", "status": "FAILED"}]}).json()
         case = http.post(f"/api/v1/projects/{project['id']}/test-cases",
                          json={"title": "Login", "code": "TC-900"}).json()
         run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
@@ -154,7 +161,7 @@ def docs_server(tmp_path_factory):
         # A test with a history: the docs read TC-900's days.
         http.post("/api/v1/ingest", json={"project_id": project["id"],
                                           "results": [{"test_case_code": "TC-900", "status": "PASSED"}]})
-    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"]}
+    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "WEB_RUN": web_run["short_id"]}
     yield live, ids, folder
     live.stop()
 
@@ -164,6 +171,7 @@ def _workdir(folder: Path, live) -> Path:
     work = folder / f"work-{len(list(folder.glob('work-*')))}"
     (work / "results").mkdir(parents=True)
     shutil.copy(CORPUS / "pytest" / "pytest-junit-xunit2-default.xml", work / "results" / "junit.xml")
+    shutil.copytree(work / "results", work / "reports")
     (work / "build" / "test-results" / "test").mkdir(parents=True)
     for name in ("pytest-junit-xunit2-default.xml", "pytest-junit-xunit2-system-out.xml"):
         shutil.copy(CORPUS / "pytest" / name, work / "build" / "test-results" / "test" / name)
@@ -202,6 +210,7 @@ def substitutions(live, ids: dict, work: Path) -> list[tuple[str, str]]:
         ("qh_abc_secret", live.admin_key),  # seed 000's example key
         ("qh_...", live.admin_key),  # "the key printed at first start"
         ("clxyz123", ids["PROJECT"]),  # seed 000's example project id
+        ("7f3k2p9q", ids["WEB_RUN"]),  # a run's short id on the CI and export pages
         ("/var/lib/qahub/qahub.toml", str(live.config_path)),  # the installed server's config
         ("/srv/qahub", str(work / "srv")),
         ("/tmp/qa", str(work / "tmp-qa")),
@@ -222,6 +231,7 @@ def environment(live, ids: dict, work: Path) -> dict:
         "QAHUB_CONFIG": str(live.config_path),
         "PROJECT": ids["PROJECT"], "CASE": ids["CASE"], "RUN": ids["RUN"],
         "BRANCH": "main", "PASSWORD": "a password for the docs' viewer 1",
+        "GITHUB_STEP_SUMMARY": str(work / "step-summary.md"),  # as a GitHub Actions step has it
     }
 
 
