@@ -511,3 +511,13 @@ def test_retry_after_as_an_http_date():
     assert _retry_after(past) == 0
     assert _retry_after(httpx.Response(429, json={"retry_after": 7})) == 7
     assert _retry_after(httpx.Response(503)) is None
+
+
+def test_a_variant_label_longer_than_the_server_keeps_is_a_usage_error(capsys):
+    # The server keeps 200 characters of a variant; cutting a longer label would make two matrix
+    # entries that differ only at their end one variant, and their results conflicts.
+    report = str(CORPUS / "go" / "go-test.json")
+    code, _, err = upload(capsys, report, "--dry-run", "--variant", "x" * 201)
+    assert code == 2 and "--variant" in err and "200" in err, err
+    code, _, err = upload(capsys, report, "--dry-run", "--variant", "x" * 200)
+    assert code == 0, err

@@ -81,11 +81,16 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..payload import VARIANT_MAX
     from ..upload import DEFAULT_CHUNK_RESULTS
     from . import CliError
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CliError("--chunk-size must be 1 or more", 2)
+    if args.variant and len(args.variant) > VARIANT_MAX:
+        # The server keeps that many characters: a longer label would be cut, and two labels
+        # that differ only past the cut would become one variant.
+        raise CliError(f"--variant must be at most {VARIANT_MAX} characters, not {len(args.variant)}", 2)
     payload, rows = _read(args)
     project = args.project or os.environ.get("QAHUB_PROJECT") or payload.run.project_id
     payload.run.project_id = project or ""
