@@ -521,3 +521,16 @@ def test_a_variant_label_longer_than_the_server_keeps_is_a_usage_error(capsys):
     assert code == 2 and "--variant" in err and "200" in err, err
     code, _, err = upload(capsys, report, "--dry-run", "--variant", "x" * 200)
     assert code == 0, err
+
+
+def test_an_upload_without_a_branch_says_what_that_costs(capsys, monkeypatch, tmp_path):
+    # Outside CI and git nothing names a branch, and a run without one is left out of
+    # flakiness, grade, trends and the gate: a new team would see empty health pages, untold.
+    for name in (*CI_MARKERS, "QAHUB_BRANCH", "QAHUB_COMMIT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    report = str(CORPUS / "go" / "go-test.json")
+    code, _, err = upload(capsys, report, "--dry-run")
+    assert code == 0 and "no branch" in err and "--branch" in err and "gate" in err, err
+    code, _, err = upload(capsys, report, "--dry-run", "--branch", "main")
+    assert code == 0 and "no branch" not in err, err

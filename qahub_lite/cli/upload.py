@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         # that differ only past the cut would become one variant.
         raise CliError(f"--variant must be at most {VARIANT_MAX} characters, not {len(args.variant)}", 2)
     payload, rows = _read(args)
+    if not (payload.run.ci and payload.run.ci.branch):
+        print("qahub: warning: no branch for this run (no --branch, QAHUB_BRANCH, CI variables or git "
+              "branch): it is left out of flakiness, grade, trends and the gate; pass --branch NAME",
+              file=sys.stderr, flush=True)
     project = args.project or os.environ.get("QAHUB_PROJECT") or payload.run.project_id
     payload.run.project_id = project or ""
     if args.no_attachments:
