@@ -257,3 +257,12 @@ def test_timings_name_files_by_their_location_as_a_checkout_lists_them(capsys, r
         keys = {t["key"] for t in http.get(f"/api/v1/projects/{project['id']}/timings?by=file").json()["data"]}
     assert {"__tests__/flaky.test.js", "__tests__/math.test.js", "tests/test_basic.py"} <= keys, keys
     assert not any(key.startswith("/") for key in keys), keys
+
+
+def test_a_run_takes_its_duration_from_reports_that_give_no_start(capsys, remote, project):
+    # Surefire writes each class's `time` but no `timestamp`: the classes of one Maven run ran one
+    # after another, so the run took their sum (0 + 6 + 125 + 0 + 21 ms), not "unknown".
+    answer = _send(capsys, project, CORPUS / "maven-surefire")
+    with remote.client() as http:
+        run = http.get(f"/api/v1/runs/{answer['run_id']}").json()
+    assert run["duration_ms"] == 152, run

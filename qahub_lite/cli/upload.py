@@ -134,6 +134,7 @@ def _read(args: argparse.Namespace):
     formats: set[str] = set()
     saved_run = None
     spans: list[tuple[int, int]] = []
+    unplaced: list[int] = []  # durations of reports that do not say when they started
     for path in iter_report_files(args.paths):
         try:
             if path.is_file() and is_saved_payload(path):
@@ -151,6 +152,8 @@ def _read(args: argparse.Namespace):
         start, took = report_timing(path, report.format)
         if start is not None:
             spans.append((start, start + (took or 0)))
+        elif took is not None:
+            unplaced.append(took)
     if not parsed:
         raise CliError(f"no test reports found in {', '.join(args.paths)}", 2)
     # Every execution keeps its own result: results of this upload that would share one
@@ -183,6 +186,10 @@ def _read(args: argparse.Namespace):
         first, last = min(s for s, _ in spans), max(e for _, e in spans)
         started_at = dt.datetime.fromtimestamp(first / 1000, dt.timezone.utc).isoformat()
         duration_ms = last - first
+    elif unplaced and duration_ms is None:
+        # No report says when it started (Surefire writes no `timestamp`): the reports of one
+        # upload ran one after another (Maven's classes do), so the run took their sum.
+        duration_ms = sum(unplaced)
     payload.run = RunInfo(
         project_id=base.project_id, run_name=args.run_name or base.run_name,
         environment=args.environment or base.environment, framework=framework,
