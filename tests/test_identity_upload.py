@@ -266,3 +266,11 @@ def test_a_run_takes_its_duration_from_reports_that_give_no_start(capsys, remote
     with remote.client() as http:
         run = http.get(f"/api/v1/runs/{answer['run_id']}").json()
     assert run["duration_ms"] == 152, run
+
+
+def test_one_unknown_code_is_said_in_the_singular(capsys, project, tmp_path):
+    report = tmp_path / "one.xml"
+    report.write_text("""<testsuite name="s"><testcase classname="c" name="a @qa-hub('TC-777')"/></testsuite>""")
+    code, _, err = upload(capsys, str(report), "--project", project["id"])
+    assert code == 0, err
+    assert "1 result kept as an unlinked result: its test case code is not in this project (TC-777)" in err, err

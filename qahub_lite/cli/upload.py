@@ -239,8 +239,11 @@ def _send(args: argparse.Namespace, payload) -> int:
 
 def _print_unlinked(payload, unlinked: list[int], out: TextIO, limit: int = 20) -> None:
     codes = sorted({payload.results[i]["test_case_code"] for i in unlinked})
-    out.write(f"qahub: warning: {_plural(len(unlinked), 'result')} kept as unlinked results: their test case codes "
-              f"are not in this project ({', '.join(codes[:limit])}{' ...' if len(codes) > limit else ''}); "
+    kept = "1 result kept as an unlinked result" if len(unlinked) == 1 else f"{len(unlinked)} results kept as unlinked results"
+    whose = ("its test case code is" if len(unlinked) == 1 else
+             "their test case code is" if len(codes) == 1 else "their test case codes are")
+    out.write(f"qahub: warning: {kept}: {whose} not in this project "
+              f"({', '.join(codes[:limit])}{' ...' if len(codes) > limit else ''}); "
               "add the test cases, or pass --strict-codes to have them rejected\n")
 
 
