@@ -534,3 +534,16 @@ def test_an_upload_without_a_branch_says_what_that_costs(capsys, monkeypatch, tm
     assert code == 0 and "no branch" in err and "--branch" in err and "gate" in err, err
     code, _, err = upload(capsys, report, "--dry-run", "--branch", "main")
     assert code == 0 and "no branch" not in err, err
+
+
+def test_two_reporters_of_one_run_in_one_upload_are_pointed_out(capsys):
+    # Playwright set up with both the json and the junit reporter writes both files into one
+    # folder; `qahub upload test-results/` then sent every test twice (the copies told apart by
+    # a "#2" variant), doubling the run's counts without a word.
+    both = [str(CORPUS / "playwright" / name) for name in ("playwright-results.json", "playwright-junit.xml")]
+    code, _, err = upload(capsys, *both, "--dry-run", "--branch", "main")
+    assert code == 0
+    assert "40 tests are in more than one report of this upload" in err, err
+    assert "playwright-results.json" in err and "playwright-junit.xml" in err
+    code, _, err = upload(capsys, both[0], "--dry-run", "--branch", "main")
+    assert code == 0 and "more than one report" not in err, err

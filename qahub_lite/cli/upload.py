@@ -112,7 +112,7 @@ def _read(args: argparse.Namespace):
     """Parse every path into one payload; (payload, table rows). Nothing is sent here."""
     from ..ci_env import context
     from ..reports import FORMATS, ReportError, iter_report_files, parse_report
-    from ..reports.identity import assign_variants, find_root, normalize
+    from ..reports.identity import assign_variants, find_root, in_several_reports, normalize
     from ..reports.timing import report_timing
     from ..payload import Payload, RunInfo, add_report, add_saved, count, framework_of, is_saved_payload
     from ..payload import load_payload, resolve_format
@@ -156,6 +156,13 @@ def _read(args: argparse.Namespace):
             unplaced.append(took)
     if not parsed:
         raise CliError(f"no test reports found in {', '.join(args.paths)}", 2)
+    reports = [(path, item) for path, item in parsed if not isinstance(item, Payload)]
+    shared, holders = in_several_reports([item.results for _, item in reports])
+    if shared:
+        names = ", ".join(Path(reports[i][0]).name for i in holders[:4]) + (" ..." if len(holders) > 4 else "")
+        print(f"qahub: warning: {_plural(shared, 'test')} {'is' if shared == 1 else 'are'} in more than one report of this upload ({names}): "
+              "each copy is kept as a result of its own (variant #2, ...); if these are two reporters of one "
+              "test run, upload one of them", file=sys.stderr, flush=True)
     # Every execution keeps its own result: results of this upload that would share one
     # identity get a variant from what tells them apart (reports/identity.py).
     assign_variants([r for _, item in parsed if not isinstance(item, Payload) for r in item.results], args.variant)

@@ -206,6 +206,24 @@ def assign_variants(results: Sequence[ParsedResult], label: str | None = None) -
             result.variant = f"{result.variant} / {label}" if result.variant else label
 
 
+def in_several_reports(reports: Sequence[Sequence[ParsedResult]]) -> tuple[int, list[int]]:
+    """How many tests are in more than one of `reports`, and the indexes of the reports that
+    share them. Called before `assign_variants`: two reporters of one test run (Playwright's
+    json and junit in one folder) give every test twice, and the copies would be kept apart as
+    variants, so the caller says so."""
+    first: dict[tuple, int] = {}
+    shared: set[tuple] = set()
+    involved: set[int] = set()
+    for index, results in enumerate(reports):
+        for result in results:
+            key = _key(result)
+            at = first.setdefault(key, index)
+            if at != index:
+                shared.add(key)
+                involved.update((at, index))
+    return len(shared), sorted(involved)
+
+
 def _derive(members: list[ParsedResult]) -> None:
     derived = [_distinguishing(m, members) for m in members]
     seen: dict[str, int] = {}
