@@ -211,6 +211,8 @@ def in_several_reports(reports: Sequence[Sequence[ParsedResult]]) -> tuple[int, 
     share them. Called before `assign_variants`: two reporters of one test run (Playwright's
     json and junit in one folder) give every test twice, and the copies would be kept apart as
     variants, so the caller says so."""
+    if len(reports) < 2:
+        return 0, []  # the common case costs nothing
     first: dict[tuple, int] = {}
     shared: set[tuple] = set()
     involved: set[int] = set()
