@@ -31,7 +31,7 @@ _TEXT_MAX = 1000
 _LONG_MAX = 1_000_000
 _CODE_MAX = 64
 _PREVIOUS_MAX = 100
-_VARIANT_MAX = 200
+VARIANT_MAX = 200
 _TAG_MAX = 100
 _TAGS_MAX = 50
 
@@ -164,7 +164,7 @@ def native_result(result: ParsedResult, framework: str | None = None) -> dict:
     if framework:
         out["framework"] = framework
     if result.variant:
-        out["variant"] = _clip(result.variant, _VARIANT_MAX)
+        out["variant"] = _clip(result.variant, VARIANT_MAX)
     if result.tags:
         out["tags"] = [tag[:_TAG_MAX] for tag in result.tags[:_TAGS_MAX]]
     if result.flaky:

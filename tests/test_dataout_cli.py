@@ -143,3 +143,18 @@ def test_the_exports_stream_over_http(hub):
             assert r.status_code == 200 and "content-length" not in r.headers  # chunked, not buffered
             body = b"".join(r.iter_bytes())
         assert body.count(b"\r\n") == int(r.headers["x-result-count"]) + 1
+
+
+def test_a_csv_export_counts_results_not_lines(hub, tmp_path):
+    # Error messages span lines (a diff, a stack); in CSV they are quoted values with newlines in
+    # them, and the final line once said "wrote 119 results" for a run of 40.
+    server, project = hub
+    with server.client() as c:
+        run = c.post("/api/v1/ingest", json={"project_id": project["id"], "results": [
+            {"suite": "s", "title": "diff", "status": "FAILED", "error_message": 'expected "a"\n- 1\n+ 2\n'},
+            {"suite": "s", "title": "ok", "status": "PASSED"},
+        ]}).json()
+    out = tmp_path / "run.csv"
+    done = qahub(hub, "export", "run", run["short_id"], "--format", "csv", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "wrote 2 results" in done.stderr, done.stderr

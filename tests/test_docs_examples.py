@@ -50,8 +50,8 @@ NOT_RUN = {
         "serves in the foreground until stopped; the README's CI block starts the same server in the "
         "background, waits for /readyz and is run here",
     ("docs/ci.md", "npx jest $FILES"):
-        "runs Jest, Playwright and pytest on the reader's own test suite; `qahub split` itself runs "
-        "in ci.md's 'Test splitting by timing' blocks",
+        "runs Jest, Playwright and pytest on a project's own tests (npx, a test suite to collect); "
+        "the `qahub split` they feed is run by the blocks before it",
     ("docs/triggers.md", "qahub agent --url"):
         "runs an agent until it is stopped, executing the commands of an agent.toml "
         "(tests/test_agent_e2e.py runs real agents)",
@@ -150,17 +150,18 @@ def docs_server(tmp_path_factory):
     with live.client() as http:
         project = http.post("/api/v1/projects", json={"name": "Docs", "slug": "docs"}).json()
         shop = http.post("/api/v1/projects", json={"name": "Shop", "slug": "shop"}).json()
+        # The identity, CI and export pages name their project `web-shop` and a run `7f3k2p9q`.
+        web_shop = http.post("/api/v1/projects", json={"name": "Web shop", "slug": "web-shop"}).json()
+        web_run = http.post("/api/v1/ingest", json={"project_id": web_shop["id"], "ci": {"branch": "main"},
+                                                    "results": [{"title": "t", "status": "FAILED"}]}).json()
         case = http.post(f"/api/v1/projects/{project['id']}/test-cases",
                          json={"title": "Login", "code": "TC-900"}).json()
         run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
                                                 "results": [{"title": "t", "status": "PASSED"}]}).json()
-        # The project of docs/identity.md and docs/ci.md, with the test case their examples link.
-        web_shop = http.post("/api/v1/projects", json={"name": "Web shop", "slug": "web-shop"}).json()
-        http.post(f"/api/v1/projects/{web_shop['id']}/test-cases", json={"title": "Adds VAT", "code": "TC-042"})
         # A test with a history: the docs read TC-900's days.
         http.post("/api/v1/ingest", json={"project_id": project["id"],
                                           "results": [{"test_case_code": "TC-900", "status": "PASSED"}]})
-    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "RUN_SHORT": run["short_id"]}
+    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "WEB_RUN": web_run["short_id"]}
     yield live, ids, folder
     live.stop()
 
@@ -170,6 +171,7 @@ def _workdir(folder: Path, live) -> Path:
     work = folder / f"work-{len(list(folder.glob('work-*')))}"
     (work / "results").mkdir(parents=True)
     shutil.copy(CORPUS / "pytest" / "pytest-junit-xunit2-default.xml", work / "results" / "junit.xml")
+    shutil.copytree(work / "results", work / "reports")
     (work / "build" / "test-results" / "test").mkdir(parents=True)
     for name in ("pytest-junit-xunit2-default.xml", "pytest-junit-xunit2-system-out.xml"):
         shutil.copy(CORPUS / "pytest" / name, work / "build" / "test-results" / "test" / name)
@@ -178,17 +180,10 @@ def _workdir(folder: Path, live) -> Path:
     junit = CORPUS / "pytest" / "pytest-junit-xunit2-default.xml"
     for name in ("junit.xml", "report-311.xml", "report-312.xml", "build/test-results/pytest.xml"):
         shutil.copy(junit, work / name)
-    (work / "reports").mkdir()
-    shutil.copy(junit, work / "reports" / "junit.xml")
-    (work / "tests").mkdir()
-    for name in ("test_cart.py", "test_login.py", "test_search.py"):
-        (work / "tests" / name).write_text("def test_it():\n    pass\n")
-    # A reader runs the examples from a checkout (`git rev-parse HEAD`, `git ls-files`, the root
-    # an upload finds).
+    # A reader runs the examples from a checkout (`git rev-parse HEAD`, the root an upload finds).
     git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=work, check=True)
-    subprocess.run([*git, "add", "tests"], cwd=work, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "docs examples"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "docs examples"], cwd=work, check=True)
     (work / "screenshot.png").write_bytes(png())
     shim = work / ".bin"
     shim.mkdir()
@@ -215,7 +210,7 @@ def substitutions(live, ids: dict, work: Path) -> list[tuple[str, str]]:
         ("qh_abc_secret", live.admin_key),  # seed 000's example key
         ("qh_...", live.admin_key),  # "the key printed at first start"
         ("clxyz123", ids["PROJECT"]),  # seed 000's example project id
-        ("7f3k2p9q", ids["RUN_SHORT"]),  # ci.md's example run (short id)
+        ("7f3k2p9q", ids["WEB_RUN"]),  # a run's short id on the CI and export pages
         ("/var/lib/qahub/qahub.toml", str(live.config_path)),  # the installed server's config
         ("/srv/qahub", str(work / "srv")),
         ("/tmp/qa", str(work / "tmp-qa")),
@@ -236,7 +231,7 @@ def environment(live, ids: dict, work: Path) -> dict:
         "QAHUB_CONFIG": str(live.config_path),
         "PROJECT": ids["PROJECT"], "CASE": ids["CASE"], "RUN": ids["RUN"],
         "BRANCH": "main", "PASSWORD": "a password for the docs' viewer 1",
-        "GITHUB_STEP_SUMMARY": str(work / "step-summary.md"),
+        "GITHUB_STEP_SUMMARY": str(work / "step-summary.md"),  # as a GitHub Actions step has it
     }
 
 

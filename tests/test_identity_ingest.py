@@ -123,6 +123,15 @@ def test_a_run_records_when_its_tests_started(api, shop):
     assert run["started_at"].startswith("2026-11-23T03:28:22.138") and run["duration_ms"] == 24263
 
 
+def test_a_run_start_the_storage_cannot_hold_is_refused_with_its_name(api, shop):
+    # Bounded like every other instant of the API (issue 12): year 1 would poison every list.
+    r = api.post("/api/v1/ingest", {"project_id": shop["id"], "started_at": "0001-01-01T00:00:00+14:00",
+                                    "results": [{"title": "t", "status": "PASSED"}]})
+    assert r.status_code == 400 and "started_at" in r.json()["message"], r.text
+    schema = api.get("/api/v1/openapi.json").json()["components"]["schemas"]["IngestIn"]
+    assert "1970-01-01" in str(schema["properties"]["started_at"])
+
+
 def test_qualitypilot_duplicates_become_attempts_and_take_a_variant(api):
     body = {"repo": "acme/shop", "branch": "main", "framework": "playwright",
             "summary": {"total": 3, "passed": 2, "failed": 1},

@@ -244,3 +244,33 @@ def test_attachments_only_from_the_report_folder_or_the_repository_root(capsys, 
     assert code == 0, err
     assert "Attachments: 3 uploaded" in out  # /etc/passwd is still not sent
     assert "1 attachments skipped" in err and "/etc/passwd" in err
+
+
+def test_timings_name_files_by_their_location_as_a_checkout_lists_them(capsys, remote, project):
+    # `qahub split` matches `git ls-files` output against the timings' keys: they must be the
+    # files relative to the repository root, whatever the report wrote (Jest: absolute paths;
+    # pytest's xunit2 JUnit: no `file` at all, only `classname`).
+    _send(capsys, project, CORPUS / "jest" / "jest-results.json", "--root", "/builds/sample/projects/jest",
+          "--branch", "main")
+    _send(capsys, project, CORPUS / "pytest" / "pytest-junit-xunit2-default.xml", "--branch", "main")
+    with remote.client() as http:
+        keys = {t["key"] for t in http.get(f"/api/v1/projects/{project['id']}/timings?by=file").json()["data"]}
+    assert {"__tests__/flaky.test.js", "__tests__/math.test.js", "tests/test_basic.py"} <= keys, keys
+    assert not any(key.startswith("/") for key in keys), keys
+
+
+def test_a_run_takes_its_duration_from_reports_that_give_no_start(capsys, remote, project):
+    # Surefire writes each class's `time` but no `timestamp`: the classes of one Maven run ran one
+    # after another, so the run took their sum (0 + 6 + 125 + 0 + 21 ms), not "unknown".
+    answer = _send(capsys, project, CORPUS / "maven-surefire")
+    with remote.client() as http:
+        run = http.get(f"/api/v1/runs/{answer['run_id']}").json()
+    assert run["duration_ms"] == 152, run
+
+
+def test_one_unknown_code_is_said_in_the_singular(capsys, project, tmp_path):
+    report = tmp_path / "one.xml"
+    report.write_text("""<testsuite name="s"><testcase classname="c" name="a @qa-hub('TC-777')"/></testsuite>""")
+    code, _, err = upload(capsys, str(report), "--project", project["id"])
+    assert code == 0, err
+    assert "1 result kept as an unlinked result: its test case code is not in this project (TC-777)" in err, err

@@ -511,3 +511,39 @@ def test_retry_after_as_an_http_date():
     assert _retry_after(past) == 0
     assert _retry_after(httpx.Response(429, json={"retry_after": 7})) == 7
     assert _retry_after(httpx.Response(503)) is None
+
+
+def test_a_variant_label_longer_than_the_server_keeps_is_a_usage_error(capsys):
+    # The server keeps 200 characters of a variant; cutting a longer label would make two matrix
+    # entries that differ only at their end one variant, and their results conflicts.
+    report = str(CORPUS / "go" / "go-test.json")
+    code, _, err = upload(capsys, report, "--dry-run", "--variant", "x" * 201)
+    assert code == 2 and "--variant" in err and "200" in err, err
+    code, _, err = upload(capsys, report, "--dry-run", "--variant", "x" * 200)
+    assert code == 0, err
+
+
+def test_an_upload_without_a_branch_says_what_that_costs(capsys, monkeypatch, tmp_path):
+    # Outside CI and git nothing names a branch, and a run without one is left out of
+    # flakiness, grade, trends and the gate: a new team would see empty health pages, untold.
+    for name in (*CI_MARKERS, "QAHUB_BRANCH", "QAHUB_COMMIT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    report = str(CORPUS / "go" / "go-test.json")
+    code, _, err = upload(capsys, report, "--dry-run")
+    assert code == 0 and "no branch" in err and "--branch" in err and "gate" in err, err
+    code, _, err = upload(capsys, report, "--dry-run", "--branch", "main")
+    assert code == 0 and "no branch" not in err, err
+
+
+def test_two_reporters_of_one_run_in_one_upload_are_pointed_out(capsys):
+    # Playwright set up with both the json and the junit reporter writes both files into one
+    # folder; `qahub upload test-results/` then sent every test twice (the copies told apart by
+    # a "#2" variant), doubling the run's counts without a word.
+    both = [str(CORPUS / "playwright" / name) for name in ("playwright-results.json", "playwright-junit.xml")]
+    code, _, err = upload(capsys, *both, "--dry-run", "--branch", "main")
+    assert code == 0
+    assert "40 tests are in more than one report of this upload" in err, err
+    assert "playwright-results.json" in err and "playwright-junit.xml" in err
+    code, _, err = upload(capsys, both[0], "--dry-run", "--branch", "main")
+    assert code == 0 and "more than one report" not in err, err

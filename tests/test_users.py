@@ -214,3 +214,14 @@ def test_users_commands(tmp_path, capsys, monkeypatch):
     for args in (["users", "--help"], ["users", "create", "--help"], ["users", "passwd", "--help"]):
         code, out, _ = run_cli(capsys, monkeypatch, *args)
         assert code == 0 and "usage" in out
+
+
+def test_keys_create_with_several_tenants_needs_tenant_as_a_usage_error(tmp_path, capsys, monkeypatch):
+    # The README promises exit 2 for usage errors; a missing --tenant is one.
+    cfg = str(write_config(tmp_path))
+    assert run_cli(capsys, monkeypatch, "keys", "create", "--scope", "read", "--config", cfg)[0] == 0
+    assert run_cli(capsys, monkeypatch, "tenants", "create", "acme", "--config", cfg)[0] == 0
+    code, _, err = run_cli(capsys, monkeypatch, "keys", "create", "--scope", "read", "--config", cfg)
+    assert code == 2 and "--tenant" in err, err
+    code, out, err = run_cli(capsys, monkeypatch, "keys", "create", "--scope", "read", "--tenant", "acme", "--config", cfg)
+    assert code == 0 and out.startswith("qh_"), err

@@ -153,7 +153,7 @@ def _tenant(conn, name: str | None):
             _fail(exc.message)
     tenants = tenancy.list_tenants(conn)
     if len(tenants) != 1:
-        _fail(f"there are {len(tenants)} tenants: say which with --tenant")
+        _fail(f"there are {len(tenants)} tenants: say which with --tenant", 2)
     return tenants[0]
 
 

@@ -100,7 +100,8 @@ def _download(args: argparse.Namespace, path: str, params: dict, unit: str) -> i
     counts_lines = args.format in ("csv", "ndjson")
     with make_client(args, quiet=args.quiet) as client:
         handle, tmp = _open(args.output, to_stdout)
-        received = lines = 0
+        received = 0
+        records = _Records(args.format)
         try:
             with client.stream(path, params=params) as response:
                 total = response.headers.get("x-result-count")
@@ -109,9 +110,9 @@ def _download(args: argparse.Namespace, path: str, params: dict, unit: str) -> i
                     handle.write(chunk)
                     received += len(chunk)
                     if counts_lines:
-                        lines += chunk.count(b"\n")
+                        records.feed(chunk)
                     if progress:
-                        progress.update(_rows(lines, args.format), expected, received)
+                        progress.update(records.count, expected, received)
             handle.flush()
             if tmp is not None:
                 os.fsync(handle.fileno())
@@ -136,15 +137,35 @@ def _download(args: argparse.Namespace, path: str, params: dict, unit: str) -> i
                 handle.close()
                 Path(tmp).unlink(missing_ok=True)
     if progress:
-        rows = f"{_rows(lines, args.format)} {unit}, " if counts_lines else ""
+        rows = f"{records.count} {unit}, " if counts_lines else ""
         where = "stdout" if to_stdout else args.output
         progress.finish(f"wrote {rows}{human_bytes(received)} to {where}")
     return 0
 
 
-def _rows(lines: int, fmt: str) -> int:
-    # CSV starts with a header line (a quoted newline inside a value makes this an estimate).
-    return max(0, lines - 1) if fmt == "csv" else lines
+class _Records:
+    """Rows of a CSV or NDJSON stream, counted chunk by chunk as they arrive. In CSV a value with
+    a newline (a multi-line error message) is quoted, so only a newline outside quotes ends a
+    row; a doubled quote inside a value toggles twice, which keeps the parity right. NDJSON
+    escapes newlines in its strings: there every line is a row."""
+
+    def __init__(self, fmt: str) -> None:
+        self.csv = fmt == "csv"
+        self.quoted = False
+        self.lines = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.csv:
+            self.lines += chunk.count(b"\n")
+            return
+        parts = chunk.split(b'"')
+        self.lines += sum(part.count(b"\n") for part in parts[1 if self.quoted else 0::2])
+        if len(parts) % 2 == 0:  # an odd number of quotes in the chunk
+            self.quoted = not self.quoted
+
+    @property
+    def count(self) -> int:
+        return max(0, self.lines - 1) if self.csv else self.lines  # CSV starts with a header line
 
 
 def _open(output: str | None, to_stdout: bool):

@@ -81,12 +81,21 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..payload import VARIANT_MAX
     from ..upload import DEFAULT_CHUNK_RESULTS
     from . import CliError
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CliError("--chunk-size must be 1 or more", 2)
+    if args.variant and len(args.variant) > VARIANT_MAX:
+        # The server keeps that many characters: a longer label would be cut, and two labels
+        # that differ only past the cut would become one variant.
+        raise CliError(f"--variant must be at most {VARIANT_MAX} characters, not {len(args.variant)}", 2)
     payload, rows = _read(args)
+    if not (payload.run.ci and payload.run.ci.branch):
+        print("qahub: warning: no branch for this run (no --branch, QAHUB_BRANCH, CI variables or git "
+              "branch): it is left out of flakiness, grade, trends and the gate; pass --branch NAME",
+              file=sys.stderr, flush=True)
     project = args.project or os.environ.get("QAHUB_PROJECT") or payload.run.project_id
     payload.run.project_id = project or ""
     if args.no_attachments:
@@ -103,7 +112,7 @@ def _read(args: argparse.Namespace):
     """Parse every path into one payload; (payload, table rows). Nothing is sent here."""
     from ..ci_env import context
     from ..reports import FORMATS, ReportError, iter_report_files, parse_report
-    from ..reports.identity import assign_variants, find_root, normalize
+    from ..reports.identity import assign_variants, find_root, in_several_reports, normalize
     from ..reports.timing import report_timing
     from ..payload import Payload, RunInfo, add_report, add_saved, count, framework_of, is_saved_payload
     from ..payload import load_payload, resolve_format
@@ -125,6 +134,7 @@ def _read(args: argparse.Namespace):
     formats: set[str] = set()
     saved_run = None
     spans: list[tuple[int, int]] = []
+    unplaced: list[int] = []  # durations of reports that do not say when they started
     for path in iter_report_files(args.paths):
         try:
             if path.is_file() and is_saved_payload(path):
@@ -142,8 +152,17 @@ def _read(args: argparse.Namespace):
         start, took = report_timing(path, report.format)
         if start is not None:
             spans.append((start, start + (took or 0)))
+        elif took is not None:
+            unplaced.append(took)
     if not parsed:
         raise CliError(f"no test reports found in {', '.join(args.paths)}", 2)
+    reports = [(path, item) for path, item in parsed if not isinstance(item, Payload)]
+    shared, holders = in_several_reports([item.results for _, item in reports])
+    if shared:
+        names = ", ".join(Path(reports[i][0]).name for i in holders[:4]) + (" ..." if len(holders) > 4 else "")
+        print(f"qahub: warning: {_plural(shared, 'test')} {'is' if shared == 1 else 'are'} in more than one report of this upload ({names}): "
+              "each copy is kept as a result of its own (variant #2, ...); if these are two reporters of one "
+              "test run, upload one of them", file=sys.stderr, flush=True)
     # Every execution keeps its own result: results of this upload that would share one
     # identity get a variant from what tells them apart (reports/identity.py).
     assign_variants([r for _, item in parsed if not isinstance(item, Payload) for r in item.results], args.variant)
@@ -174,6 +193,10 @@ def _read(args: argparse.Namespace):
         first, last = min(s for s, _ in spans), max(e for _, e in spans)
         started_at = dt.datetime.fromtimestamp(first / 1000, dt.timezone.utc).isoformat()
         duration_ms = last - first
+    elif unplaced and duration_ms is None:
+        # No report says when it started (Surefire writes no `timestamp`): the reports of one
+        # upload ran one after another (Maven's classes do), so the run took their sum.
+        duration_ms = sum(unplaced)
     payload.run = RunInfo(
         project_id=base.project_id, run_name=args.run_name or base.run_name,
         environment=args.environment or base.environment, framework=framework,
@@ -223,8 +246,11 @@ def _send(args: argparse.Namespace, payload) -> int:
 
 def _print_unlinked(payload, unlinked: list[int], out: TextIO, limit: int = 20) -> None:
     codes = sorted({payload.results[i]["test_case_code"] for i in unlinked})
-    out.write(f"qahub: warning: {_plural(len(unlinked), 'result')} kept as unlinked results: their test case codes "
-              f"are not in this project ({', '.join(codes[:limit])}{' ...' if len(codes) > limit else ''}); "
+    kept = "1 result kept as an unlinked result" if len(unlinked) == 1 else f"{len(unlinked)} results kept as unlinked results"
+    whose = ("its test case code is" if len(unlinked) == 1 else
+             "their test case code is" if len(codes) == 1 else "their test case codes are")
+    out.write(f"qahub: warning: {kept}: {whose} not in this project "
+              f"({', '.join(codes[:limit])}{' ...' if len(codes) > limit else ''}); "
               "add the test cases, or pass --strict-codes to have them rejected\n")
 
 

@@ -140,6 +140,10 @@ def _normalize(result: ParsedResult, fmt: str, tool: str | None, locate: _Locato
         if suite and where and _names_file(suite[0], where):
             suite = suite[1:]  # Jest/Vitest JSON, pytest-json-report: the file led the suite
     where = locate(where) if where else None
+    if where:
+        # The location is also the result's `file`: what the timings key a file by, so that
+        # `qahub split` finds the files a checkout lists (not a report's absolute path).
+        result.file = where
     if where and not suite and _names_file(name, where):
         name = where  # a whole file that failed to load: named by its location in every reporter
     if where is None and scope_label:
@@ -200,6 +204,26 @@ def assign_variants(results: Sequence[ParsedResult], label: str | None = None) -
     if label:
         for result in results:
             result.variant = f"{result.variant} / {label}" if result.variant else label
+
+
+def in_several_reports(reports: Sequence[Sequence[ParsedResult]]) -> tuple[int, list[int]]:
+    """How many tests are in more than one of `reports`, and the indexes of the reports that
+    share them. Called before `assign_variants`: two reporters of one test run (Playwright's
+    json and junit in one folder) give every test twice, and the copies would be kept apart as
+    variants, so the caller says so."""
+    if len(reports) < 2:
+        return 0, []  # the common case costs nothing
+    first: dict[tuple, int] = {}
+    shared: set[tuple] = set()
+    involved: set[int] = set()
+    for index, results in enumerate(reports):
+        for result in results:
+            key = _key(result)
+            at = first.setdefault(key, index)
+            if at != index:
+                shared.add(key)
+                involved.update((at, index))
+    return len(shared), sorted(involved)
 
 
 def _derive(members: list[ParsedResult]) -> None:
