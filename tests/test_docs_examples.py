@@ -156,12 +156,27 @@ def docs_server(tmp_path_factory):
                                                     "results": [{"title": "t", "status": "FAILED"}]}).json()
         case = http.post(f"/api/v1/projects/{project['id']}/test-cases",
                          json={"title": "Login", "code": "TC-900"}).json()
-        run = http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
-                                                "results": [{"title": "t", "status": "PASSED"}]}).json()
+        http.post("/api/v1/ingest", json={"project_id": shop["id"], "ci": {"branch": "main"},
+                                          "results": [{"title": "t", "status": "PASSED"}]})
         # A test with a history: the docs read TC-900's days.
         http.post("/api/v1/ingest", json={"project_id": project["id"],
                                           "results": [{"test_case_code": "TC-900", "status": "PASSED"}]})
-    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "WEB_RUN": web_run["short_id"]}
+        # $RUN, and the run before it on main (OTHER_RUN), for triage.md: the second has two
+        # kinds of failure (their signatures stand in for the page's example hashes) and TC-042,
+        # the test the page quarantines.
+        http.post(f"/api/v1/projects/{project['id']}/test-cases", json={"title": "Checkout", "code": "TC-042"})
+        passing = [{"test_case_code": "TC-900", "status": "PASSED"}, {"test_case_code": "TC-042", "status": "PASSED"},
+                   {"title": "pays", "status": "PASSED"}]
+        base = http.post("/api/v1/ingest", json={"project_id": project["id"], "ci": {"branch": "main"},
+                                                 "results": passing}).json()
+        run = http.post("/api/v1/ingest", json={"project_id": project["id"], "ci": {"branch": "main"}, "results": [
+            passing[0],
+            {"test_case_code": "TC-042", "status": "FAILED", "error_message": "TimeoutError: waited 5003ms for #submit"},
+            {"title": "pays", "status": "FAILED", "error_message": "AssertionError: expected 200, got 500"},
+        ]}).json()
+        groups = http.get(f"/api/v1/runs/{run['run_id']}/failures").json()["data"]
+    ids = {"PROJECT": project["id"], "CASE": case["id"], "RUN": run["run_id"], "WEB_RUN": web_run["short_id"],
+           "OTHER_RUN": base["run_id"], "SIGNATURES": [g["signature"] for g in groups]}
     yield live, ids, folder
     live.stop()
 
@@ -210,6 +225,9 @@ def substitutions(live, ids: dict, work: Path) -> list[tuple[str, str]]:
         ("qh_abc_secret", live.admin_key),  # seed 000's example key
         ("qh_...", live.admin_key),  # "the key printed at first start"
         ("clxyz123", ids["PROJECT"]),  # seed 000's example project id
+        ("5f0c2a9e1b7d4c38", ids["SIGNATURES"][0]),  # triage.md's example signatures
+        ("9a41e0b3c2d5f617", ids["SIGNATURES"][1]),
+        ("OTHER_RUN", ids["OTHER_RUN"]),
         ("7f3k2p9q", ids["WEB_RUN"]),  # a run's short id on the CI and export pages
         ("/var/lib/qahub/qahub.toml", str(live.config_path)),  # the installed server's config
         ("/srv/qahub", str(work / "srv")),
