@@ -203,7 +203,10 @@ def test_sweeps_during_ingest_delete_exactly_the_expired(server, http):
     last = http.post("/api/v1/admin/sweep").json()["deleted_results"]
 
     assert sum(n for n, _ in swept) + last == expired  # every expired result deleted exactly once
-    assert sum(n for n, _ in swept) > 0 and sum(k for _, k in swept) > 6  # the sweeps ran during the ingests
+    # The sweeps ran during the ingests: they deleted while fresh results came in (stop is set
+    # only once every ingest is answered). How many rounds fit depends on the machine's load:
+    # on a busy 2-core machine one round of six sweeps can span all 150 ingests.
+    assert sum(n for n, _ in swept) > 0 and sum(k for _, k in swept) >= len(sweepers)
     assert len(fresh_runs) == 150
     for run_id in fresh_runs:  # nothing fresh was swept, nothing half-counted
         counts = http.get(f"/api/v1/runs/{run_id}").json()["counts"]
