@@ -34,16 +34,17 @@ def test_a_new_failure_against_the_baseline_fails_the_gate_by_default(hapi):
     verdict = _gate(hapi, project["id"], f"?run_id={pr['short_id']}")
     assert (verdict["passed"], verdict["verdict"], verdict["run_id"]) == (False, "fail", pr["run_id"])
     assert verdict["baseline_run_id"] == main[-1]["run_id"]
-    # c has no baseline result: failing, but not a new failure
-    assert [f["title"] for f in verdict["new_failures"]] == ["b"] and verdict["failures"] == 2
-    assert verdict["reasons"] == ["1 new failure(s) against the baseline: b"]
+    # c has no baseline result: a new test that fails is a new failure too (nobody has seen
+    # it fail before; calling it "no change" would hide it)
+    assert [f["title"] for f in verdict["new_failures"]] == ["b", "c"] and verdict["failures"] == 2
+    assert verdict["reasons"] == ["2 new failure(s) against the baseline: b, c"]
     assert {c["rule"]: c["passed"] for c in verdict["checks"]} == {"status": True, "no_new_failures": False}
     assert verdict["rules"] == {"min_grade": None, "max_failures": None, "no_new_failures": True,
                                 "ignore_quarantined": True, "ignore_known_environment": False}
 
     regressions = hapi.get(f"/api/v1/runs/{pr['run_id']}/regressions").json()
     assert regressions["regressed"] is True and regressions["baseline_run_id"] == main[-1]["run_id"]
-    assert [(f["title"], f["status"]) for f in regressions["data"]] == [("b", "FAILED")]
+    assert [(f["title"], f["status"]) for f in regressions["data"]] == [("b", "FAILED"), ("c", "FAILED")]
     clean = hapi.get(f"/api/v1/runs/{main[-1]['run_id']}/regressions").json()
     assert (clean["regressed"], clean["new_failures"], clean["baseline_run_id"]) == (False, 0, main[-2]["run_id"])
 
@@ -94,7 +95,8 @@ def test_rules_from_project_settings_and_the_query_wins(hapi):
     r = hapi.patch(f"/api/v1/projects/{project['id']}", {"settings": {"gate": {"max_failures": 0}}})
     assert r.status_code == 200, r.text
     assert _gate(hapi, project["id"])["passed"] is False
-    assert _gate(hapi, project["id"], "?max_failures=3")["passed"] is True
+    # c is a new test that fails: the new-failure rule off, max_failures alone judges
+    assert _gate(hapi, project["id"], "?max_failures=3&no_new_failures=false")["passed"] is True
     bad = hapi.patch(f"/api/v1/projects/{project['id']}", {"settings": {"gate": {"min_grade": "Z"}}})
     assert bad.status_code == 400 and "gate.min_grade" in bad.json()["message"]
     bad = hapi.patch(f"/api/v1/projects/{project['id']}", {"settings": {"gate": {"max_fails": 1}}})
@@ -164,3 +166,15 @@ def test_qahub_gate_exits_0_1_2_and_prints_every_check(live_server):
     assert now.returncode == 0, now.stdout
     assert "  set aside 1 failure(s), not counted:\n    - b (FAILED): quarantined: flaky login; LIN-8" in now.stdout
     assert "verdict was first recorded as FAILED" in now.stdout and "it would be PASSED now" in now.stdout
+
+
+def test_without_a_baseline_every_failure_counts_and_fails_the_gate(hapi):
+    # A project's first run, or one with no default-branch run yet: nothing to tell new failures
+    # from old ones, so a failing run must not pass ("never hide a failure").
+    project = hapi.project("Fresh")
+    pr = ingest(hapi, project["id"], outcomes(a="PASSED", b="FAILED"), branch="pr-1")
+    verdict = _gate(hapi, project["id"], f"?run_id={pr['short_id']}")
+    assert verdict["baseline_run_id"] is None and verdict["passed"] is False
+    assert verdict["reasons"] == ["1 failing test(s) and no baseline run on the default branch to compare with"]
+    green = ingest(hapi, project["id"], outcomes(a="PASSED", b="PASSED"), branch="pr-2")
+    assert _gate(hapi, project["id"], f"?run_id={green['short_id']}")["passed"] is True

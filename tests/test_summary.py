@@ -63,22 +63,25 @@ def test_new_failures_come_first_then_the_other_failures_grouped(api):
     text = _summary(api, run)
     lines = text.splitlines()
     assert lines[0] == f"## ❌ qahub: run {run['short_id']} FAILED"
-    assert "**Quality gate: failed**" in text and "1 new failure(s)" in text
-    new_at = lines.index("### New failures (1)")
-    other_at = lines.index("### Other failures (2, by what broke)")
-    assert new_at < other_at
+    # t0 passed in the baseline; "fresh" and "also fresh" are new tests that fail: all new
+    assert "**Quality gate: failed**" in text and "3 new failure(s)" in text
+    new_at = lines.index("### New failures (3)")
     assert lines[new_at + 1] == "- `s › t0` — `AssertionError: price`"
-    assert lines[other_at + 1] == "- 2× `KeyError: 'x'` — e.g. `s › fresh`"  # the first stored
+    assert lines[new_at + 2] == "- `s › fresh` — `KeyError: 'x'`"
+    assert not any(line.startswith("### Other failures") for line in lines)
     assert "### Flaky (1: passed after a failed attempt)" in lines and "- `s › t1` (2 attempts)" in lines
     assert lines[lines.index("### Slowest tests") + 1] == "- 5 ms `s › t5`"
     assert lines[-1].startswith(f"[Open run {run['short_id']} in qahub](") and run["run_id"] in lines[-1]
     plain = _summary(api, run, "text")
-    assert "`" not in plain and "New failures (1):" in plain and plain.startswith(f"qahub: run {run['short_id']}")
+    assert "`" not in plain and "New failures (3):" in plain and plain.startswith(f"qahub: run {run['short_id']}")
 
 
 def test_at_most_60_lines_whatever_the_runs_size(api):
     project = api.project("Huge")
-    _run(api, project, [{"title": f"t{i}", "status": "PASSED"} for i in range(3000)])
+    # The baseline: every t{i} passed; the "fresh" tests broke already (not new, so they are
+    # the other failures, a thousand kinds of them).
+    _run(api, project, [{"title": f"t{i}", "status": "PASSED"} for i in range(3000)]
+         + [{"title": f"fresh {i}", "status": "BROKEN"} for i in range(2, 3000, 3)])
     results = []
     for i in range(3000):
         if i % 3 == 0:

@@ -8,7 +8,8 @@ Rules come from the query, else from the project's `settings.gate`, else the def
   default-branch run, simply its grade then) is at least this letter; with too few runs the
   rule is skipped, and says so;
 - max_failures: the run has at most this many failing results;
-- no_new_failures: no test that passed in the baseline fails in this run (regressions.py).
+- no_new_failures: no test that did not fail in the baseline (passed, skipped, or new) fails in
+  this run (regressions.py); without a baseline, no test fails at all.
 
 With ignore_quarantined, a quarantined test counts in none of them; with
 ignore_known_environment (off by default), neither does a failure whose signature is triaged as
@@ -205,7 +206,13 @@ async def evaluate(
         ))
     if chosen.no_new_failures:
         if regressions.baseline_run_id is None:
-            checks.append(GateCheck("no_new_failures", True, "no baseline run on the default branch yet"))
+            # Nothing to tell new failures from old ones: every failure counts as new. A first
+            # run, or a project without default-branch runs, that fails must not pass the gate.
+            checks.append(GateCheck(
+                "no_new_failures", failures == 0,
+                f"{failures} failing test(s) and no baseline run on the default branch to compare with"
+                if failures else "no failures (no baseline run on the default branch yet)",
+            ))
         else:
             names = ", ".join(f.title for f in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
             checks.append(GateCheck(

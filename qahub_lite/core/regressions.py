@@ -1,5 +1,6 @@
-"""Regressions: a test that passed in the baseline and fails now is a new failure; a run with
-new failures is a regression.
+"""Regressions: a test that did not fail in the baseline (it passed or was skipped there, or
+did not run there at all: a new test) and fails now is a new failure; a run with new failures
+is a regression. A new test that fails is a failure nobody has seen yet, never "no change".
 
 The baseline of a run is the latest COMPLETED run on the project's default branch created
 before it, infrastructure failures left out (window.py): for a pull request's run, the state
@@ -54,13 +55,15 @@ async def baseline_of(src: Source, project_id: str, run: WindowRun, rules: Flaky
 
 
 async def new_failures(src: Source, run_id: str, baseline_id: str) -> list[tuple[int, str, str | None]]:
-    """(test id, status, error) of the tests failing in `run_id` that passed in `baseline_id`."""
+    """(test id, status, error) of the tests failing in `run_id` that did not fail in
+    `baseline_id` (passed, skipped or absent there)."""
     marks = ",".join("?" * len(_FAILING))
     rows = await src.fetch(
         f"SELECT c.test_id, c.status, c.error_message FROM results c "
-        f"JOIN results b ON b.run_id = ? AND b.test_id = c.test_id AND b.status = 'PASSED' "
-        f"WHERE c.run_id = ? AND c.status IN ({marks}) ORDER BY c.id",
-        (baseline_id, run_id, *_FAILING),
+        f"LEFT JOIN results b ON b.run_id = ? AND b.test_id = c.test_id "
+        f"WHERE c.run_id = ? AND c.status IN ({marks}) AND (b.id IS NULL OR b.status NOT IN ({marks})) "
+        f"ORDER BY c.id",
+        (baseline_id, run_id, *_FAILING, *_FAILING),
     )
     return [(r[0], r[1], r[2]) for r in rows]
 
