@@ -170,3 +170,25 @@ def test_the_run_page_shows_variants_and_filters_by_tag(api):
     tagged = api.client.get(f"/runs/{answer['short_id']}", params={"tag": "smoke"}).text
     table = tagged.split('id="results"', 1)[1]
     assert "adds" in table and "removes" not in table and "Tagged <span" in table
+
+
+def test_the_failures_of_two_variants_are_told_apart_on_the_run_page(api):
+    import re
+
+    from qahub_lite.core import users
+    from qahub_lite.db.database import direct_connection
+
+    project = api.project("Browsers")
+    answer = _ingest(api, project, [
+        {"suite": "cart.spec.ts", "title": "adds VAT", "status": "FAILED", "variant": "chromium", "error_message": "a"},
+        {"suite": "cart.spec.ts", "title": "adds VAT", "status": "FAILED", "variant": "firefox", "error_message": "b"},
+    ])
+    with direct_connection(api.config.db_path) as conn:
+        users.create_user(conn, "bo", tenant_id=api.tenant_id, role="admin", password="bo's password 1")
+    token = re.search(r'name="csrf" value="([^"]+)"', api.client.get("/login").text).group(1)
+    api.client.post("/login", data={"csrf": token, "username": "bo", "password": "bo's password 1"})
+    page = api.client.get(f"/runs/{answer['short_id']}").text
+    failures = page.split('id="failures"', 1)[1].split("</section>", 1)[0]
+    headings = re.findall(r"<h3>.*?</h3>", failures, re.S)
+    assert len(headings) == 2 and len(set(headings)) == 2  # not two identical "adds VAT" headings
+    assert any("chromium" in h for h in headings) and any("firefox" in h for h in headings)
