@@ -240,3 +240,38 @@ def test_variants_of_one_test_stay_apart_in_every_export(api):
     assert "Checkout [chromium]" in csv_text and "Checkout [firefox]" in csv_text
     junit = api.get(f"/api/v1/runs/{run['run_id']}/export?format=junit").text
     assert 'name="Checkout [firefox]"' in junit and 'name="Checkout [chromium]"' in junit
+
+
+def test_huge_messages_are_read_a_bounded_amount_at_a_time(api, monkeypatch):
+    """12 results with 1 MB messages and stacks: no export reads more than its text budget (and
+    one row) in one query, no Parquet row group holds more than its budget, and every byte
+    still arrives. Before the bound, one chunk read all 24 MB (5,000 such rows: 10 GB)."""
+    import pyarrow.parquet as pq
+
+    from qahub_lite.core import export_bulk, export_rows
+
+    budget, big = 2_500_000, 1_000_000
+    monkeypatch.setattr(export_rows, "CHUNK_TEXT_CHARS", budget, raising=False)
+    monkeypatch.setattr(export_bulk, "PARQUET_GROUP_TEXT_CHARS", budget, raising=False)
+    project = api.project("Huge")
+    results = [{"title": f"t{i}", "status": "FAILED", "error_message": chr(65 + i) * big,
+                "error_stack": "s" * big} for i in range(12)]
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": results}).json()
+    largest: list[int] = []
+    fetch = export_rows._fetch
+
+    async def measured(db, sql, params):
+        rows = await fetch(db, sql, params)
+        largest.append(sum(len(v) for row in rows for v in row if isinstance(v, str)))
+        return rows
+
+    monkeypatch.setattr(export_rows, "_fetch", measured)
+    for fmt in ("csv", "junit", "ctrf"):
+        largest.clear()
+        body = _get(api, f"/api/v1/runs/{run['run_id']}/export", format=fmt).text
+        assert all(chr(65 + i) * big in body for i in range(12)), fmt
+        assert max(largest) <= budget + 2 * big + 10_000, (fmt, max(largest))
+    r = _get(api, f"/api/v1/projects/{project['id']}/results/export", format="parquet")
+    parquet = pq.ParquetFile(io.BytesIO(r.content))
+    assert parquet.metadata.num_rows == 12
+    assert parquet.metadata.num_row_groups >= 12 * big // (budget + big)

@@ -25,6 +25,9 @@ MEDIA_TYPES = {
 # Parquet row groups: big enough for good compression and fast scans, small enough that one
 # group's columns (the only thing held) stay a few tens of MB.
 PARQUET_ROW_GROUP = 65536
+# ...and a group is written once its error messages reach this much text, whatever its rows:
+# 65,536 messages of 1 MB each would be 64 GB held.
+PARQUET_GROUP_TEXT_CHARS = 64 * 1024 * 1024
 PARQUET_MISSING = (
     "Parquet export needs pyarrow, which this installation lacks (the one-file executable leaves it out: "
     "it is larger than the executable itself). Install the extra with pip install 'qahub-lite[parquet]', "
@@ -44,7 +47,7 @@ def require_parquet():
 
 # Positions in the row tuple of export_rows.ROWS_SQL: flaky is 0/1 there and a boolean out
 # here; executed_at (the last) is epoch ms there and ISO 8601 text out here.
-_FLAKY, _EXECUTED = 8, 13
+_FLAKY, _ERROR, _EXECUTED = 8, 11, 13
 
 _TYPES = {"line": int, "test_id": int, "result_id": int, "attempts": int, "duration_ms": int, "flaky": bool}
 # One NDJSON line: a Struct built positionally encodes several times faster than a dict.
@@ -154,13 +157,13 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
     sink = _Drain()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
     columns: list[list] = [[] for _ in FIELDS]
-    held = 0
+    held = held_text = 0
 
     def flush_group() -> None:
-        nonlocal columns, held
+        nonlocal columns, held, held_text
         writer.write_table(pa.Table.from_arrays([pa.array(c, type=t) for c, t in zip(columns, schema.types)],
                                                 schema=schema))
-        columns, held = [[] for _ in FIELDS], 0
+        columns, held, held_text = [[] for _ in FIELDS], 0, 0
 
     async for run, rows in iter_chunks(db, f):
         # Column by column (a transpose in C), not value by value: three times faster.
@@ -173,7 +176,8 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
         for column, values in zip(columns[len(RUN_FIELDS):], result_columns):
             column.extend(values)
         held += n
-        if held >= PARQUET_ROW_GROUP:
+        held_text += sum(len(message) for message in result_columns[_ERROR] if message)
+        if held >= PARQUET_ROW_GROUP or held_text >= PARQUET_GROUP_TEXT_CHARS:
             flush_group()
             yield sink.drain()
     if held:

@@ -23,8 +23,12 @@ import msgspec
 
 from .clock import to_iso
 
-CHUNK_ROWS = 5000  # one reader query; ~2 MB of rows at most before they are encoded
+CHUNK_ROWS = 5000  # one reader query
 RUN_PAGE = 500
+# A chunk also stops at this much unbounded text (error messages, stacks, output: up to 1 MB
+# each, an attempt log up to the body limit): 5,000 rows of 1 MB messages would otherwise be
+# 5 GB in memory at once. A chunk holds at least one row, whatever its size.
+CHUNK_TEXT_CHARS = 8 * 1024 * 1024
 
 # The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
 # display name, which the summary and the timings read too (`t` is tests, `r` results).
@@ -83,6 +87,12 @@ _ROW_SQL = (
 )
 ROWS_SQL = _ROW_SQL.format(extra="")
 DETAIL_SQL = _ROW_SQL.format(extra=", r.error_stack, r.stdout, r.stderr, r.attempt_log")
+# The unbounded text of the rows ROWS_SQL and DETAIL_SQL would read next: (test_id, characters),
+# read along the same key without handing the text itself to Python.
+_SIZES_SQL = "SELECT test_id, {size} FROM results WHERE run_id = ? AND test_id > ? ORDER BY test_id LIMIT ?"
+ROW_SIZES_SQL = _SIZES_SQL.format(size="coalesce(length(error_message), 0)")
+DETAIL_SIZES_SQL = _SIZES_SQL.format(size=" + ".join(
+    f"coalesce(length({c}), 0)" for c in ("error_message", "error_stack", "stdout", "stderr", "attempt_log")))
 _RUN_COLUMNS = "id, short_id, name, branch, commit_sha, pr_number, environment, created_at"
 
 
@@ -117,6 +127,18 @@ def _run_where(f: ResultFilter) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
+async def _rows_within(db, sizes_sql: str, run_id: str, after: int, limit: int) -> int:
+    """How many of the next `limit` rows of the run after `after` fit in CHUNK_TEXT_CHARS
+    (at least one)."""
+    total = 0
+    sizes = await _fetch(db, sizes_sql, (run_id, after, limit))
+    for n, (_, size) in enumerate(sizes):
+        total += size
+        if total > CHUNK_TEXT_CHARS:
+            return max(1, n)
+    return limit
+
+
 async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
     where, params = _run_where(f)
     after: tuple[int, str] = (-1, "")
@@ -139,10 +161,11 @@ async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, li
     async for run in iter_runs(db, f):
         after = -1
         while True:
-            rows = await _fetch(db, ROWS_SQL, (run.id, after, CHUNK_ROWS))
+            limit = await _rows_within(db, ROW_SIZES_SQL, run.id, after, CHUNK_ROWS)
+            rows = await _fetch(db, ROWS_SQL, (run.id, after, limit))
             if rows:
                 yield run, rows
-            if len(rows) < CHUNK_ROWS:
+            if len(rows) < limit:
                 break
             after = rows[-1][0]
 
@@ -165,10 +188,11 @@ async def iter_details(db, run_id: str) -> AsyncIterator[list[DetailRow]]:
     """One run's results with their details, in chunks, for the report formats of one run."""
     after = -1
     while True:
-        rows = await _fetch(db, DETAIL_SQL, (run_id, after, DETAIL_CHUNK_ROWS))
+        limit = await _rows_within(db, DETAIL_SIZES_SQL, run_id, after, DETAIL_CHUNK_ROWS)
+        rows = await _fetch(db, DETAIL_SQL, (run_id, after, limit))
         if rows:
             yield [DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows]
-        if len(rows) < DETAIL_CHUNK_ROWS:
+        if len(rows) < limit:
             return
         after = rows[-1][0]
 
