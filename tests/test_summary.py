@@ -94,3 +94,20 @@ def test_an_unfinished_run_is_summarised_without_a_gate(api):
     text = api.get(f"/api/v1/runs/{r.json()['run_id']}/summary").text
     assert text.startswith("## ⏳ qahub: run ") and "RUNNING" in text.splitlines()[0]
     assert "Quality gate: not judged (" in text
+
+
+def test_names_cannot_add_links_or_mentions(api):
+    """GitHub links bare URLs, www. and e-mail addresses and notifies @user/@org/team in a PR
+    comment without any markup: a run's name must do neither."""
+    import re
+
+    project = api.project("Autolinks")
+    r = api.post("/api/v1/ingest", {
+        "project_id": project["id"], "results": [{"title": "t", "status": "PASSED"}],
+        "run_name": "see https://evil.example/phish or WWW.evil.example, ask @octo-org/admins or me@evil.example"})
+    text = _summary(api, r.json())
+    head = text.splitlines()[1]
+    assert "evil.example/phish" in head and "octo-org/admins" in head  # still said, just not linked
+    outside_code = "".join(head.split("`")[::2])
+    assert not re.search(r"://|(?i:www\.)|@\w", outside_code), head
+

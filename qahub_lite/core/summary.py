@@ -112,6 +112,9 @@ def _duration(ms: int | None) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
 
 
+_ZWSP = "\u200b"
+
+
 class _Out:
     """Markdown or plain text from the same calls."""
 
@@ -126,7 +129,12 @@ class _Out:
         """Text outside code spans: GitHub renders HTML and markup in it, a test name must not."""
         if not self.md:
             return text
-        return re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", text).replace("&", "&amp;")
+        text = re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", text).replace("&", "&amp;")
+        # GitHub links bare URLs, www. and e-mail addresses without any markup, and @name
+        # notifies a user or a team in a pull request's comment: a zero-width space breaks each
+        # while the text reads the same (the same rule as Mattermost messages, webhooks.py).
+        text = text.replace("@", "@" + _ZWSP).replace("://", ":" + _ZWSP + "//")
+        return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:3] + _ZWSP + ".", text)
 
     def heading(self, text: str) -> None:
         self.lines += ["", f"### {text}" if self.md else f"{text}:"]
