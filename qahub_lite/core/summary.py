@@ -24,6 +24,9 @@ _FAILING = tuple(sorted(FAILING))
 _FAILURE_ROWS = 10000  # failures read for grouping; a run with more says so
 _LIST = 5  # entries per list
 _WIDTH = 110
+# Of each failure's message only the start is read: its first line groups it and 80 characters
+# of that are shown, while 10,000 whole messages of 1 MB would be 10 GB in memory.
+_MESSAGE_CHARS = 2000
 
 
 class Failure(NamedTuple):
@@ -83,7 +86,8 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
         note = exc.message
     marks = ",".join("?" * len(_FAILING))
     failing = await _rows(
-        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, r.error_message {_TEST} AND r.status IN ({marks}) "
+        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, substr(r.error_message, 1, {_MESSAGE_CHARS}) "
+        f"{_TEST} AND r.status IN ({marks}) "
         "ORDER BY r.test_id LIMIT ?", (run.id, *_FAILING, _FAILURE_ROWS + 1),
     )
     flaky = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
