@@ -135,3 +135,19 @@ def test_a_run_of_huge_messages_is_summarised_without_reading_them_whole(api, mo
     text = _summary(api, run)
     assert "New failures (12)" in text and "`E0 xxx" in text
     assert longest[0] <= 2000, longest[0]
+
+
+def test_names_cannot_send_escapes_or_workflow_commands_to_a_ci_log(api):
+    """The text summary goes to CI logs: no terminal escape reaches them, and no line starts
+    with "::" (a GitHub Actions workflow command) whatever the run or a test is named."""
+    project = api.project("Log")
+    r = api.post("/api/v1/ingest", {
+        "project_id": project["id"], "run_name": "::error title=pwned::All good\x1b[2K",
+        "ci": {"branch": "main\x1b[8m", "commit": "\x1b[2Kabc"},
+        "results": [{"title": "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07", "status": "FAILED",
+                     "error_message": "::add-mask::secret\x9b31m"}]})
+    for fmt in ("text", "markdown"):
+        text = _summary(api, r.json(), fmt)
+        assert not any(ord(ch) < 32 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in text), fmt
+        assert not any(line.strip().startswith("::") for line in text.splitlines()), fmt
+        assert "error title=pwned" in text and "evil.example" in text  # still said

@@ -98,8 +98,18 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
                  len(failing) > _FAILURE_ROWS, flaky, slowest)
 
 
+# The text summary is printed into CI logs, which read more than text: ANSI and OSC escapes
+# (rewrite or hide lines, make links) and, in GitHub Actions, a line starting with "::" is a
+# workflow command (`::error::`, `::add-mask::`, `::stop-commands::`). Control characters
+# become U+FFFD, and a line can start with a name (the run's), so a leading ":" gets a
+# zero-width space the runner does not trim.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _clip(text: str, width: int = _WIDTH) -> str:
-    text = " ".join(text.split())
+    text = _CONTROL.sub("\ufffd", " ".join(text.split()))
+    if text.startswith(":"):
+        text = "\u200b" + text
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -160,9 +170,9 @@ def render(facts: Facts, fmt: Format = "markdown") -> str:
     out.lines.append(f"## {mark} {title}" if out.md else title)
     context = [out.plain(_clip(run.name, 80))]
     if run.ci.branch:
-        context.append(f"branch {out.code(run.ci.branch)}")
+        context.append(f"branch {out.code(_clip(run.ci.branch, 200))}")
     if run.ci.commit:
-        context.append(f"commit {out.code(run.ci.commit[:12])}")
+        context.append(f"commit {out.code(_clip(run.ci.commit[:12]))}")
     if run.duration_ms is not None:
         context.append(f"took {_duration(run.duration_ms)}")
     out.lines.append(" · ".join(context))
