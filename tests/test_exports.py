@@ -294,3 +294,40 @@ def test_csv_cells_cannot_be_spreadsheet_formulas(api):
     lines = _get(api, f"/api/v1/runs/{run['run_id']}/export", format="ndjson").text.splitlines()
     exact = next(json.loads(line) for line in lines if json.loads(line)["status"] == "FAILED")
     assert exact["title"] == evil["title"] and exact["run_name"] == "=cmd|' /C calc'!A0"
+
+
+def test_one_key_streams_at_most_two_exports_at_once(api, seeded):
+    """30 concurrent exports with one read key held /readyz for 20 s on two cores. A key
+    streams two at once (the server, one per core); the next is a 429 with Retry-After at
+    once, another key still exports, and a slot comes back however its stream ended."""
+    import gc
+
+    from qahub_lite.api.export_slots import PER_KEY, export_slots
+
+    project, run = seeded
+    slots = export_slots(api.client.app.state.services.extras)
+    key_id = api.admin_key.split("_")[1]
+    path = f"/api/v1/runs/{run['run_id']}/export"
+    for _ in range(PER_KEY):  # two exports of this key streaming now
+        slots.take(key_id)
+    busy = api.get(path, params={"format": "csv"})
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "10", busy.text
+    assert "2 exports streaming" in busy.json()["message"]
+    assert api.get(f"/api/v1/projects/{project['id']}/results/export").status_code == 429
+    with direct_connection(api.config.db_path) as conn:
+        other = tenancy.create_key(conn, api.tenant_id, scope="read").key
+    assert api.get(path, key=other).status_code == 200
+    for _ in range(PER_KEY):
+        slots.give_back(key_id)
+    for fmt in ("junit", "ctrf", "csv", "ndjson"):
+        assert api.get(path, params={"format": fmt}).status_code == 200
+    assert (slots.held, slots.by_key) == (0, {})  # every finished stream gave its slot back
+
+    async def never_read():
+        yield b"x"
+
+    slots.take(key_id)
+    dropped = slots.hold(key_id, never_read())  # a client gone before the response started
+    del dropped
+    gc.collect()
+    assert (slots.held, slots.by_key) == (0, {})
