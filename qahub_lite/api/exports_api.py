@@ -48,12 +48,19 @@ class TimingsQuery(msgspec.Struct, forbid_unknown_fields=True):
     runs: Annotated[int, msgspec.Meta(ge=1, le=timings.MAX_RUNS)] = timings.DEFAULT_RUNS
 
 
+# A run's export is a document of its format's type: CTRF is JSON (an object, not the
+# "binary" string a generic file would be documented as), the others are text.
+_TEXT = {"type": "string"}
+RUN_EXPORT_TYPES = {"application/xml": _TEXT, "application/json": {"type": "object"},
+                    "text/csv": _TEXT, "application/x-ndjson": _TEXT}
+
+
 def _download(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/export", summary="A run as JUnit XML, CTRF JSON, CSV or NDJSON",
-          tags=TAGS, scope="read", query=RunExportQuery, responses={200: "binary"},
+          tags=TAGS, scope="read", query=RunExportQuery, responses={200: RUN_EXPORT_TYPES},
           description="format=junit (default; GitLab unit-test reports, Jenkins), ctrf (https://ctrf.io), csv or "
           "ndjson (the bulk export's columns). Attempts and flaky marks are kept where the format can hold them "
           "(docs/export.md). Streamed, as the bulk export.")
