@@ -98,14 +98,21 @@ class QahubClient:
 
     @contextlib.contextmanager
     def stream(self, path: str, *, params: dict | None = None) -> Iterator[httpx.Response]:
-        """GET a large body as it arrives (exports). Not retried: a retry could not resume a
-        body half-way. A non-2xx raises ApiError with the server's message."""
+        """GET a large body as it arrives (exports). A refusal before the body (429: the key's
+        exports are all streaming; 503) is retried as `request` does; a body cut half-way is not,
+        a retry could not resume it. A non-2xx raises ApiError with the server's message."""
+        attempt = 0
         try:
-            with self._http.stream("GET", path, params=params) as response:
-                if not response.is_success:
+            while True:
+                with self._http.stream("GET", path, params=params) as response:
+                    if response.is_success:
+                        yield response
+                        return
                     response.read()
-                    raise ApiError(response.status_code, _message(response), _json_or_none(response))
-                yield response
+                    if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                        raise ApiError(response.status_code, _message(response), _json_or_none(response))
+                self._sleep(attempt, _retry_after(response), f"HTTP {response.status_code}")
+                attempt += 1
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach {self.base_url}: {exc}") from None
 

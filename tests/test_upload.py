@@ -547,3 +547,29 @@ def test_two_reporters_of_one_run_in_one_upload_are_pointed_out(capsys):
     assert "playwright-results.json" in err and "playwright-junit.xml" in err
     code, _, err = upload(capsys, both[0], "--dry-run", "--branch", "main")
     assert code == 0 and "more than one report" not in err, err
+
+
+def test_an_export_refused_before_its_body_is_asked_again():
+    """A key streams at most 2 exports at once: the third is a 429 before any byte, which the
+    CLI waits out (Retry-After) instead of failing a CI job; a 4xx is not retried."""
+    from qahub_lite.client import ApiError, QahubClient
+
+    calls: list[str] = []
+
+    def answer(request):
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"error": "Too Many Requests",
+                                                                           "message": "Too many exports at once"})
+        if request.url.path.endswith("/gone/export"):
+            return httpx.Response(404, json={"error": "Not Found", "message": "Run not found"})
+        return httpx.Response(200, content=b"a,b\r\n1,2\r\n")
+
+    with QahubClient("http://hub", "qh_k", transport=httpx.MockTransport(answer)) as client:
+        with client.stream("/api/v1/runs/r1/export") as response:
+            assert b"".join(response.iter_bytes()) == b"a,b\r\n1,2\r\n"
+        assert len(calls) == 2
+        with pytest.raises(ApiError) as refused:
+            with client.stream("/api/v1/runs/gone/export"):
+                pass
+    assert refused.value.status == 404 and len(calls) == 3

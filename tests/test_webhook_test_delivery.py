@@ -88,3 +88,15 @@ def test_the_dashboard_sends_a_test_delivery(hapi, receiver):
     assert "webhook.test" in shown
     forged = client.post(f"/settings/webhooks/{hook['id']}/test", data={"csrf": "forged"}, follow_redirects=False)
     assert forged.status_code == 403
+
+
+def test_a_project_name_makes_no_link_in_a_mattermost_test_delivery():
+    """The real events' escaping: a bare URL, www., ~channel and Markdown in a project's name
+    (a write key can rename a project) neither link nor format in the test message."""
+    from qahub_lite.core.webhook_ping import _body
+
+    name = "~town-square https://evil.example/phish www.evil.example **bold** [x](https://evil.example)"
+    text = json.loads(_body("mattermost", "event", 0, {"name": name}, "hook"))["text"]
+    assert "evil" in text and "town" in text
+    for markup in ("~town", "://", "www.", "**", "](", "[x]"):
+        assert markup not in text, markup

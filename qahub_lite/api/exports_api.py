@@ -18,6 +18,7 @@ from ..core.clock import from_datetime, now_ms
 from ..core.export_rows import ResultFilter, count_results
 from .context import services
 from .errors import ApiError
+from .export_slots import export_slots
 from .native_library import visible_project
 from .native_runs import visible_run
 from .routing import endpoint, read_query
@@ -47,30 +48,45 @@ class TimingsQuery(msgspec.Struct, forbid_unknown_fields=True):
     runs: Annotated[int, msgspec.Meta(ge=1, le=timings.MAX_RUNS)] = timings.DEFAULT_RUNS
 
 
+# A run's export is a document of its format's type: CTRF is JSON (an object, not the
+# "binary" string a generic file would be documented as), the others are text.
+_TEXT = {"type": "string"}
+RUN_EXPORT_TYPES = {"application/xml": _TEXT, "application/json": {"type": "object"},
+                    "text/csv": _TEXT, "application/x-ndjson": _TEXT}
+
+
 def _download(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/export", summary="A run as JUnit XML, CTRF JSON, CSV or NDJSON",
-          tags=TAGS, scope="read", query=RunExportQuery, responses={200: "binary"},
+          tags=TAGS, scope="read", query=RunExportQuery, responses={200: RUN_EXPORT_TYPES},
           description="format=junit (default; GitLab unit-test reports, Jenkins), ctrf (https://ctrf.io), csv or "
           "ndjson (the bulk export's columns). Attempts and flaky marks are kept where the format can hold them "
           "(docs/export.md). Streamed, as the bulk export.")
 async def export_one_run(request: Request, run_id: FromPath[str]) -> Response:
-    _, run = await visible_run(request, "read", run_id)
+    principal, run = await visible_run(request, "read", run_id)
     q = read_query(request, RunExportQuery)
     svc = services(request)
     name = f"qahub-run-{run.short_id}"
     if q.format in ("csv", "ndjson"):
-        rows = export_bulk.stream(svc.db, ResultFilter(project_id=run.project_id, run_id=run.id), q.format)
-        return Stream(rows, media_type=export_bulk.MEDIA_TYPES[q.format], headers=_download(f"{name}.{q.format}"))
-    if q.format == "junit":
-        return Stream(export_run.junit_xml(svc.db, run), media_type="application/xml",
-                      headers=_download(f"{name}.xml"))
-    started, stopped = _run_span(run)
-    url = f"{svc.config.public_url}/runs/{run.id}"
-    return Stream(export_run.ctrf(svc.db, run, started_ms=started, stopped_ms=stopped, url=url),
-                  media_type="application/json", headers=_download(f"{name}.ctrf.json"))
+        body = export_bulk.stream(svc.db, ResultFilter(project_id=run.project_id, run_id=run.id), q.format)
+        media_type, filename = export_bulk.MEDIA_TYPES[q.format], f"{name}.{q.format}"
+    elif q.format == "junit":
+        body, media_type, filename = export_run.junit_xml(svc.db, run), "application/xml", f"{name}.xml"
+    else:
+        started, stopped = _run_span(run)
+        url = f"{svc.config.public_url}/runs/{run.id}"
+        body = export_run.ctrf(svc.db, run, started_ms=started, stopped_ms=stopped, url=url)
+        media_type, filename = "application/json", f"{name}.ctrf.json"
+    return _stream(svc, principal.key_id, body, media_type, _download(filename))
+
+
+def _stream(svc, key_id: str, body, media_type: str, headers: dict[str, str]) -> Stream:
+    """The export's stream inside one of the key's export slots (api/export_slots.py), or 429."""
+    slots = export_slots(svc.extras)
+    slots.take(key_id)
+    return Stream(slots.hold(key_id, body), media_type=media_type, headers=headers)
 
 
 def _run_span(run) -> tuple[int, int]:
@@ -90,7 +106,7 @@ def _run_span(run) -> tuple[int, int]:
           "size. `X-Result-Count` says how many rows follow. Parquet needs the optional extra "
           "`qahub-lite[parquet]`; without it: 400 saying so.")
 async def export_results(request: Request, project_id: FromPath[str]) -> Response:
-    _, project = await visible_project(request, "read", project_id)
+    principal, project = await visible_project(request, "read", project_id)
     q = read_query(request, BulkExportQuery)
     since, until = from_datetime(q.since), from_datetime(q.until)
     if since is not None and until is not None and until <= since:
@@ -102,7 +118,8 @@ async def export_results(request: Request, project_id: FromPath[str]) -> Respons
     count = await count_results(db, f)
     ext = {"csv": "csv", "ndjson": "ndjson", "parquet": "parquet"}[q.format]
     headers = {**_download(f"qahub-{project.slug}-results.{ext}"), "X-Result-Count": str(count)}
-    return Stream(export_bulk.stream(db, f, q.format), media_type=export_bulk.MEDIA_TYPES[q.format], headers=headers)
+    return _stream(services(request), principal.key_id, export_bulk.stream(db, f, q.format),
+                   export_bulk.MEDIA_TYPES[q.format], headers)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/summary", summary="A run's summary for a pull request or a CI log",

@@ -18,7 +18,7 @@ from .errors import ApiError
 from .multipart import FilePart, file_chunks
 from .native_library import visible_project
 from .native_schema import (
-    Deleted, FinishIn, IngestAnswer, IngestIn, ResultIn, ResultQuery, ResultsIn, RunIn, RunQuery,
+    CaseQuery, Deleted, FinishIn, IngestAnswer, IngestIn, ResultIn, ResultQuery, ResultsIn, RunIn, RunQuery,
 )
 from .routing import decode_item, endpoint, read_body, read_query
 
@@ -162,13 +162,16 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/cases", summary="A run's library test cases, each once", tags=TAGS,
-          scope="read", responses={200: runs.CaseOutcomeList},
+          scope="read", query=CaseQuery, responses={200: runs.CaseOutcomeList},
           description="Each test case linked by the run's results, with the worst status of its results (FAILED "
-          "beats PASSED) and the variants that ran (parameters, browsers, matrix labels).")
+          "beats PASSED) and the variants that ran (parameters, browsers, matrix labels; the first 100 by name, "
+          "`results` counts them all). Pages of `limit` cases (default and most: 1000); `next_cursor` is set "
+          "when there are more.")
 async def list_case_outcomes(request: Request, run_id: FromPath[str]) -> runs.CaseOutcomeList:
     _, run = await visible_run(request, "read", run_id)
+    q = read_query(request, CaseQuery)
     async with services(request).db.read() as conn:
-        return await runs.case_outcomes(conn, run.id)
+        return await runs.case_outcomes(conn, run.id, limit=q.limit, cursor=q.cursor)
 
 
 @endpoint("POST", "/api/v1/runs", summary="Create an empty run (add results with POST /runs/{id}/results)",

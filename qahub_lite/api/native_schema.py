@@ -203,6 +203,11 @@ class TestCaseQuery(msgspec.Struct, forbid_unknown_fields=True):
     cursor: str | None = None
 
 
+class CaseQuery(msgspec.Struct, forbid_unknown_fields=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    cursor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
 class ResultQuery(msgspec.Struct, forbid_unknown_fields=True):
     status: str | None = None  # comma-separated canonical statuses
     tag: Tag | None = None

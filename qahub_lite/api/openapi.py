@@ -121,6 +121,8 @@ def build_document() -> dict[str, Any]:
                 content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
             elif kind == "text":
                 content = {"text/plain": {"schema": {"type": "string"}}}
+            elif isinstance(kind, dict):  # media type -> schema: an answer whose type depends on the query
+                content = {media_type: {"schema": schema} for media_type, schema in kind.items()}
             else:
                 content = {"application/json": {"schema": schema_of(kind)}}
                 if (ep.method, path, status) in RESPONSE_EXAMPLES:

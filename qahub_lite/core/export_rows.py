@@ -24,8 +24,12 @@ import msgspec
 from .clock import to_iso
 from .window import AsyncSource
 
-CHUNK_ROWS = 5000  # one reader query; ~2 MB of rows at most before they are encoded
+CHUNK_ROWS = 5000  # one reader query
 RUN_PAGE = 500
+# A chunk also stops at this much unbounded text (error messages, stacks, output: up to 1 MB
+# each, an attempt log up to the body limit): 5,000 rows of 1 MB messages would otherwise be
+# 5 GB in memory at once. A chunk holds at least one row, whatever its size.
+CHUNK_TEXT_CHARS = 8 * 1024 * 1024
 
 # The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
 # display name, which the summary and the timings read too (`t` is tests, `r` results).
@@ -84,6 +88,12 @@ _ROW_SQL = (
 )
 ROWS_SQL = _ROW_SQL.format(extra="")
 DETAIL_SQL = _ROW_SQL.format(extra=", r.error_stack, r.stdout, r.stderr, r.attempt_log")
+# The unbounded text of the rows ROWS_SQL and DETAIL_SQL would read next: (test_id, characters),
+# read along the same key without handing the text itself to Python.
+_SIZES_SQL = "SELECT test_id, {size} FROM results WHERE run_id = ? AND test_id > ? ORDER BY test_id LIMIT ?"
+ROW_SIZES_SQL = _SIZES_SQL.format(size="coalesce(length(error_message), 0)")
+DETAIL_SIZES_SQL = _SIZES_SQL.format(size=" + ".join(
+    f"coalesce(length({c}), 0)" for c in ("error_message", "error_stack", "stdout", "stderr", "attempt_log")))
 _RUN_COLUMNS = "id, short_id, name, branch, commit_sha, pr_number, environment, created_at"
 
 
@@ -112,7 +122,19 @@ def _run_where(f: ResultFilter) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
-async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
+async def _rows_within(db, sizes_sql: str, run_id: str, after: int, limit: int) -> int:
+    """How many of the next `limit` rows of the run after `after` fit in CHUNK_TEXT_CHARS
+    (at least one)."""
+    total = 0
+    sizes = await _fetch(db, sizes_sql, (run_id, after, limit))
+    for n, (_, size) in enumerate(sizes):
+        total += size
+        if total > CHUNK_TEXT_CHARS:
+            return max(1, n)
+    return limit
+
+
+async def iter_run_pages(db, f: ResultFilter) -> AsyncIterator[list[RunContext]]:
     where, params = _run_where(f)
     after: tuple[int, str] = (-1, "")
     while True:
@@ -120,26 +142,45 @@ async def iter_runs(db, f: ResultFilter) -> AsyncIterator[RunContext]:
             db, f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} AND (created_at, id) > (?, ?) "
             "ORDER BY created_at, id LIMIT ?", (*params, *after, RUN_PAGE),
         )
-        for row in rows:
-            yield RunContext(*row)
+        if rows:
+            yield [RunContext(*row) for row in rows]
         if len(rows) < RUN_PAGE:
             return
         after = (rows[-1][7], rows[-1][0])
+
+
+async def _small_runs(db, runs: list[RunContext]) -> set[str]:
+    """The runs of a page whose results fit in one chunk, rows and text: read in one query each,
+    without measuring every chunk first (two queries a run halved the rate of exports of many
+    small runs). Measured once a page; a run still growing may pass the budget by what arrives
+    in between, never by more than CHUNK_ROWS rows."""
+    marks = ",".join("?" * len(runs))
+    large = {run_id for run_id, n, size in await _fetch(
+        db, f"SELECT run_id, count(*), coalesce(sum(length(error_message)), 0) FROM results "
+        f"WHERE run_id IN ({marks}) GROUP BY run_id", tuple(run.id for run in runs),
+    ) if n > CHUNK_ROWS or size > CHUNK_TEXT_CHARS}
+    return {run.id for run in runs} - large
 
 
 async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, list[tuple]]]:
     """(run, up to CHUNK_ROWS of its results) for every matching run, oldest run first. The
     rows are plain tuples in ExportRow's order: a named tuple per row costs more than its use
     in the bulk encoders (export_bulk.py)."""
-    async for run in iter_runs(db, f):
-        after = -1
-        while True:
-            rows = await _fetch(db, ROWS_SQL, (run.id, after, CHUNK_ROWS))
-            if rows:
-                yield run, rows
-            if len(rows) < CHUNK_ROWS:
-                break
-            after = rows[-1][0]
+    async for page in iter_run_pages(db, f):
+        small = await _small_runs(db, page)
+        for run in page:
+            after = -1
+            while True:
+                if run.id in small and after == -1:
+                    limit = CHUNK_ROWS
+                else:
+                    limit = await _rows_within(db, ROW_SIZES_SQL, run.id, after, CHUNK_ROWS)
+                rows = await _fetch(db, ROWS_SQL, (run.id, after, limit))
+                if rows:
+                    yield run, rows
+                if len(rows) < limit:
+                    break
+                after = rows[-1][0]
 
 
 async def count_results(db, f: ResultFilter) -> int:
@@ -160,10 +201,11 @@ async def iter_details(db, run_id: str) -> AsyncIterator[list[DetailRow]]:
     """One run's results with their details, in chunks, for the report formats of one run."""
     after = -1
     while True:
-        rows = await _fetch(db, DETAIL_SQL, (run_id, after, DETAIL_CHUNK_ROWS))
+        limit = await _rows_within(db, DETAIL_SIZES_SQL, run_id, after, DETAIL_CHUNK_ROWS)
+        rows = await _fetch(db, DETAIL_SQL, (run_id, after, limit))
         if rows:
             yield [DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows]
-        if len(rows) < DETAIL_CHUNK_ROWS:
+        if len(rows) < limit:
             return
         after = rows[-1][0]
 

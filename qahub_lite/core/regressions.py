@@ -56,10 +56,12 @@ async def baseline_of(src: Source, project_id: str, run: WindowRun, rules: Flaky
 
 async def new_failures(src: Source, run_id: str, baseline_id: str) -> list[tuple[int, str, str | None]]:
     """(test id, status, error) of the tests failing in `run_id` that did not fail in
-    `baseline_id` (passed, skipped or absent there)."""
+    `baseline_id` (passed, skipped or absent there). Every reader cuts the error to 500
+    characters: only 501 are read (a run's thousands of new failures with 1 MB messages would
+    otherwise be read whole, into memory at once)."""
     marks = ",".join("?" * len(_FAILING))
     rows = await src.fetch(
-        f"SELECT c.test_id, c.status, c.error_message FROM results c "
+        f"SELECT c.test_id, c.status, substr(c.error_message, 1, 501) FROM results c "
         f"LEFT JOIN results b ON b.run_id = ? AND b.test_id = c.test_id "
         f"WHERE c.run_id = ? AND c.status IN ({marks}) AND (b.id IS NULL OR b.status NOT IN ({marks})) "
         f"ORDER BY c.id",

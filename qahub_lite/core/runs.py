@@ -11,7 +11,7 @@ from . import health, identity
 from .clock import now_ms, row_id, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
-from .paging import clamp_limit, decode_cursor, decode_int_cursor, split_page
+from .paging import MAX_LIMIT, clamp_limit, decode_cursor, decode_int_cursor, split_page
 from .status import RUN_FINISHED
 
 
@@ -139,7 +139,8 @@ def run_from_row(r) -> Run:
 
 class CaseOutcome(msgspec.Struct):
     """A library test case in one run: the worst status of its results (FAILED beats PASSED,
-    core/identity.py) and the variants that ran; `results` counts them."""
+    core/identity.py) and the variants that ran (the first MAX_CASE_VARIANTS by name);
+    `results` counts them all."""
 
     test_case_id: str
     test_case_code: str
@@ -151,26 +152,51 @@ class CaseOutcome(msgspec.Struct):
 
 class CaseOutcomeList(msgspec.Struct):
     data: list[CaseOutcome]
+    next_cursor: str | None = None
 
 
-async def case_outcomes(conn: aiosqlite.Connection, run_id: str) -> CaseOutcomeList:
-    """Each linked test case of a run once, however many of its variants ran."""
-    rows = await conn.execute_fetchall(
-        "SELECT t.test_case_id, c.code, c.title, t.variant, r.status FROM results r "
-        "JOIN tests t ON t.id = r.test_id JOIN test_cases c ON c.id = t.test_case_id "
-        "WHERE r.run_id = ? ORDER BY r.id",
-        (run_id,),
-    )
-    by_case: dict[str, tuple[str, str, list[str], list[str]]] = {}
-    for case_id, code, title, variant, status in rows:
-        entry = by_case.setdefault(case_id, (code, title, [], []))
-        entry[3].append(status)
-        if variant:
-            entry[2].append(variant)
+# One run can link a million results to one case (a variant each) or to a million cases: a
+# page holds at most MAX_LIMIT cases and this many variants of each, so neither the answer nor
+# the memory behind it grows with the run.
+MAX_CASE_VARIANTS = 100
+_CASE_RESULTS = "FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ? AND t.test_case_id"
+
+
+async def case_outcomes(conn: aiosqlite.Connection, run_id: str, *, limit: int | None = None,
+                        cursor: str | None = None) -> CaseOutcomeList:
+    """Each linked test case of a run once, however many of its variants ran; by case id."""
+    limit = clamp_limit(limit) if limit is not None else MAX_LIMIT
+    after = decode_cursor(cursor)
+    page = [r[0] for r in await conn.execute_fetchall(
+        f"SELECT DISTINCT t.test_case_id {_CASE_RESULTS} > ? ORDER BY t.test_case_id LIMIT ?",
+        (run_id, after[1] if after else "", limit + 1),
+    )]
+    page, next_cursor = split_page([(case_id,) for case_id in page], limit, created_col=None)
+    ids = [row[0] for row in page]
+    if not ids:
+        return CaseOutcomeList([], None)
+    marks = ",".join("?" * len(ids))
+    names = {r[0]: (r[1], r[2]) for r in await conn.execute_fetchall(
+        f"SELECT id, code, title FROM test_cases WHERE id IN ({marks})", ids)}
+    statuses: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for case_id, status, n in await conn.execute_fetchall(
+        f"SELECT t.test_case_id, r.status, count(*) {_CASE_RESULTS} IN ({marks}) GROUP BY 1, 2", (run_id, *ids)
+    ):
+        statuses.setdefault(case_id, []).append(status)
+        counts[case_id] = counts.get(case_id, 0) + n
+    variants: dict[str, list[str]] = {}
+    for case_id, variant in await conn.execute_fetchall(
+        f"SELECT test_case_id, variant FROM (SELECT t.test_case_id, t.variant, row_number() OVER "
+        f"(PARTITION BY t.test_case_id ORDER BY t.variant) AS n {_CASE_RESULTS} IN ({marks}) AND t.variant != '') "
+        "WHERE n <= ? ORDER BY test_case_id, variant", (run_id, *ids, MAX_CASE_VARIANTS)
+    ):
+        variants.setdefault(case_id, []).append(variant)
     return CaseOutcomeList([
-        CaseOutcome(case_id, code, title, identity.worst(statuses), sorted(variants), len(statuses))
-        for case_id, (code, title, variants, statuses) in by_case.items()
-    ])
+        CaseOutcome(case_id, *names[case_id], identity.worst(statuses[case_id]), variants.get(case_id, []),
+                    counts[case_id])
+        for case_id in ids if case_id in names and case_id in statuses
+    ], next_cursor)
 
 
 def refresh_counts(conn: sqlite3.Connection, run_id: str) -> None:

@@ -25,6 +25,9 @@ _FAILING = tuple(sorted(FAILING))
 _FAILURE_ROWS = 10000  # failures read for grouping; a run with more says so
 _LIST = 5  # entries per list
 _WIDTH = 110
+# Of each failure's message only the start is read: its first line groups it and 80 characters
+# of that are shown, while 10,000 whole messages of 1 MB would be 10 GB in memory.
+_MESSAGE_CHARS = 2000
 
 
 class Failure(NamedTuple):
@@ -87,7 +90,7 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
     marks = ",".join("?" * len(_FAILING))
     failing = await _rows(
         # A merged signature counts as the one it was merged into (core/triage.py).
-        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, r.error_message, s.hash, s.example, s.bug_ticket_key "
+        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, substr(r.error_message, 1, {_MESSAGE_CHARS}), s.hash, s.example, s.bug_ticket_key "
         "FROM results r JOIN tests t ON t.id = r.test_id "
         "LEFT JOIN failure_signatures s0 ON s0.id = r.signature_id "
         "LEFT JOIN failure_signatures s ON s.id = coalesce(s0.merged_into, s0.id) "
@@ -102,8 +105,18 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
                  len(failing) > _FAILURE_ROWS, flaky, slowest)
 
 
+# The text summary is printed into CI logs, which read more than text: ANSI and OSC escapes
+# (rewrite or hide lines, make links) and, in GitHub Actions, a line starting with "::" is a
+# workflow command (`::error::`, `::add-mask::`, `::stop-commands::`). Control characters
+# become U+FFFD, and a line can start with a name (the run's), so a leading ":" gets a
+# zero-width space the runner does not trim.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _clip(text: str, width: int = _WIDTH) -> str:
-    text = " ".join(text.split())
+    text = _CONTROL.sub("\ufffd", " ".join(text.split()))
+    if text.startswith(":"):
+        text = "\u200b" + text
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -120,6 +133,9 @@ def _duration(ms: int | None) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
 
 
+_ZWSP = "\u200b"
+
+
 class _Out:
     """Markdown or plain text from the same calls."""
 
@@ -134,7 +150,12 @@ class _Out:
         """Text outside code spans: GitHub renders HTML and markup in it, a test name must not."""
         if not self.md:
             return text
-        return re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", text).replace("&", "&amp;")
+        text = re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", text).replace("&", "&amp;")
+        # GitHub links bare URLs, www. and e-mail addresses without any markup, and @name
+        # notifies a user or a team in a pull request's comment: a zero-width space breaks each
+        # while the text reads the same (the same rule as Mattermost messages, webhooks.py).
+        text = text.replace("@", "@" + _ZWSP).replace("://", ":" + _ZWSP + "//")
+        return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:3] + _ZWSP + ".", text)
 
     def heading(self, text: str) -> None:
         self.lines += ["", f"### {text}" if self.md else f"{text}:"]
@@ -156,9 +177,9 @@ def render(facts: Facts, fmt: Format = "markdown") -> str:
     out.lines.append(f"## {mark} {title}" if out.md else title)
     context = [out.plain(_clip(run.name, 80))]
     if run.ci.branch:
-        context.append(f"branch {out.code(run.ci.branch)}")
+        context.append(f"branch {out.code(_clip(run.ci.branch, 200))}")
     if run.ci.commit:
-        context.append(f"commit {out.code(run.ci.commit[:12])}")
+        context.append(f"commit {out.code(_clip(run.ci.commit[:12]))}")
     if run.duration_ms is not None:
         context.append(f"took {_duration(run.duration_ms)}")
     out.lines.append(" · ".join(context))

@@ -14,6 +14,7 @@ import msgspec
 
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, NotFound
+from .webhooks import _plain as chat_plain
 
 EVENT = "webhook.test"
 
@@ -31,10 +32,9 @@ def _body(fmt: str, event_id: str, created_at: int, project: dict, hook_id: str)
             "id": event_id, "event": EVENT, "created_at": to_iso(created_at), "project": project,
             "data": {"webhook_id": hook_id, "message": "Test delivery from qahub-lite: this webhook works."},
         }).decode()
-    # Project names are a user's text: in a chat message they must not become links or mentions.
-    name = project["name"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if fmt != "slack":
-        name = name.replace("[", "(").replace("]", ")").replace("@", "@\u200b")
+    # Project names are a user's text: in a chat message they must not become links, mentions or
+    # channel links; the escaping of the real events' messages (bare URLs, ~channel, Markdown).
+    name = chat_plain(fmt, project["name"])
     return msgspec.json.encode({"text": f"[{name}] Test delivery from qahub-lite: this webhook works."}).decode()
 
 
