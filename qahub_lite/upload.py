@@ -186,11 +186,15 @@ def confine(payload: Payload, root: Path, extra: list[Path], warn: Warn) -> int:
     a report can name any path (`[[ATTACHMENT|/etc/passwd]]`, `../../`), and the upload must
     not send a file the user never meant to share. Returns how many were skipped (warned)."""
     roots = [os.path.realpath(p) for p in (root, *extra)]
-    kept, skipped = [], []
+    kept, skipped, secret = [], [], []
     for pending in payload.attachments:
         real = os.path.realpath(pending.path)
         allowed = roots + ([os.path.realpath(pending.report_dir)] if pending.report_dir else [])
-        if any(_inside(real, folder) for folder in allowed):
+        if _in_git_folder(real):
+            # .git/config holds credentials (actions/checkout keeps its token there), .git/ the
+            # whole history: never an attachment, whatever folder is allowed.
+            secret.append(pending.path)
+        elif any(_inside(real, folder) for folder in allowed):
             kept.append(pending)
         else:
             skipped.append(pending.path)
@@ -198,7 +202,13 @@ def confine(payload: Payload, root: Path, extra: list[Path], warn: Warn) -> int:
     if skipped:
         warn(f"{len(skipped)} attachments skipped: outside the report's folder and the repository root "
              f"(widen with --attachments-from DIR): {_examples(skipped)}")
-    return len(skipped)
+    if secret:
+        warn(f"{len(secret)} attachments skipped: inside a .git folder (never sent): {_examples(secret)}")
+    return len(skipped) + len(secret)
+
+
+def _in_git_folder(real: str) -> bool:
+    return ".git" in Path(real).parts
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -246,6 +246,26 @@ def test_attachments_only_from_the_report_folder_or_the_repository_root(capsys, 
     assert "1 attachments skipped" in err and "/etc/passwd" in err
 
 
+def test_nothing_inside_a_git_folder_is_ever_attached(capsys, remote, project, tmp_path):
+    # .git/config holds a CI checkout's token; the repository root is an allowed folder, so a
+    # report naming .git/config (or a link to it) must still not send it.
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "config").write_text("[http]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n")
+    (repo / "reports").mkdir()
+    (repo / "reports" / "shot.png").write_bytes(_png())
+    (repo / "reports" / "config.txt").symlink_to(repo / ".git" / "config")
+    lines = "\n".join(f"[[ATTACHMENT|{p}]]" for p in ("shot.png", "../.git/config", "config.txt"))
+    report = repo / "reports" / "junit.xml"
+    report.write_text(f'<testsuite name="s"><testcase classname="c" name="a"><system-out>{lines}</system-out>'
+                      '</testcase></testsuite>')
+    code, out, err = upload(capsys, str(report), "--project", project["id"], "--root", str(repo),
+                            "--attachments-from", str(repo / ".git"))
+    assert code == 0, err
+    assert "Attachments: 1 uploaded" in out
+    assert "2 attachments skipped: inside a .git folder" in err
+
+
 def test_timings_name_files_by_their_location_as_a_checkout_lists_them(capsys, remote, project):
     # `qahub split` matches `git ls-files` output against the timings' keys: they must be the
     # files relative to the repository root, whatever the report wrote (Jest: absolute paths;
