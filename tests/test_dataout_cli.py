@@ -128,6 +128,21 @@ def test_split_is_the_same_on_every_node_and_covers_every_file(hub, tmp_path):
     assert offline.stdout.split() == shares[0]
 
 
+@pytest.mark.parametrize("figures", [
+    {"by": "file", "data": [{"key": "a.py", "median_ms": "slow"}]},  # not a number
+    {"by": "file", "data": [{"key": "a.py", "median_ms": -5}]},
+    {"by": "file", "data": "everything"},
+    ["not", "timings"],
+])
+def test_split_refuses_timings_it_cannot_read_without_a_traceback(hub, tmp_path, figures):
+    # A hand-edited --timings-file, or an answer from something that is not a qahub server.
+    saved = tmp_path / "timings.json"
+    saved.write_text(json.dumps(figures))
+    done = qahub(hub, "split", "--timings-file", str(saved), "--total", "2", "--index", "0", stdin="a.py\nb.py\n")
+    assert done.returncode == 2 and "the timings are not what qahub serves" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_split_without_a_reachable_server_refuses_to_guess(hub):
     done = subprocess.run([*qahub_command(), "split", "--url", "http://127.0.0.1:9", "--token", "qh_x_y",
                            "--retries", "0", "--project", "p", "--total", "2", "--index", "0", "a.py"],

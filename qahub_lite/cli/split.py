@@ -16,6 +16,9 @@ import argparse
 import json
 import os
 import sys
+from typing import Annotated
+
+import msgspec
 
 from .remote import add_server_options, make_client
 
@@ -118,13 +121,36 @@ def _figures(args: argparse.Namespace) -> dict:
     return figures
 
 
+class _Timing(msgspec.Struct):
+    key: str
+    median_ms: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Timings(msgspec.Struct):
+    data: list[_Timing] = []
+    by: str | None = None
+    runs: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+def _checked(figures) -> dict:
+    """The figures as the split reads them, or a usage error: a --timings-file edited by hand, or
+    an answer from something that is not a qahub server, must not end in a traceback."""
+    from . import CliError
+
+    try:
+        msgspec.convert(figures, _Timings)
+    except msgspec.ValidationError as exc:
+        raise CliError(f"the timings are not what qahub serves ({exc}): no split", 2) from None
+    return figures
+
+
 def run(args: argparse.Namespace) -> int:
     from ..splitting import share_of
     from . import CliError
 
     total, index = node_numbers(args.total, args.index, os.environ)
     items = read_items(args, sys.stdin)
-    figures = _figures(args)
+    figures = _checked(_figures(args))
     if figures.get("by", args.by) != args.by:
         raise CliError(f"the timings are by {figures.get('by')}, not by {args.by}", 2)
     known = {t["key"]: t["median_ms"] for t in figures.get("data", [])}
