@@ -120,6 +120,9 @@ def _settings(tmp_path: Path):
     ["sh", "-c", "pytest -k '{grep}' --junitxml={report}"],
     ["/bin/bash", "-ec", "pytest -k \"{grep}\" --junitxml={report}"],
     ["env", "CI=1", "bash", "-x", "-c", "npx playwright test --grep {grep} > {report}"],
+    # An option's value before -c is not the script (the common CI form)
+    ["bash", "-o", "pipefail", "-c", "pytest -k '{grep}' --junitxml={report}"],
+    ["env", "A=1", "bash", "-euo", "pipefail", "-c", "pytest -k '{grep}' --junitxml={report}"],
     ["cmd", "/c", "npx", "jest", "-t", "{grep}", "--outputFile={report}"],
     ["powershell", "-NoProfile", "-Command", "npx jest -t '{grep}' --outputFile={report}"],
     ["pwsh", "-c", "pytest", "-k", "{titles}", "--junitxml={report}"],

@@ -148,6 +148,24 @@ def test_qualitypilot_duplicates_become_attempts_and_take_a_variant(api):
     assert stored[""]["previous_attempts"] == [{"status": "FAILED", "error_message": "boom"}]
 
 
+def test_two_differently_named_qualitypilot_cases_of_one_code_stay_two_results(api):
+    # Same @qa-hub code, different tests: not retries of one. Folding them as attempts would
+    # turn the failure into a flaky pass and hide it.
+    project = api.project("Linked", repo="acme/linked")
+    api.test_case(project["id"], "Login", code="TC-7")
+    body = {"repo": "acme/linked", "branch": "main", "framework": "jest",
+            "summary": {"total": 2, "passed": 1, "failed": 1},
+            "cases": [
+                {"name": "logs in @qa-hub('TC-7')", "status": "failed", "errorMessage": "boom"},
+                {"name": "logs in again @qa-hub('TC-7')", "status": "passed"},
+            ]}
+    r = api.client.post("/api/v1/test-runs", json=body, headers={"X-API-Key": api.admin_key})
+    assert r.status_code == 202, r.text
+    stored = _results(api, r.json()["id"])
+    assert sorted(x["status"] for x in stored) == ["FAILED", "PASSED"]
+    assert not any(x["flaky"] for x in stored)
+
+
 def test_the_run_page_shows_variants_and_filters_by_tag(api):
     import re
 

@@ -108,7 +108,11 @@ def _code_arguments(argv: list[str]) -> tuple[str, list[int]]:
             opts, i = [], start + 1
             while i < len(argv) and argv[i][:1] in "-+" and argv[i] not in ("-", "--"):
                 opts.append(argv[i])
-                i += 1
+                # -o NAME / -O NAME (also ending a group: -euo pipefail) and bash's
+                # --rcfile/--init-file take a value: it is not the script.
+                takes_value = argv[i] in ("--rcfile", "--init-file") or (
+                    not argv[i].startswith("--") and argv[i][-1:] in ("o", "O"))
+                i += 2 if takes_value else 1
             if any("c" in o.lstrip("-+") for o in opts if not o.startswith("--")) and i < len(argv):
                 return prog, [i]
         elif prog == "cmd":

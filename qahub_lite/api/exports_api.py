@@ -16,6 +16,7 @@ from litestar.response import Stream
 from ..core import export_bulk, export_run, summary, timings
 from ..core.clock import from_datetime, now_ms
 from ..core.export_rows import ResultFilter, count_results
+from .bounds import Instant, check_instants
 from .context import services
 from .errors import ApiError
 from .export_slots import export_slots
@@ -33,9 +34,12 @@ class RunExportQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 class BulkExportQuery(msgspec.Struct, forbid_unknown_fields=True):
     format: Literal["csv", "ndjson", "parquet"] = "csv"
-    since: dt.datetime | None = None  # on the run's creation time, inclusive
-    until: dt.datetime | None = None  # exclusive
+    since: Instant | None = None  # on the run's creation time, inclusive
+    until: Instant | None = None  # exclusive
     branch: Branch | None = None
+
+    def __post_init__(self) -> None:
+        check_instants(self, "since", "until")
 
 
 class SummaryQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,19 +118,19 @@ async def export_results(request: Request, project_id: FromPath[str]) -> Respons
     if q.format == "parquet":
         export_bulk.require_parquet()  # before the response starts: a 400, not a cut stream
     f = ResultFilter(project_id=project.id, branch=q.branch, since=since, until=until)
-    db = services(request).db
-    count = await count_results(db, f)
-    ext = {"csv": "csv", "ndjson": "ndjson", "parquet": "parquet"}[q.format]
-    headers = {**_download(f"qahub-{project.slug}-results.{ext}"), "X-Result-Count": str(count)}
-    return _stream(services(request), principal.key_id, export_bulk.stream(db, f, q.format),
+    svc = services(request)
+    count = await count_results(svc.db, f)
+    headers = {**_download(f"qahub-{project.slug}-results.{q.format}"), "X-Result-Count": str(count)}
+    return _stream(svc, principal.key_id, export_bulk.stream(svc.db, f, q.format),
                    export_bulk.MEDIA_TYPES[q.format], headers)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/summary", summary="A run's summary for a pull request or a CI log",
           tags=TAGS, scope="read", query=SummaryQuery, responses={200: "text"},
           description="format=markdown (default; for $GITHUB_STEP_SUMMARY or a merge-request note) or text. Verdict, "
-          "counts, the quality gate's verdict and reasons, new failures first, the other failures grouped by their "
-          "first error line, flaky and slowest tests, a link to the run; at most 60 lines whatever the run's size.")
+          "counts, the quality gate's verdict and reasons, new failures first, the other failures grouped by failure "
+          "signature (docs/triage.md), flaky and slowest tests, a link to the run; at most 60 lines whatever the "
+          "run's size.")
 async def run_summary(request: Request, run_id: FromPath[str]) -> Response:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, SummaryQuery)

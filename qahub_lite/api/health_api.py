@@ -137,14 +137,18 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
         raise ApiError(400, "give run_id or branch, not both")
     rules = gate.GateRules(q.min_grade, q.max_failures, q.no_new_failures, q.ignore_quarantined,
                            q.ignore_known_environment)
-    cfg = services(request).config
-    async with services(request).db.read() as conn:
+    svc = services(request)
+    async with svc.db.read() as conn:
         result = await gate.evaluate(
-            conn, project.id, run_ref=q.run_id, branch=q.branch, rules=rules, flaky_rules=cfg.flaky,
-            grade_rules=cfg.grade,
+            conn, project.id, run_ref=q.run_id, branch=q.branch, rules=rules, flaky_rules=svc.config.flaky,
+            grade_rules=svc.config.grade,
         )
-    # What CI got is kept: the first verdict of a run is recorded, later ones are compared with it.
-    return await services(request).db.write(gate.record_first, result)
+        recorded = await gate.recorded_verdict(conn, result.run_id)
+    # What CI got is kept: the first verdict of a run is recorded, later ones are compared with
+    # it. Only the first asks the writer: CI polls the gate with read keys.
+    if recorded is not None:
+        return gate.with_recorded(result, recorded)
+    return await svc.db.write(gate.record_first, result)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/regressions", summary="A run's new failures against its baseline",

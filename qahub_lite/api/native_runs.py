@@ -11,7 +11,7 @@ from ..core import attachments as files
 from ..core import ingest, retention, runs
 from ..core.clock import from_datetime, now_ms, to_iso
 from ..core.model import AttemptRecord, CiContext, ItemError, ResultRecord, RunRecord
-from ..core.status import ALL, QAHUB_INPUT, RUN_STATUSES, invalid_status_message
+from ..core.status import ALL, QAHUB_INPUT, RUN_STATUSES, invalid_status_message, passed_after_failing
 from .auth import authenticate, check_project
 from .context import services
 from .errors import ApiError
@@ -42,7 +42,7 @@ def to_record(item: ResultIn, default_framework: str | None) -> ResultRecord:
             raise ValueError(invalid_status_message(attempt.status))
         previous.append(AttemptRecord(attempt.status, attempt.duration_ms, attempt.error_message))
     # A pass after a failed attempt is flaky even when the sender did not say so.
-    flaky = item.flaky or (item.status == "PASSED" and any(a.status in ("FAILED", "BROKEN") for a in previous))
+    flaky = item.flaky or passed_after_failing(item.status, (a.status for a in previous))
     return ResultRecord(
         status=item.status, test_case_code=item.test_case_code, test_case_id=item.test_case_id,
         title=item.title, suite_path=item.suite or "", flaky=flaky and item.status == "PASSED",

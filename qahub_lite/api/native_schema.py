@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ..core.identity import VARIANT_MAX
 from ..core.library import Automation
 from ..core.model import ItemError
 from ..core.projects import CiConfig
@@ -21,7 +22,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 UnknownCodes = Literal["reject", "unlink"]
 # A variant tells executions of one test apart (parameters, browser, matrix label); a tag is
 # a label such as `smoke`. Both are short labels, bounded like other names.
-Variant = Annotated[str, msgspec.Meta(max_length=200)]
+Variant = Annotated[str, msgspec.Meta(max_length=VARIANT_MAX)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType

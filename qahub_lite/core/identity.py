@@ -15,9 +15,11 @@ from __future__ import annotations
 # Separators that no title, suite or variant sent through the API contains in practice; the
 # key is only ever compared, never parsed back.
 _UNIT = "\x1f"
+# The longest variant the API takes (api/native_schema.py) and the client sends (payload.py).
+VARIANT_MAX = 200
 _VARIANT = "\x1e"
 # Results of one run that share a library test case report the worst of them (FAILED beats
-# PASSED); the same order decides which of a triggered job's duplicate entries is kept.
+# PASSED); the same order decides which of a triggered job's duplicate entries is kept (jobs.py).
 SEVERITY = {
     "TIMEOUT": 7, "BROKEN": 6, "FAILED": 5, "CANCELED": 4, "UNKNOWN": 3, "RUNNING": 2, "PENDING": 2,
     "PASSED": 1, "SKIPPED": 0,

@@ -28,7 +28,7 @@ from . import runs as runs_core
 from .clock import new_id, new_short_id, now_ms
 from .errors import NotFound
 from .model import AttemptRecord, IngestOutcome, ItemError, ResultRecord, RunRecord
-from .status import FAILING, RUN_FINISHED
+from .status import FAILING, RUN_FINISHED, passed_after_failing
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
 _CHUNK = 500
@@ -264,6 +264,17 @@ def identify(
             identity = identity_keys.unlinked_key(record.suite_path, title, variant)
             linked = False
         seen = first.get(identity)
+        if seen is not None and linked and duplicates == "attempts":
+            earlier = accepted[seen][1]
+            if (earlier.title, earlier.suite_path) != (record.title, record.suite_path):
+                # Two differently named tests linked to one case are two executions, not
+                # retries of one: the later keeps its own result, its name as its variant (as
+                # reports/identity.assign_variants does), so a failure is never folded into a
+                # later pass.
+                label = record.title or record.suite_path or f"#{index}"
+                variant = (f"{variant} / {label}" if variant else label)[:identity_keys.VARIANT_MAX]
+                identity = identity_keys.case_key(case_id, variant)
+                seen = first.get(identity)
         if seen is not None:
             if duplicates == "attempts":
                 earlier = accepted[seen]
@@ -290,7 +301,7 @@ def _as_retry(earlier: ResultRecord, later: ResultRecord) -> ResultRecord:
         AttemptRecord(earlier.status, earlier.duration_ms, earlier.error_message),
         *later.previous_attempts,
     ][-100:]
-    flaky = later.flaky or (later.status == "PASSED" and any(a.status in ("FAILED", "BROKEN") for a in previous))
+    flaky = later.status == "PASSED" and (later.flaky or passed_after_failing(later.status, (a.status for a in previous)))
     return msgspec.structs.replace(
         later, previous_attempts=previous, attempts=earlier.attempts + later.attempts, flaky=flaky,
     )

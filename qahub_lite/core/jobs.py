@@ -28,15 +28,13 @@ from . import agents
 from . import runs as runs_core
 from .clock import now_ms, to_iso
 from .errors import Conflict, NotFound
+from .identity import SEVERITY
 from .ingest import store_results
 from .model import ItemError, ResultRecord
 from .status import RUN_FINISHED
 from .triggers import TriggerOptions
 
 _options_decoder = msgspec.json.Decoder(TriggerOptions)
-# When several report entries match one test (a parametrized test selected by its name), the
-# test's outcome is the worst of them.
-_SEVERITY = {"SKIPPED": 0, "PASSED": 1, "UNKNOWN": 2, "FAILED": 3, "BROKEN": 4}
 
 
 class JobTest(msgspec.Struct):
@@ -281,7 +279,9 @@ def report(
             continue
         indexes.setdefault(test[0], []).append(index)
         best = chosen.get(test[0])
-        if best is None or _SEVERITY.get(record.status, 0) > _SEVERITY.get(best[1].status, 0):
+        # Several report entries for one test (a parametrized test selected by its name): the
+        # test's outcome is the worst of them, in the one order of core/identity.py.
+        if best is None or SEVERITY.get(record.status, 3) > SEVERITY.get(best[1].status, 3):
             chosen[test[0]] = (index, record, test)
     records = []
     for index, record, test in chosen.values():

@@ -85,6 +85,11 @@ QATECH_FAILED_FILTER = ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT", "SKIPPED")
 RERUN_FAILED = ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT")
 
 
+def passed_after_failing(status: str, previous_statuses) -> bool:
+    """The flaky rule, once: a final PASSED after an attempt that failed, broke or timed out."""
+    return status == "PASSED" and any(p in FAILING for p in previous_statuses)
+
+
 def invalid_status_message(value: object) -> str:
     """Seed 000's wording: invalid status value: 'pass' (use PASSED)."""
     text = str(value)
