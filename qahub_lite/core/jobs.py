@@ -290,10 +290,12 @@ def report(
             record, test_case_code=None, test_case_id=test[2],
             title=None if linked else test[4], suite_path="" if linked else test[5], variant="",
         )))
-    outcome = store_results(conn, tenant_id, records, run_id=run_id, rejected=rejected)
     # Nothing dropped (issue 11): an entry tagged with a code this project's library lacks is
-    # none of the job's tests, but it ran; it is kept as an unlinked result of the run.
-    tagged = [(i, r) for i, r in items if i in set(ignored) and r.test_case_code]
+    # none of the job's tests, but it ran; it is kept as an unlinked result of the run, in the
+    # same ingest as the job's tests, so its refusals (a duplicate) are reported like theirs.
+    ignored_now = set(ignored)
+    tagged = [(i, r) for i, r in items if i in ignored_now and r.test_case_code]
+    unknown: list[tuple[int, ResultRecord]] = []
     if tagged:
         project_id = conn.execute("SELECT project_id FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
         codes = sorted({r.test_case_code for _, r in tagged})
@@ -302,10 +304,10 @@ def report(
             (project_id, *codes),
         )}
         unknown = [(i, r) for i, r in tagged if r.test_case_code not in known]
-        if unknown:
-            store_results(conn, tenant_id, unknown, run_id=run_id, unlink_unknown_codes=True)
-            kept = {i for i, _ in unknown}
-            ignored = [i for i in ignored if i not in kept]
+        kept = {i for i, _ in unknown}
+        ignored = [i for i in ignored if i not in kept]
+    outcome = store_results(conn, tenant_id, [*records, *unknown], run_id=run_id, rejected=rejected,
+                            unlink_unknown_codes=bool(unknown))
     result_ids = dict(conn.execute(
         "SELECT e.id, r.id FROM executions e JOIN results r ON r.run_id = e.run_id AND r.test_id = e.test_id "
         "WHERE e.job_id = ?",

@@ -104,7 +104,9 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
     found: list[str] = []
     python = False
     for line in stack[:STACK_HEAD].splitlines():
-        name, is_python = _frame_of(line)
+        # Frame lines recur and are short; a long line is one-off text a client chose, and
+        # caching it would let any write key grow the cache's memory (4 KB a key).
+        name, is_python = _frame_of(line) if len(line) <= _CACHED_LINE else _frame_of.__wrapped__(line)
         python = python or is_python
         if name is None:
             continue
@@ -114,6 +116,9 @@ def frames(stack: str, limit: int = TOP_FRAMES) -> list[str]:
     # Python prints the innermost frame last ("most recent call last"); the others first.
     ordered = found[::-1] if python else found
     return list(dict.fromkeys(ordered))[:limit]
+
+
+_CACHED_LINE = 300
 
 
 @lru_cache(maxsize=65536)
@@ -212,7 +217,9 @@ def compute(message: str | None, stack: str | None, status: str = "FAILED",
     return _compute(_zeroed(message), _zeroed(stack), "BROKEN" if status == "BROKEN" else "FAILED")
 
 
-@lru_cache(maxsize=16384)
+# Keys are a failure's masked message and stack head (up to ~4.6 KB each): 4,096 of them bound
+# the cache near 20 MB whatever clients send, and still hold a suite's kinds of failure.
+@lru_cache(maxsize=4096)
 def _compute(message: str, stack: str, status: str) -> tuple[str, str, str]:
     if "\x1b" in message:
         message = _ANSI.sub("", message)

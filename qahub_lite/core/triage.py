@@ -127,7 +127,9 @@ async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
     """The run's failing results grouped by signature, largest group first."""
     src = source(conn)
     rows = await src.fetch(
-        "SELECT signature_id, test_id, status, error_message FROM results "
+        # A message is shown cut to 500 characters (shorten): read no more of it than that;
+        # a run's thousands of failures can carry 1 MB messages each.
+        "SELECT signature_id, test_id, status, substr(error_message, 1, 501) FROM results "
         "WHERE run_id = ? AND signature_id IS NOT NULL ORDER BY id", (run_id,),
     )
     by_sig: dict[int, list[tuple]] = {}
