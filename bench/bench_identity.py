@@ -20,22 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_ingest import free_port  # noqa: E402
+from benchserver import Server, machine  # noqa: E402
 import msgspec  # noqa: E402
 
 from qahub_lite.api.native_runs import to_record  # noqa: E402
@@ -97,25 +92,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port = free_port()
-        cfg = folder / "qahub.toml"
-        cfg.write_text(f'[server]\nport = {port}\n[storage]\ndata_dir = "data"\n[logging]\naccess_log = false\n'
-                       '[retention]\nsweep_interval_minutes = 0\n')
-        exe = [sys.executable, "-m", "qahub_lite"]
-        key = json.loads(subprocess.run([*exe, "keys", "create", "--scope", "admin", "--config", str(cfg), "--json"],
-                                        capture_output=True, text=True, check=True).stdout)["key"]
-        server = subprocess.Popen([*exe, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        server = Server(folder / "hub")
+        server.start()
         client_times, server_times, full_times = [], [], []
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
+            http = server.http()
             project = http.post("/api/v1/projects", json={"name": "bench"}).json()["id"]
             for code in range(20):
                 http.post(f"/api/v1/projects/{project}/test-cases", json={"code": f"TC-{code:03d}", "title": f"c{code}"})
@@ -132,12 +113,11 @@ def main() -> int:
                 assert answer.status_code == 201 and answer.json()["accepted"] == args.rows, answer.text[:300]
             http.close()
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(30)
+            server.stop()
     client_s, server_s = statistics.median(client_times), statistics.median(server_times)
     ingest_s = statistics.median(full_times)
     ratio = (client_s + server_s) / ingest_s
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
+    print(f"machine: {machine()}")
     print(f"{args.rows:,} results, medians of {args.repeat}:")
     print(f"  client identity work (normalize + variants): {client_s * 1000:8.1f} ms")
     print(f"  server identity work (keys + conflicts):     {server_s * 1000:8.1f} ms")

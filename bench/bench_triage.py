@@ -23,18 +23,16 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_ingest import free_port  # noqa: E402
+from benchserver import Server  # noqa: E402
 from qahub_lite.core import ingest, projects, signatures, tenancy, triage  # noqa: E402
 from qahub_lite.core.model import CiContext, ResultRecord, RunRecord  # noqa: E402
 from qahub_lite.db.connection import open_writer  # noqa: E402
@@ -130,24 +128,10 @@ def http_ingest(rows: int, repeat: int) -> float:
     (decode, validate, store with signatures, commit, answer): the ingest time the target is about."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port = free_port()
-        cfg = folder / "qahub.toml"
-        cfg.write_text(f'[server]\nport = {port}\n[storage]\ndata_dir = "data"\n[logging]\naccess_log = false\n'
-                       '[retention]\nsweep_interval_minutes = 0\n')
-        exe = [sys.executable, "-m", "qahub_lite"]
-        key = json.loads(subprocess.run([*exe, "keys", "create", "--scope", "admin", "--config", str(cfg), "--json"],
-                                        capture_output=True, text=True, check=True).stdout)["key"]
-        server = subprocess.Popen([*exe, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        server = Server(folder / "hub")
+        server.start()
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
+            http = server.http()
             project = http.post("/api/v1/projects", json={"name": "bench"}).json()["id"]
             times = []
             for r in range(repeat + 1):
@@ -166,8 +150,7 @@ def http_ingest(rows: int, repeat: int) -> float:
                     times.append(took)
             return statistics.median(times)
         finally:
-            server.terminate()
-            server.wait(30)
+            server.stop()
 
 
 def bench_ingest(rows: int, repeat: int) -> None:
