@@ -7,27 +7,14 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-from health_helpers import Receiver, fast_api, wait_for
+from health_helpers import wait_for
 
 from qahub_lite.core import users
 from qahub_lite.core.tenancy import create_key
 from qahub_lite.core.webhooks import verify
 from qahub_lite.db.database import direct_connection
 from test_web_auth import sign_in
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
-        yield api
+from test_webhooks import hapi, receiver  # noqa: F401 (fixtures)
 
 
 def test_a_test_delivery_reaches_the_receiver_signed(hapi, receiver):
