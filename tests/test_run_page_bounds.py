@@ -87,3 +87,10 @@ def test_the_whole_text_is_one_link_away(site):
     assert client.get(f"/runs/{run['short_id']}/results/{first['id']}/text/comment").status_code == 404
     result_page = client.get(f"/runs/{run['short_id']}/results/{first['id']}")
     assert result_page.status_code == 200 and len(result_page.content) < 600_000
+    # An earlier attempt's message, cut on both pages, is one link away too.
+    link = f"/runs/{run['short_id']}/results/{first['id']}/text/attempt-2"
+    assert link in result_page.text
+    earlier = client.get(link)
+    assert earlier.status_code == 200 and earlier.text == "y" * MB
+    assert client.get(link.replace("attempt-2", "attempt-3")).status_code == 404  # the last is the result
+    assert client.get(link.replace("attempt-2", "attempt-0")).status_code == 404

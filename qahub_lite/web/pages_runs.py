@@ -13,6 +13,7 @@ dashboard.js waits while the reader has something unfolded).
 from __future__ import annotations
 
 import asyncio
+import re
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
@@ -306,15 +307,23 @@ async def result_text(
 ) -> Response:
     """One long text field of a result, whole, as plain text: where a page's folded text links."""
     session = await web_session(request)
-    if field not in TEXT_FIELDS:
-        raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)}")
+    attempt = re.fullmatch(r"attempt-([1-9][0-9]{0,3})", field)  # an earlier attempt's message
+    if field not in TEXT_FIELDS and attempt is None:
+        raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)} or attempt-N")
     async with services(request).db.read() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
         result = await runs.get_result(conn, session.tenant_id, result_id)
     if result.run_id != run.id:
         raise ApiError(404, "Result not found")
+    if attempt is not None:
+        number = int(attempt.group(1))  # 1 is the first attempt; the last one is the result itself
+        if number > len(result.previous_attempts):
+            raise ApiError(404, f"no earlier attempt {number}")
+        text = result.previous_attempts[number - 1].error_message
+    else:
+        text = getattr(result, field)
     return Response(
-        getattr(result, field) or "", media_type="text/plain; charset=utf-8",
+        text or "", media_type="text/plain; charset=utf-8",
         headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
                  "Cache-Control": "private, no-cache"},
     )
