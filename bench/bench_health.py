@@ -112,7 +112,7 @@ async def time_reads(db: Database, project: str, repeat: int) -> dict[str, float
     rules, grades = FlakyConfig(), GradeConfig()
     out: dict[str, list[float]] = {"flaky ranking": [], "test history": [], "gate": []}
     for i in range(repeat):
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             t0 = time.perf_counter()
             ranking = await flaky.rank(conn, project, rules=rules)
             t1 = time.perf_counter()
@@ -148,7 +148,7 @@ async def time_ingest(db: Database, tenant: str, project: str, runs: int, tests:
         t0 = time.perf_counter()
         await db.write(lambda conn: ingest.store_results(conn, tenant, items, run=record))
         elapsed = time.perf_counter() - t0
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             queued = await health.queued(conn, 10)
         t0 = time.perf_counter()
         for queue_id, run_id in queued:

@@ -32,7 +32,7 @@ async def process_finished_runs(svc) -> str | None:
     """`run-health`: each queued run in its own writer transaction; a failure is counted and
     retried next tick (core/health.py drops a run that keeps failing)."""
     cfg = svc.config
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         batch = await health.queued(conn, _BATCH)
     events = failed = 0
     for queue_id, run_id in batch:

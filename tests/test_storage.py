@@ -64,7 +64,7 @@ def test_group_commit_and_per_operation_savepoints(tmp_path):
         outcomes = await asyncio.gather(*ops, return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, Exception)]
         assert len(failures) == 1 and isinstance(failures[0], sqlite3.IntegrityError)
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             rows = await conn.execute_fetchall("SELECT count(*) FROM t")
         assert rows[0][0] == 200
         stats = db.writer.stats
@@ -79,9 +79,8 @@ def test_readers_cannot_write(tmp_path):
     async def main():
         db = _db(tmp_path)
         await db.open()
-        async with db.read() as conn:
-            with pytest.raises(sqlite3.OperationalError):
-                await conn.execute("CREATE TABLE nope (a INTEGER)")
+        with pytest.raises(sqlite3.OperationalError):
+            await db.read(lambda conn: conn.execute("CREATE TABLE nope (a INTEGER)"))
         await db.close()
 
     asyncio.run(main())
@@ -95,7 +94,8 @@ def test_stop_drains_queued_writes(tmp_path):
         pending = [asyncio.ensure_future(db.write(lambda c, v=v: c.execute("INSERT INTO t VALUES (?)", (v,))))
                    for v in range(50)]
         await asyncio.sleep(0)
-        await db.readers.close()
+        db.readers.close()
+        await db.async_readers.close()
         db.writer.stop()
         await asyncio.gather(*pending)
         conn = sqlite3.connect(tmp_path / "q.db")

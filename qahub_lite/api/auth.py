@@ -42,7 +42,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     key = presented_key(request)
     if not key:
         raise ApiError(401, "Missing or invalid API key")
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         principal = await verify_key(conn, key)
     if principal is None:
         raise ApiError(401, "Missing or invalid API key")

@@ -34,7 +34,7 @@ async def flaky_tests(request: Request, project_id: FromPath[str]) -> flaky.Flak
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, FlakyQuery)
     cfg = services(request).config
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await flaky.rank(
             conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
             limit=q.limit, include_quarantined=q.include_quarantined,
@@ -49,7 +49,7 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestsQuery)
     cfg = services(request).config
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await flaky.list_tests(
             conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
             state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag, q=q.q,
@@ -63,7 +63,7 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
 async def test_history(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> flaky.TestHistory:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, HistoryQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await flaky.history(
             conn, project.id, test_id, q.limit, branch=q.branch, rules=services(request).config.flaky
         )
@@ -102,7 +102,7 @@ async def project_grade(request: Request, project_id: FromPath[str]) -> grade.Gr
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, GradeQuery)
     cfg = services(request).config
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await grade.compute(
             conn, project.id, q.branch if q.branch is not None else project.default_branch,
             flaky_rules=cfg.flaky, grade_rules=cfg.grade,
@@ -119,7 +119,7 @@ async def project_trends(request: Request, project_id: FromPath[str]) -> trends.
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
     from_day = trends.parse_day(q.from_day, "from") if q.from_day else to_day - 29 * trends.DAY_MS
     branch = q.branch if q.branch is not None else project.default_branch
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await trends.series(conn, project.id, branch, from_day, to_day)
 
 
@@ -138,7 +138,7 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
     rules = gate.GateRules(q.min_grade, q.max_failures, q.no_new_failures, q.ignore_quarantined,
                            q.ignore_known_environment)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         result = await gate.evaluate(
             conn, project.id, run_ref=q.run_id, branch=q.branch, rules=rules, flaky_rules=svc.config.flaky,
             grade_rules=svc.config.grade,
@@ -157,7 +157,7 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
           "run. A new failure: a test that passed in the baseline and fails in this run.")
 async def run_regressions(request: Request, run_id: FromPath[str]) -> regressions.RunRegressions:
     _, run = await visible_run(request, "read", run_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         try:
             return await regressions.of_run(conn, run.project_id, run.id, services(request).config.flaky)
         except NotFound:

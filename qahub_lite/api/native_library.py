@@ -27,7 +27,7 @@ def _changes(patch) -> dict:
 async def visible_project(request: Request, scope: str, project_id: str):
     """The caller and a project of its tenant (by id or slug) that its key may see; 404 otherwise."""
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, principal.tenant_id, project_id)
     check_project(principal, project.id)
     return principal, project
@@ -59,7 +59,7 @@ async def create_project(request: Request) -> Response:
 async def list_projects(request: Request) -> projects.ProjectPage:
     principal = await authenticate(request, "read")
     q = read_query(request, PageQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await projects.list_projects(
             conn, principal.tenant_id, limit=q.limit, cursor=q.cursor, only=principal.project_id
         )
@@ -115,13 +115,13 @@ async def create_suite(request: Request, project_id: FromPath[str]) -> Response:
 async def list_suites(request: Request, project_id: FromPath[str]) -> library.SuitePage:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, PageQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await library.list_suites(conn, project.id, limit=q.limit, cursor=q.cursor)
 
 
 async def _visible_suite(request: Request, scope: str, suite_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         suite = await library.get_suite(conn, principal.tenant_id, suite_id)
     check_project(principal, suite.project_id)
     return principal, suite
@@ -171,13 +171,13 @@ async def create_test_case(request: Request, project_id: FromPath[str]) -> Respo
 async def list_test_cases(request: Request, project_id: FromPath[str]) -> library.TestCasePage:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestCaseQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await library.list_test_cases(conn, project.id, suite_id=q.suite_id, limit=q.limit, cursor=q.cursor)
 
 
 async def _visible_case(request: Request, scope: str, case_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         case = await library.get_test_case(conn, principal.tenant_id, case_id)
     check_project(principal, case.project_id)
     return principal, case

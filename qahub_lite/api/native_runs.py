@@ -127,7 +127,7 @@ async def visible_run(request: Request, scope: str, run_ref: str):
     """The caller and a run of its tenant (by id or short id) that its key may see; 404 otherwise.
     Every dialect that reads a run goes through here (QA.tech's short ids included)."""
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         run = await runs.get_run(conn, principal.tenant_id, run_ref)
     check_project(principal, run.project_id)
     return principal, run
@@ -157,7 +157,7 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
     statuses = [s.strip().upper() for s in q.status.split(",")] if q.status else None
     if statuses and any(s not in ALL for s in statuses):
         raise ApiError(400, f"status must be a comma-separated list of {', '.join(ALL)}")
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await runs.list_results(conn, run.id, statuses=statuses, limit=q.limit, cursor=q.cursor, tag=q.tag)
 
 
@@ -170,7 +170,7 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
 async def list_case_outcomes(request: Request, run_id: FromPath[str]) -> runs.CaseOutcomeList:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, CaseQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await runs.case_outcomes(conn, run.id, limit=q.limit, cursor=q.cursor)
 
 
@@ -215,7 +215,7 @@ async def list_runs(request: Request) -> runs.RunPage:
         project_id=project_id, branch=q.branch, environment=q.environment, status=status, verdict=verdict,
         source=q.source, since=from_datetime(q.since), until=from_datetime(q.until),
     )
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await runs.list_runs(conn, principal.tenant_id, f, limit=q.limit, cursor=q.cursor)
 
 
@@ -261,7 +261,7 @@ async def delete_run(request: Request, run_id: FromPath[str]) -> Deleted:
 
 async def _visible_result(request: Request, scope: str, result_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         result = await runs.get_result(conn, principal.tenant_id, result_id)
         run = await runs.get_run(conn, principal.tenant_id, result.run_id)
     check_project(principal, run.project_id)
@@ -303,7 +303,7 @@ async def upload_attachment(request: Request, result_id: FromPath[str]) -> Respo
           scope="read", responses={200: files.AttachmentList})
 async def list_attachments(request: Request, result_id: FromPath[str]) -> files.AttachmentList:
     _, result = await _visible_result(request, "read", result_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return files.AttachmentList(await files.list_attachments(conn, int(result.id)))
 
 
@@ -312,7 +312,7 @@ async def list_attachments(request: Request, result_id: FromPath[str]) -> files.
 async def download_attachment(request: Request, attachment_id: FromPath[str]) -> File:
     principal = await authenticate(request, "read")
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id, principal.project_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():

@@ -106,7 +106,7 @@ async def start_run(request: Request) -> StartAnswer:
     ref = data.projectShortId or principal.project_id
     if ref is None:
         raise ApiError(400, "This API key is not limited to one project: pass projectShortId (a project's id or slug)")
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, principal.tenant_id, ref)
     check_project(principal, project.id)
 
@@ -157,7 +157,7 @@ async def get_run(request: Request, short_id: FromPath[str]) -> RunStatus:
         raise ApiError(400, f"testCases must be `failed` or `all`, not {q.testCases!r}")
     cases: list[RunTestCase] = []
     if q.testCases:
-        async with services(request).db.read() as conn:
+        async with services(request).db.read_async() as conn:
             found = await executions.test_runs_of_run(
                 conn, run.id, QATECH_FAILED_FILTER if q.testCases == "failed" else ()
             )

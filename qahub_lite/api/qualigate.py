@@ -46,7 +46,7 @@ NOT_YOURS = "You don't have access to this resource"
 
 
 async def _owned(request: Request, principal: Principal, kind: str, ref: str, missing: str) -> Owner:
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         owner = await executions.locate(conn, kind, ref)
     # Another tenant's resources do not exist for this key (tenant isolation holds on every
     # route); a resource of the key's own tenant outside the one project the key is limited to
@@ -157,7 +157,7 @@ async def trigger(request: Request) -> Response:
         message += f"; {_plural(done.failed_fast)} cannot run: no automation mapping (their status is error)"
     if waiting:
         message += f"; {waiting}"
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         status = suite_status(run.status, await executions.status_counts(conn, run.id))
     if kind == "suite":
         return Response(SuiteRunQueued(True, run.id, len(specs), status, message), status_code=201)
@@ -169,7 +169,7 @@ async def _no_agent(request: Request, tenant_id: str, run_id: str) -> str | None
     svc = services(request)
     # The agent list's measure of online (api/agent_api.py): one long-poll plus one lease.
     window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         return unserved.no_agent_message(await unserved.unserved_frameworks(conn, tenant_id, run_id, window_ms))
 
 
@@ -192,7 +192,7 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
     if q.test_run_id:
         owner = await _owned(request, principal, "result" if q.test_run_id.isdigit() else "execution",
                              q.test_run_id, "Test run not found")
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             tr = (await executions.test_runs(conn, [owner.id])).get(owner.id)
         if tr is None:  # its result was deleted (retention, a deleted test case) after the trigger
             raise ApiError(404, "Test run not found")
@@ -204,7 +204,7 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
             message=await _no_agent(request, principal.tenant_id, tr.run_id) if qg == "pending" else None,
         )
     run = await _suite_run(request, principal, q.suite_run_id)
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         counts = await executions.status_counts(conn, run.id)
     passed, failed = _tally(counts)
     return SuiteRunStatus(
@@ -218,10 +218,10 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
 
 async def _suite_run(request: Request, principal: Principal, ref: str) -> runs_core.Run:
     db = services(request).db
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         run_id = await executions.run_of_execution(conn, ref)
     owner = await _owned(request, principal, "run", run_id or ref, "Suite run not found")
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         return await runs_core.get_run(conn, owner.tenant_id, owner.id)
 
 
@@ -260,7 +260,7 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
         for ref in refs:
             await _owned(request, principal, "result" if ref.isdigit() else "execution", ref,
                          f"Test run not found: {ref}")
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             found = await executions.test_runs(conn, refs)
         gone = [ref for ref in refs if ref not in found]
         if gone:
@@ -272,7 +272,7 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
             failed_tests=sum(1 for s in statuses if s in FAILING), status=aggregate_status(statuses), results=items,
         )
     run = await _suite_run(request, principal, q.suite_run_id)
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         found = await executions.test_runs_of_run(conn, run.id)
         counts = await executions.status_counts(conn, run.id)
     passed, failed = _tally(counts)
@@ -291,7 +291,7 @@ async def ci_config(request: Request) -> CiConfigAnswer:
     principal = await authenticate(request, "read")
     q = read_query(request, CiConfigQuery)
     owner = await _owned(request, principal, "project", q.project_id, "Project not found")
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, owner.tenant_id, owner.id)
     c = project.ci_config
     return CiConfigAnswer(project.id, project.name, CiConfigOut(c.provider, c.trigger_on, c.branches, c.test_suite_id))

@@ -32,7 +32,7 @@ async def test_days(request: Request, project_id: FromPath[str], test_id: FromPa
     q = read_query(request, TestDaysQuery)
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
     from_day = trends.parse_day(q.from_day, "from") if q.from_day else to_day - 89 * trends.DAY_MS
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         test = await quarantine.find_test(conn, project.id, test_id)
         return await test_daily.test_days(conn, project.id, test.id, from_day, to_day)
 

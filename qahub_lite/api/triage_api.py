@@ -84,7 +84,7 @@ parse_since = triage.parse_moment
 async def run_failures(request: Request, run_id: FromPath[str]) -> triage.RunFailures:
     _, run = await visible_run(request, "read", run_id)
     read_query(request, RunFailuresQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await triage.run_failures(conn, run.project_id, run.id)
 
 
@@ -97,7 +97,7 @@ async def project_failures(request: Request, project_id: FromPath[str]) -> triag
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, ProjectFailuresQuery)
     since = parse_since(q.since) if q.since else None
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await triage.project_failures(conn, project.id, branch=q.branch, since=since, status=q.status,
                                              limit=q.limit)
 
@@ -106,7 +106,7 @@ async def project_failures(request: Request, project_id: FromPath[str]) -> triag
           scope="read", responses={200: triage.ProjectFailure})
 async def get_failure(request: Request, project_id: FromPath[str], signature: FromPath[str]) -> triage.ProjectFailure:
     _, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await triage.get_failure(source(conn), project.id, signature)
 
 
@@ -136,7 +136,7 @@ async def merge_failure(request: Request, project_id: FromPath[str], signature: 
           scope="read", responses={200: RuleList})
 async def list_rules(request: Request, project_id: FromPath[str]) -> RuleList:
     _, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return RuleList(await triage.list_rules(conn, project.id))
 
 
@@ -166,7 +166,7 @@ async def delete_rule(request: Request, project_id: FromPath[str], rule_id: From
 async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunComparison:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, CompareQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await compare.compare(conn, run.project_id, run.id, q.base)
 
 
@@ -175,7 +175,7 @@ async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunCo
 async def quarantine_audit(request: Request, project_id: FromPath[str]) -> AuditList:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, AuditQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return AuditList(await quarantine.audit_log(source(conn), project.id, q.limit))
 
 

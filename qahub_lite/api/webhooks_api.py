@@ -25,7 +25,7 @@ TAGS = ["Webhooks"]
 
 async def _visible_hook(request: Request, scope: str, hook_id: str):
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         hook = await webhooks.get_webhook(conn, principal.tenant_id, hook_id)
     check_project(principal, hook.project_id)
     return principal, hook
@@ -53,7 +53,7 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
           description="Keys below admin see each `url` as its scheme and host only: a chat webhook URL is a credential.")
 async def list_webhooks(request: Request, project_id: FromPath[str]) -> webhooks.WebhookList:
     principal, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         hooks = await webhooks.list_webhooks(conn, project.id)
     if not principal.allows("admin"):
         hooks = webhooks.WebhookList([webhooks.without_secrets(h) for h in hooks.data])
@@ -92,13 +92,13 @@ async def delete_webhook(request: Request, webhook_id: FromPath[str]) -> Deleted
 async def list_deliveries(request: Request, webhook_id: FromPath[str]) -> outbox.DeliveryPage:
     _, hook = await _visible_hook(request, "read", webhook_id)
     q = read_query(request, DeliveriesQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await outbox.list_deliveries(conn, hook.id, state=q.state, limit=q.limit, cursor=q.cursor)
 
 
 async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         check_project(principal, await outbox.delivery_project(conn, principal.tenant_id, delivery_id))
     return principal
 
@@ -108,7 +108,7 @@ async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[
           description="Each attempt's `response_body` (the receiver's answer) is shown to admin keys only.")
 async def get_delivery(request: Request, delivery_id: FromPath[str]) -> outbox.DeliveryDetail:
     principal = await _visible_delivery(request, "read", delivery_id)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         return await outbox.get_delivery(conn, principal.tenant_id, delivery_id,
                                          with_responses=principal.allows("admin"))
 

@@ -108,7 +108,7 @@ class ResultFilter(msgspec.Struct, kw_only=True):
 async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
     """One query on a pooled reader, released at once: a long export never parks a connection
     that status polls need. Plain tuples: sqlite3.Row objects would cost more than the query."""
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         return await AsyncSource(conn).fetch(sql, params)
 
 

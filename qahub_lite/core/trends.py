@@ -209,11 +209,11 @@ async def grade_stale_days(db, flaky_rules: FlakyConfig, grade_rules: GradeConfi
     """The job: grade up to `limit` day rows waiting for it; returns how many were graded.
     One batch per tick: under a stream of ingests the same row turns stale again and again,
     and grading it once a tick is enough."""
-    async with db.read() as conn:
+    async with db.read_async() as conn:
         batch = await stale_days(conn, limit)
     done = 0
     for project_id, branch, day, revision in batch:
-        async with db.read() as conn:
+        async with db.read_async() as conn:
             figures = await grade_day(conn, project_id, branch, day, flaky_rules, grade_rules)
         done += await db.write(store_grade, project_id, branch, day, revision, figures)
     return done

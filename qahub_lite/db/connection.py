@@ -91,6 +91,16 @@ def open_writer(path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "
     return conn
 
 
+def open_reader(path: Path, *, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """A read-only connection (`mode=ro`, `query_only`); reads run outside any explicit
+    transaction, so each statement sees the latest commit."""
+    check_sqlite_version()
+    conn = sqlite3.connect(reader_uri(path), uri=True, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    configure(conn, busy_timeout_ms=busy_timeout_ms, synchronous="NORMAL", readonly=True)
+    return conn
+
+
 def reader_uri(path: Path) -> str:
     # mode=ro: the file is never created or written through this connection.
     return f"file:{path}?mode=ro"

@@ -14,6 +14,7 @@ import aiosqlite
 
 from . import migrations
 from .connection import open_writer
+from .async_readers import AsyncReaderPool
 from .readers import ReaderPool
 from .writer import Writer
 
@@ -34,6 +35,8 @@ class Database:
         self.path = path
         self.writer = Writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, max_group=max_group)
         self.readers = ReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
+        # Transitional: the aiosqlite readers behind read_async(), until every read is a fn(conn).
+        self.async_readers = AsyncReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
 
@@ -48,11 +51,13 @@ class Database:
     async def open(self) -> list[str]:
         applied = migrate(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
         self.writer.start()
-        await self.readers.open()
+        self.readers.open()
+        await self.async_readers.open()
         return applied
 
     async def close(self) -> None:
-        await self.readers.close()
+        self.readers.close()
+        await self.async_readers.close()
         self.writer.stop()  # drains queued writes, checkpoints the WAL
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -61,15 +66,23 @@ class Database:
             fn = functools.partial(fn, **kwargs)
         return await self.writer.run(fn, *args)
 
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` on a read-only connection of a reader thread."""
+        return await self.readers.run(fn, *args, **kwargs)
+
     async def ping(self) -> None:
         """Raise unless a reader can query the migrated schema (readiness)."""
-        async with self.read() as conn:
-            await conn.execute_fetchall("SELECT 1 FROM schema_migrations LIMIT 1")
+        await self.read(_ping)
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self.readers.connection() as conn:
+    async def read_async(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Transitional (aiosqlite); every caller moves to read(fn, ...)."""
+        async with self.async_readers.connection() as conn:
             yield conn
+
+
+def _ping(conn) -> None:
+    conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
 
 
 @contextlib.contextmanager

@@ -1,52 +1,68 @@
-"""Read-only connections (aiosqlite), handed out from a small pool.
+"""Read-only connections on a small pool of reader threads (as datasette's `execute_fn`).
 
-Each reader is opened with `mode=ro` and `query_only`, so no code path can write through it;
-all writes go through the single writer (writer.py).
+Reads run the way writes do (writer.py): a plain function `fn(conn, *args)` is handed to the
+pool and awaited. Each thread owns one connection for its whole life, opened with `mode=ro`
+and `query_only`, so no code path can write through it and no connection is ever shared
+between threads. The event loop never blocks on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-import aiosqlite
+from .connection import open_reader
 
-from .connection import reader_uri
+T = TypeVar("T")
 
 
 class ReaderPool:
     def __init__(self, path: Path, *, size: int, busy_timeout_ms: int) -> None:
         self.path = path
-        self._size = size
+        self._size = max(1, size)
         self._busy_timeout_ms = busy_timeout_ms
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all: list[aiosqlite.Connection] = []
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
-    async def open(self) -> None:
-        for _ in range(self._size):
-            conn = await aiosqlite.connect(reader_uri(self.path), uri=True, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            timeout = self._busy_timeout_ms
-            # The same reasons as connection.configure(); WAL and synchronous are the writer's
-            # business (a read-only connection cannot change the journal mode).
-            await conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("PRAGMA query_only = ON")
-            self._all.append(conn)
-            self._idle.put_nowait(conn)
+    def open(self) -> None:
+        # Open one connection now so that a missing or unreadable file fails the start, not
+        # the first request; the threads open theirs on first use.
+        open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms).close()
+        self._executor = ThreadPoolExecutor(self._size, thread_name_prefix="qahub-reader")
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
-        conn = await self._idle.get()
-        try:
-            yield conn
-        finally:
-            self._idle.put_nowait(conn)
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
 
-    async def close(self) -> None:
-        for conn in self._all:
-            await conn.close()
-        self._all.clear()
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        return fn(self._connection(), *args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` on a reader thread and return its value."""
+        if self._executor is None:
+            raise RuntimeError("the reader pool is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self._call, fn, args, kwargs))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            for conn in self._connections:
+                # Threads are gone; closing from here is safe (check_same_thread=False).
+                conn.close()
+            self._connections.clear()

@@ -104,7 +104,7 @@ async def find_session(request: Request) -> sessions.Session | None:
     svc = services(request)
     session = None
     if token:
-        async with svc.db.read() as conn:
+        async with svc.db.read_async() as conn:
             session = await sessions.resolve(conn, token)
             if session is not None:
                 request.scope["qahub_memberships"] = await users.memberships(conn, session.user_id)
@@ -166,7 +166,7 @@ async def login(request: Request) -> Response:
     svc = services(request)
     try:
         async with hash_gate(request).slot(address):
-            async with svc.db.read() as conn:
+            async with svc.db.read_async() as conn:
                 signed = await users.check_credentials(conn, form.username, form.password)
     except Busy:
         limiter.release(form.username, address)

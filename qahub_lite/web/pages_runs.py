@@ -92,7 +92,7 @@ async def runs_list(request: Request) -> Response:
     if q.since and q.until and q.since > q.until:
         raise ApiError(400, "the first day comes after the last day")
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         all_projects = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
         project = await projects.get_project(conn, session.tenant_id, q.project) if q.project else None
         f = runs.RunFilter(
@@ -244,7 +244,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, RunQuery)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
@@ -289,7 +289,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
 async def result_page(request: Request, run_ref: FromPath[str], result_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
         result = await runs.get_result(conn, session.tenant_id, result_id)
         if result.run_id != run.id:
@@ -310,7 +310,7 @@ async def result_text(
     attempt = re.fullmatch(r"attempt-([1-9][0-9]{0,3})", field)  # an earlier attempt's message
     if field not in TEXT_FIELDS and attempt is None:
         raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)} or attempt-N")
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
         result = await runs.get_result(conn, session.tenant_id, result_id)
     if result.run_id != run.id:
@@ -341,7 +341,7 @@ async def attachment_file(request: Request, attachment_id: FromPath[str]) -> Fil
     session = await web_session(request)
     q = read_query(request, AttachmentQuery)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         attachment, sha = await files.get_attachment(conn, session.tenant_id, attachment_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():

@@ -59,7 +59,7 @@ async def settings_index(request: Request) -> Response:
 
 
 async def _keys_page(request: Request, session: Session, *, new_key: str | None = None, status: int = 200) -> Response:
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         keys = await tenancy.tenant_keys(conn, session.tenant_id)
         all_projects = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
     names = {p.id: p.name for p in all_projects}
@@ -98,7 +98,7 @@ async def revoke_key(request: Request, key_id: FromPath[str]) -> Response:
 async def _users_page(
     request: Request, session: Session, *, shown: tuple[str, str] | None = None, status: int = 200
 ) -> Response:
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         members = await users.list_members(conn, session.tenant_id)
     return page(request, "settings/users.html", members=members, shown=shown, roles=users.ROLES, status=status)
 

@@ -105,7 +105,7 @@ async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
     if (last - first).days + 1 > trends.MAX_DAYS:
         raise ApiError(400, f"a trend spans at most {trends.MAX_DAYS} days")
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
         series = await health_view.trend(conn, project, branch, _ms(first), _ms(last))
@@ -144,7 +144,7 @@ async def gate_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, GateQuery)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
         finished = await _finished_runs(conn, session.tenant_id, project.id, branch, q.runs)

@@ -47,7 +47,7 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
     session = await web_session(request, "admin")
     form = await read_form(request, WebhookForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
     new = await svc.db.write(
         lambda conn: webhooks.create_webhook(
@@ -73,7 +73,7 @@ async def delete_webhook(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         hook = await webhooks.get_webhook(conn, session.tenant_id, hook_id)
     await svc.db.write(webhooks.delete_webhook, session.tenant_id, hook.id)
     return redirect(f"/settings/projects/{hook.project_id}#webhooks")
@@ -83,7 +83,7 @@ async def delete_webhook(request: Request, hook_id: FromPath[str]) -> Response:
 async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     q = read_query(request, DeliveriesQuery)
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         hook = await webhooks.get_webhook(conn, session.tenant_id, hook_id)
         project = await projects.get_project(conn, session.tenant_id, hook.project_id)
         found = await outbox.list_deliveries(conn, hook.id, limit=DELIVERIES_PER_PAGE, cursor=q.cursor)
@@ -94,7 +94,7 @@ async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
 @get("/settings/deliveries/{delivery_id:str}", include_in_schema=False)
 async def delivery_page(request: Request, delivery_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
-    async with services(request).db.read() as conn:
+    async with services(request).db.read_async() as conn:
         delivery = await outbox.get_delivery(conn, session.tenant_id, delivery_id)
         hook = await webhooks.get_webhook(conn, session.tenant_id, delivery.webhook_id)
     return page(request, "settings/delivery.html", delivery=delivery, hook=hook)
@@ -106,7 +106,7 @@ async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read() as conn:
+    async with svc.db.read_async() as conn:
         delivery = await outbox.get_delivery(conn, session.tenant_id, delivery_id)
     await svc.db.write(outbox.redeliver, session.tenant_id, delivery.id)
     return redirect(f"/settings/webhooks/{delivery.webhook_id}")
