@@ -15,10 +15,20 @@ _TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"""
 
 
-def available() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped with the package, in order."""
+# Each engine has its own files with the same numbers and names: SQLite's beside this module,
+# PostgreSQL's in postgresql/ (tests/test_schema_engines.py checks they build the same schema).
+ENGINES = ("sqlite", "postgresql")
+
+
+def available(engine: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the package for `engine`, in order."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown storage engine {engine!r}")
+    folder = resources.files(__package__)
+    if engine == "postgresql":
+        folder = folder / "postgresql"
     out = []
-    for entry in resources.files(__package__).iterdir():
+    for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             out.append((version, entry.name, entry.read_text(encoding="utf-8")))
@@ -75,3 +85,26 @@ def _split(sql: str) -> list[str]:
     if current.strip():
         raise ValueError(f"incomplete SQL statement at the end of a migration: {current[:80]!r}")
     return statements
+
+
+# A constant key for pg_advisory_xact_lock: two nodes starting at once migrate one after the other.
+_PG_MIGRATION_LOCK = 0x71A4B_0001
+
+
+def apply_pending_postgresql(conn) -> list[str]:  # engine: postgresql
+    """Apply what is pending on a psycopg connection, each migration in one transaction with its
+    record, under an advisory lock so that nodes starting together never apply one twice."""
+    names = []
+    with conn.transaction():
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+    for version, name, sql in available("postgresql"):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
+                continue
+            conn.execute(sql)  # no parameters: the simple protocol runs the file's statements in order
+            conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                         (version, name, int(time.time() * 1000)))
+        names.append(name)
+    return names
