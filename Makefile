@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-scale install clean help binary browser fuzz
+.PHONY: run test bench bench-scale install clean help binary browser postgresql fuzz
 
 help:
 	@echo "make run    serve on 127.0.0.1:8080 (first start prints the admin key once)"
@@ -42,7 +42,18 @@ browser:
 	  fi; \
 	fi
 
-test: $(STAMP) browser
+# The PostgreSQL tests start throw-away clusters (tests/pgcluster.py) from the server binaries of
+# the distribution's package; installed the same way when missing, otherwise those tests skip.
+postgresql:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && apt-get install -y -q postgresql; \
+	  else \
+	    echo "note: PostgreSQL's server binaries are missing: its tests will be skipped (apt-get install postgresql)"; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser postgresql
 	$(BIN)/python -m pytest -q
 
 # The API fuzzing of tests/test_proof_fuzz.py for a fixed time instead of a fixed number of

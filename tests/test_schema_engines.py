@@ -100,9 +100,12 @@ def pg_schema(url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from pgcluster import Cluster
+    from pgcluster import Cluster, ClusterUnavailable
 
-    c = Cluster().start()
+    try:
+        c = Cluster().start()
+    except ClusterUnavailable as exc:  # `make test` installs it when it may (root with apt-get)
+        pytest.skip(str(exc))
     yield c
     c.stop()
 
