@@ -11,7 +11,7 @@ import msgspec
 
 from .errors import Invalid, NotFound
 from .quarantine import test_infos
-from .status import FAILING, RUN_FINISHED
+from .status import FAILURE_STATUSES, RUN_FINISHED
 from .window import source
 
 LISTED = 200  # tests listed per section; the totals count them all
@@ -97,11 +97,11 @@ async def compare(conn, project_id: str, run_id: str, base_ref: str | None = Non
         if before is None:
             if base:
                 added.append(test_id)
-        elif status in FAILING and before[0] in FAILING:
+        elif status in FAILURE_STATUSES and before[0] in FAILURE_STATUSES:
             still.append(test_id)
-        elif status in FAILING:
+        elif status in FAILURE_STATUSES:
             newly.append(test_id)
-        elif before[0] in FAILING and status == "PASSED":
+        elif before[0] in FAILURE_STATUSES and status == "PASSED":
             fixed.append(test_id)
     removed = [t for t in then if t not in now]
     changes = sorted(

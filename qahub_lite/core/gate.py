@@ -33,12 +33,12 @@ from .flaky import analyse
 from .grade import NOT_ENOUGH_DATA, Grade, grade_of
 from .quarantine import quarantined_ids, test_infos
 from .regressions import NewFailure, of_run
-from .status import FAILING, RUN_FINISHED
+from .status import FAILURE_STATUSES, RUN_FINISHED
 from .window import drive, get_window_run, source
 
 Letter = Literal["A", "B", "C", "D", "F"]
 _ORDER = "ABCDF"
-_FAILING = tuple(sorted(FAILING))
+_FAILING = tuple(sorted(FAILURE_STATUSES))
 
 
 class GateRules(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

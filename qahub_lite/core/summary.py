@@ -16,12 +16,12 @@ from .errors import Conflict, NotFound
 from .export_rows import NAME_COLUMNS
 from .gate import GateResult, evaluate
 from .runs import Run
-from .status import FAILING
+from .status import FAILURE_STATUSES
 from .window import AsyncSource
 
 Format = Literal["markdown", "text"]
 MAX_LINES = 60
-_FAILING = tuple(sorted(FAILING))
+_FAILING = tuple(sorted(FAILURE_STATUSES))
 _FAILURE_ROWS = 10000  # failures read for grouping; a run with more says so
 _LIST = 5  # entries per list
 _WIDTH = 110

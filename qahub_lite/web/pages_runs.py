@@ -29,7 +29,7 @@ from ..api.errors import ApiError
 from ..core import attachments as files
 from ..core import projects, runs, triage
 from ..core.clock import from_datetime
-from ..core.status import ALL, FAILING, RUN_STATUSES, UNFINISHED
+from ..core.status import ALL, FAILURE_STATUSES, RUN_STATUSES, UNFINISHED
 from . import health_view
 from .auth import web_session
 from .charts import stacked_bar
@@ -37,7 +37,6 @@ from .folding import Folded, fold, human_size
 from .forms import read_query
 from .render import page
 
-FAILURE_STATUSES = sorted(FAILING)
 FAILURES_PER_PAGE = 50
 # Text attachments up to this size are shown in the result's page; larger ones are a download.
 INLINE_TEXT_BYTES = 64 * 1024
@@ -100,7 +99,8 @@ async def runs_list(request: Request) -> Response:
             source=q.source, since=_day_ms(q.since) if q.since else None,
             until=_day_ms(q.until, end=True) if q.until else None,
         )
-        found = await runs.list_runs(conn, session.tenant_id, f, limit=svc.config.dashboard.page_size, cursor=q.cursor)
+        found = await svc.db.read(runs.list_runs, session.tenant_id, f, limit=svc.config.dashboard.page_size,
+                                  cursor=q.cursor)
     names = {p.id: p.name for p in all_projects}
     return page(
         request, "runs.html", q=q, runs=found.data, names=names, projects=all_projects, statuses=RUN_STATUSES,
@@ -245,11 +245,11 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     q = read_query(request, RunQuery)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
+        run = await svc.db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
-        failed = await runs.list_results(
-            conn, run.id, statuses=FAILURE_STATUSES, limit=FAILURES_PER_PAGE, cursor=q.failures
+        failed = await svc.db.read(
+            runs.list_results, run.id, statuses=sorted(FAILURE_STATUSES), limit=FAILURES_PER_PAGE, cursor=q.failures
         )
         failures = [
             Failure(
@@ -260,8 +260,8 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
             )
             for r in failed.data
         ]
-        listed = await runs.list_results(
-            conn, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
+        listed = await svc.db.read(
+            runs.list_results, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
             cursor=q.cursor, tag=q.tag,
         )
         verdict = await health_view.run_gate(conn, svc.config, project, run)
@@ -290,10 +290,7 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
-        result = await runs.get_result(conn, session.tenant_id, result_id)
-        if result.run_id != run.id:
-            raise ApiError(404, "Result not found")
+        run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
         shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
@@ -310,11 +307,7 @@ async def result_text(
     attempt = re.fullmatch(r"attempt-([1-9][0-9]{0,3})", field)  # an earlier attempt's message
     if field not in TEXT_FIELDS and attempt is None:
         raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)} or attempt-N")
-    async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
-        result = await runs.get_result(conn, session.tenant_id, result_id)
-    if result.run_id != run.id:
-        raise ApiError(404, "Result not found")
+    run, result = await services(request).db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
     if attempt is not None:
         number = int(attempt.group(1))  # 1 is the first attempt; the last one is the result itself
         if number > len(result.previous_attempts):

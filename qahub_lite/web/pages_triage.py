@@ -76,7 +76,7 @@ async def compare_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, CompareQuery)
     async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
+        run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         result = await compare.compare(conn, project.id, run.id, q.base or None)
     return page(request, "compare.html", project=project, run=run, cmp=result)
