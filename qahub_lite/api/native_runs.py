@@ -298,8 +298,7 @@ async def upload_attachment(request: Request, result_id: FromPath[str]) -> Respo
           scope="read", responses={200: files.AttachmentList})
 async def list_attachments(request: Request, result_id: FromPath[str]) -> files.AttachmentList:
     _, result = await _visible_result(request, "read", result_id)
-    async with services(request).db.read_async() as conn:
-        return files.AttachmentList(await files.list_attachments(conn, int(result.id)))
+    return files.AttachmentList(await services(request).db.read(files.list_attachments, int(result.id)))
 
 
 @endpoint("GET", "/api/v1/attachments/{attachment_id:str}", summary="Download an attachment", tags=TAGS,
@@ -307,8 +306,7 @@ async def list_attachments(request: Request, result_id: FromPath[str]) -> files.
 async def download_attachment(request: Request, attachment_id: FromPath[str]) -> File:
     principal = await authenticate(request, "read")
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id, principal.project_id)
+    attachment, sha = await svc.db.read(files.get_attachment, principal.tenant_id, attachment_id, principal.project_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")

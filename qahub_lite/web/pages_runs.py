@@ -160,14 +160,14 @@ def _read_text(path: Path) -> tuple[str, bool]:
 
 
 async def shown_attachments(
-    conn, attachments_dir: Path, tenant_id: str, result_id: FromPath[int], *,
+    db, attachments_dir: Path, tenant_id: str, result_id: FromPath[int], *,
     text_bytes: int = INLINE_TEXT_BYTES, text_count: int | None = None,
 ) -> list[ShownAttachment]:
     """A result's attachments as the page shows them: images and videos inline, text files up
     to `text_bytes` (at most `text_count` of them) in the page, everything else as a link."""
     shown = []
     texts = 0
-    for a in await files.list_attachments(conn, result_id):
+    for a in await db.read(files.list_attachments, result_id):
         if a.mime_type in IMAGE_TYPES:
             shown.append(ShownAttachment(a, "image"))
         elif a.mime_type in VIDEO_TYPES:
@@ -176,7 +176,7 @@ async def shown_attachments(
             text_bytes >= INLINE_TEXT_BYTES or a.size <= text_bytes
         ):
             texts += 1
-            _, sha = await files.get_attachment(conn, tenant_id, a.id)
+            _, sha = await db.read(files.get_attachment, tenant_id, a.id)
             path = files.blob_path(attachments_dir, sha)
             try:
                 text, cut = await asyncio.to_thread(_read_text, path)
@@ -253,7 +253,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
         )
         failures = [
             Failure(
-                r, await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(r.id),
+                r, await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(r.id),
                                            text_bytes=RUN_PAGE_TEXT_BYTES, text_count=RUN_PAGE_TEXT_ATTACHMENTS),
                 new=r.test_id in marks.new_failures, flaky=r.test_id in marks.flaky,
                 quarantined=r.test_id in marks.quarantined, texts=folded_texts(r, whole_page=False),
@@ -293,7 +293,7 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
         run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
-        shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
+        shown = await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
                 texts=folded_texts(result, whole_page=True))
 
@@ -334,8 +334,7 @@ async def attachment_file(request: Request, attachment_id: FromPath[str]) -> Fil
     session = await web_session(request)
     q = read_query(request, AttachmentQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        attachment, sha = await files.get_attachment(conn, session.tenant_id, attachment_id)
+    attachment, sha = await svc.db.read(files.get_attachment, session.tenant_id, attachment_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")
