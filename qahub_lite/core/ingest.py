@@ -6,7 +6,7 @@ Steps, all in one transaction (a 2xx means all of it is committed):
 2. resolve test case codes and ids of the run's project; unknown ones become item errors;
 3. intern test identities (`tests` rows, core/identity.py) in bulk; two items of one request
    with the same identity are a visible conflict (an item error, or attempts), never last-wins;
-4. upsert results with `executemany` (never with RETURNING, see DESIGN.md);
+4. upsert results in one bulk statement (never with RETURNING, see DESIGN.md);
 5. give each failing result its failure signature (core/signatures.py, in bulk), carrying a
    known issue's ticket to it;
 6. recompute the run's counts from its results.

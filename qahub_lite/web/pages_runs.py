@@ -265,7 +265,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
             cursor=q.cursor, tag=q.tag,
         )
         verdict = await health_view.run_gate(conn, svc.config, project, run)
-        groups = await triage.run_failures(conn, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
+        groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(
         [("passed", c.passed), ("failed", c.failed), ("broken", c.broken), ("skipped", c.skipped),

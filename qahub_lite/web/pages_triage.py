@@ -51,8 +51,8 @@ async def failures_page(request: Request, project_id: FromPath[str]) -> Response
     q = read_query(request, FailuresQuery)
     async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        found = await triage.project_failures(conn, project.id, branch=q.branch or None, status=q.status or None,
-                                              limit=200)
+        found = await services(request).db.read(triage.project_failures, project.id, branch=q.branch or None,
+                                                status=q.status or None, limit=200)
     return page(request, "failures.html", project=project, failures=found, branch=q.branch or "",
                 status_filter=q.status or "", categories=triage.CATEGORIES)
 
