@@ -162,8 +162,7 @@ async def delete_rule(request: Request, project_id: FromPath[str], rule_id: From
 async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunComparison:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, CompareQuery)
-    async with services(request).db.read_async() as conn:
-        return await compare.compare(conn, run.project_id, run.id, q.base)
+    return await services(request).db.read(compare.compare, run.project_id, run.id, q.base)
 
 
 @endpoint("GET", f"{_P}/quarantine-audit", summary="Who quarantined or released which test, and why", tags=TAGS,

@@ -264,7 +264,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
             runs.list_results, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
             cursor=q.cursor, tag=q.tag,
         )
-        verdict = await health_view.run_gate(conn, svc.config, project, run)
+        verdict = await svc.db.read(health_view.run_gate, svc.config, project, run)
         groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(

@@ -78,7 +78,7 @@ async def compare_page(request: Request, run_ref: FromPath[str]) -> Response:
     async with services(request).db.read_async() as conn:
         run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        result = await compare.compare(conn, project.id, run.id, q.base or None)
+        result = await services(request).db.read(compare.compare, project.id, run.id, q.base or None)
     return page(request, "compare.html", project=project, run=run, cmp=result)
 
 
