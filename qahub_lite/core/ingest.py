@@ -94,7 +94,8 @@ def store_results(
             raise NotFound("Run not found")
         project_id, short_id = place["project_id"], place["short_id"]
     errors = list(rejected)
-    by_code = results_db.cases_by_code(conn, project_id, sorted({r.test_case_code for _, r in items if r.test_case_code}))
+    codes = sorted({r.test_case_code for _, r in items if r.test_case_code})
+    by_code = results_db.cases_by_code(conn, project_id, codes)
     by_id = results_db.case_titles(
         conn, project_id, sorted({r.test_case_id for _, r in items if r.test_case_id and not r.test_case_code}))
 

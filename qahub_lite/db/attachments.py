@@ -20,7 +20,8 @@ def insert_attachment(conn, values: dict) -> None:
 def list_attachments(conn, result_id: int) -> list:
     """(id, file_name, mime_type, size, created_at) rows of a result's attachments, oldest first."""
     return conn.execute(
-        "SELECT id, file_name, mime_type, size, created_at FROM attachments WHERE result_id = ? ORDER BY created_at, id",
+        "SELECT id, file_name, mime_type, size, created_at FROM attachments WHERE result_id = ? "
+        "ORDER BY created_at, id",
         (result_id,),
     ).fetchall()
 

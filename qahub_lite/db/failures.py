@@ -145,7 +145,8 @@ def merged_into(conn, ids: Sequence[int]) -> list:
 def find_signature(conn, project_id: str, signature: str):
     """(id, hash, merged_into) of a project's signature by hash, or None."""
     return conn.execute(
-        "SELECT id, hash, merged_into FROM failure_signatures WHERE project_id = ? AND hash = ?", (project_id, signature)
+        "SELECT id, hash, merged_into FROM failure_signatures WHERE project_id = ? AND hash = ?",
+        (project_id, signature),
     ).fetchone()
 
 

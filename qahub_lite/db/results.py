@@ -83,7 +83,8 @@ def count_by_status(conn, run_id: str) -> list:
 def set_status_where(conn, run_id: str, status: str, current: Sequence[str], now: int) -> None:
     """Give `status` to the run's results that are in one of `current`."""
     conn.execute(
-        f"UPDATE results SET status = ?, updated_at = ? WHERE run_id = ? AND status IN ({','.join('?' * len(current))})",
+        "UPDATE results SET status = ?, updated_at = ? WHERE run_id = ? "
+        f"AND status IN ({','.join('?' * len(current))})",
         (status, now, run_id, *current),
     )
 
@@ -153,13 +154,16 @@ def case_titles(conn, project_id: str, case_ids: Sequence[str]) -> dict[str, str
     return out
 
 
-def intern_tests(conn, project_id: str, wanted: dict[str, tuple[str | None, str, str, str]], now: int) -> dict[str, int]:
+def intern_tests(
+    conn, project_id: str, wanted: dict[str, tuple[str | None, str, str, str]], now: int,
+) -> dict[str, int]:
     """identity -> tests.id for `wanted` (identity -> (case id, suite path, title, variant)),
     creating the missing identities in bulk."""
     conn.executemany(  # engine: sqlite (INSERT OR IGNORE)
         "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
         "VALUES (?,?,?,?,?,?,?)",
-        [(project_id, case_id, suite, title, variant, key, now) for key, (case_id, suite, title, variant) in wanted.items()],
+        [(project_id, case_id, suite, title, variant, key, now)
+         for key, (case_id, suite, title, variant) in wanted.items()],
     )
     ids: dict[str, int] = {}
     for chunk in _chunks(list(wanted)):
