@@ -18,7 +18,6 @@ from pathlib import Path
 
 import msgspec
 
-from ..db import attachments as attachments_db
 from ..db import results as results_db
 from .clock import new_id, now_ms, row_id, to_iso
 from .errors import Invalid, NotFound
@@ -171,7 +170,7 @@ def insert_attachment(
     os.replace(staged.tmp_path, final)
     _fsync_dir(final.parent)
     attachment_id, now = new_id(), now_ms()
-    attachments_db.insert_attachment(conn, {
+    results_db.insert_attachment(conn, {
         "id": attachment_id, "tenant_id": tenant_id, "result_id": key, "file_name": file_name,
         "mime_type": staged.mime_type, "size": staged.size, "sha256": staged.sha256, "created_at": now,
     })
@@ -183,14 +182,14 @@ def _attachment(r) -> Attachment:
 
 
 def list_attachments(conn, result_id: int) -> list[Attachment]:
-    return [_attachment(r) for r in attachments_db.list_attachments(conn, result_id)]
+    return [_attachment(r) for r in results_db.list_attachments(conn, result_id)]
 
 
 def get_attachment(conn, tenant_id: str, attachment_id: str, project_id: str | None = None) -> tuple[Attachment, str]:
     """An attachment of the tenant (and of `project_id`, when the caller is limited to one: a
     key limited to one project gets the same 404 for another project's file as for an id that
     does not exist), and its file's hash."""
-    row = attachments_db.find_attachment(conn, tenant_id, attachment_id, project_id)
+    row = results_db.find_attachment(conn, tenant_id, attachment_id, project_id)
     if row is None:
         raise NotFound("Attachment not found")
     return _attachment(row), row["sha256"]
@@ -198,7 +197,7 @@ def get_attachment(conn, tenant_id: str, attachment_id: str, project_id: str | N
 
 def delete_attachment(conn, tenant_id: str, attachment_id: str, project_id: str | None = None) -> list[str]:
     _, sha = get_attachment(conn, tenant_id, attachment_id, project_id)
-    attachments_db.delete_attachment(conn, attachment_id)
+    results_db.delete_attachment(conn, attachment_id)
     return [sha]
 
 
@@ -207,7 +206,7 @@ def remove_unreferenced(conn, attachments_dir: Path, hashes: list[str]) -> int:
     `hashes` that no attachment row points at any more. Returns how many files went."""
     removed = 0
     for sha in set(hashes):
-        if not attachments_db.hash_in_use(conn, sha):
+        if not results_db.hash_in_use(conn, sha):
             try:
                 blob_path(attachments_dir, sha).unlink()
                 removed += 1
