@@ -118,8 +118,8 @@ async def time_reads(db: Database, project: str, repeat: int) -> dict[str, float
             t1 = time.perf_counter()
             await flaky.history(conn, project, str(1 + (i * 37) % 1000), 30, rules=rules)
             t2 = time.perf_counter()
-            verdict = await gate.evaluate(conn, project, rules=gate.GateRules(min_grade="C"), flaky_rules=rules,
-                                          grade_rules=grades)
+            verdict = await db.read(gate.evaluate, project, rules=gate.GateRules(min_grade="C"), flaky_rules=rules,
+                                    grade_rules=grades)
             t3 = time.perf_counter()
         out["flaky ranking"].append(t1 - t0)
         out["test history"].append(t2 - t1)

@@ -260,8 +260,8 @@ def test_huge_messages_are_read_a_bounded_amount_at_a_time(api, monkeypatch):
     largest: list[int] = []
     fetch = export_rows._fetch
 
-    async def measured(db, sql, params):
-        rows = await fetch(db, sql, params)
+    async def measured(db, fn, *args, **kwargs):
+        rows = await fetch(db, fn, *args, **kwargs)
         largest.append(sum(len(v) for row in rows for v in row if isinstance(v, str)))
         return rows
 

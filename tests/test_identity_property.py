@@ -133,7 +133,7 @@ def test_a_run_is_failed_exactly_when_a_final_result_failed_broke_or_timed_out(h
     with direct_connection(api.config.db_path) as conn:
         outcome = ingest.store_results(conn, api.tenant_id, items, run=RunRecord(
             project_id=project["id"], name="p", source="qahub"))
-        run = runs.get_run_sync(conn, api.tenant_id, outcome.run_id)
+        run = runs.get_run(conn, api.tenant_id, outcome.run_id)
         stored = Counter(r[0] for r in conn.execute("SELECT status FROM results WHERE run_id = ?", (outcome.run_id,)))
     assert stored == Counter(statuses) and outcome.rejected == 0
     assert (run.verdict == "FAILED") == any(s in _FAILING for s in statuses)

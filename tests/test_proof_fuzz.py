@@ -205,7 +205,7 @@ def test_every_dialect_table_is_total():
 def test_each_mapping_keeps_the_meaning_of_a_status(s):
     qatech = status.QATECH_RESULT[s]
     qualigate = status.QUALIGATE_OUT[s]
-    if s in status.FAILING:
+    if s in status.FAILURE_STATUSES:
         assert qatech == "FAILED" and qualigate not in ("passed", "pending", "running")
     if s == "PASSED":
         assert qatech == "PASSED" and qualigate == "passed"
@@ -257,7 +257,7 @@ def test_a_runs_verdict_follows_from_its_results(results, run_status):
     statuses = {s for s, _ in results}
     if run_status not in status.RUN_FINISHED or run_status == "CANCELED":
         assert v is None  # QA.tech: null while it runs, and for a run that reached no verdict
-    elif run_status == "ERROR" or statuses & status.FAILING:
+    elif run_status == "ERROR" or statuses & status.FAILURE_STATUSES:
         assert v == "FAILED"  # the run broke, or anything failed, broke or timed out
     elif results and all(s in ("SKIPPED", "CANCELED") for s in statuses):
         assert v == "SKIPPED"

@@ -138,16 +138,14 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
     rules = gate.GateRules(q.min_grade, q.max_failures, q.no_new_failures, q.ignore_quarantined,
                            q.ignore_known_environment)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        result = await gate.evaluate(
-            conn, project.id, run_ref=q.run_id, branch=q.branch, rules=rules, flaky_rules=svc.config.flaky,
-            grade_rules=svc.config.grade,
-        )
-        recorded = await gate.recorded_verdict(conn, result.run_id)
+    result = await svc.db.read(
+        gate.evaluate_with_recorded, project.id, run_ref=q.run_id, branch=q.branch, rules=rules,
+        flaky_rules=svc.config.flaky, grade_rules=svc.config.grade,
+    )
     # What CI got is kept: the first verdict of a run is recorded, later ones are compared with
     # it. Only the first asks the writer: CI polls the gate with read keys.
-    if recorded is not None:
-        return gate.with_recorded(result, recorded)
+    if result.recorded is not None:
+        return result
     return await svc.db.write(gate.record_first, result)
 
 

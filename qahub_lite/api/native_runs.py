@@ -127,8 +127,7 @@ async def visible_run(request: Request, scope: str, run_ref: str):
     """The caller and a run of its tenant (by id or short id) that its key may see; 404 otherwise.
     Every dialect that reads a run goes through here (QA.tech's short ids included)."""
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, principal.tenant_id, run_ref)
+    run = await services(request).db.read(runs.get_run, principal.tenant_id, run_ref)
     check_project(principal, run.project_id)
     return principal, run
 
@@ -157,8 +156,8 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
     statuses = [s.strip().upper() for s in q.status.split(",")] if q.status else None
     if statuses and any(s not in ALL for s in statuses):
         raise ApiError(400, f"status must be a comma-separated list of {', '.join(ALL)}")
-    async with services(request).db.read_async() as conn:
-        return await runs.list_results(conn, run.id, statuses=statuses, limit=q.limit, cursor=q.cursor, tag=q.tag)
+    return await services(request).db.read(
+        runs.list_results, run.id, statuses=statuses, limit=q.limit, cursor=q.cursor, tag=q.tag)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}/cases", summary="A run's library test cases, each once", tags=TAGS,
@@ -170,8 +169,7 @@ async def list_results(request: Request, run_id: FromPath[str]) -> runs.ResultPa
 async def list_case_outcomes(request: Request, run_id: FromPath[str]) -> runs.CaseOutcomeList:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, CaseQuery)
-    async with services(request).db.read_async() as conn:
-        return await runs.case_outcomes(conn, run.id, limit=q.limit, cursor=q.cursor)
+    return await services(request).db.read(runs.case_outcomes, run.id, limit=q.limit, cursor=q.cursor)
 
 
 @endpoint("POST", "/api/v1/runs", summary="Create an empty run (add results with POST /runs/{id}/results)",
@@ -188,7 +186,7 @@ async def create_run(request: Request) -> Response:
 
     def create(conn):
         run_id, _ = ingest.insert_run(conn, principal.tenant_id, record)
-        return runs.get_run_sync(conn, principal.tenant_id, run_id)
+        return runs.get_run(conn, principal.tenant_id, run_id)
 
     return Response(await services(request).db.write(create), status_code=201)
 
@@ -215,8 +213,7 @@ async def list_runs(request: Request) -> runs.RunPage:
         project_id=project_id, branch=q.branch, environment=q.environment, status=status, verdict=verdict,
         source=q.source, since=from_datetime(q.since), until=from_datetime(q.until),
     )
-    async with services(request).db.read_async() as conn:
-        return await runs.list_runs(conn, principal.tenant_id, f, limit=q.limit, cursor=q.cursor)
+    return await services(request).db.read(runs.list_runs, principal.tenant_id, f, limit=q.limit, cursor=q.cursor)
 
 
 @endpoint("GET", "/api/v1/runs/{run_id:str}", summary="Get a run by id or short id", tags=TAGS, scope="read",
@@ -261,9 +258,7 @@ async def delete_run(request: Request, run_id: FromPath[str]) -> Deleted:
 
 async def _visible_result(request: Request, scope: str, result_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        result = await runs.get_result(conn, principal.tenant_id, result_id)
-        run = await runs.get_run(conn, principal.tenant_id, result.run_id)
+    result, run = await services(request).db.read(runs.get_result_with_run, principal.tenant_id, result_id)
     check_project(principal, run.project_id)
     return principal, result
 
@@ -303,8 +298,7 @@ async def upload_attachment(request: Request, result_id: FromPath[str]) -> Respo
           scope="read", responses={200: files.AttachmentList})
 async def list_attachments(request: Request, result_id: FromPath[str]) -> files.AttachmentList:
     _, result = await _visible_result(request, "read", result_id)
-    async with services(request).db.read_async() as conn:
-        return files.AttachmentList(await files.list_attachments(conn, int(result.id)))
+    return files.AttachmentList(await services(request).db.read(files.list_attachments, int(result.id)))
 
 
 @endpoint("GET", "/api/v1/attachments/{attachment_id:str}", summary="Download an attachment", tags=TAGS,
@@ -312,8 +306,7 @@ async def list_attachments(request: Request, result_id: FromPath[str]) -> files.
 async def download_attachment(request: Request, attachment_id: FromPath[str]) -> File:
     principal = await authenticate(request, "read")
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        attachment, sha = await files.get_attachment(conn, principal.tenant_id, attachment_id, principal.project_id)
+    attachment, sha = await svc.db.read(files.get_attachment, principal.tenant_id, attachment_id, principal.project_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")

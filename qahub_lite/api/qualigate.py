@@ -139,7 +139,7 @@ async def trigger(request: Request) -> Response:
         plan = triggers.Trigger(project_id=owner.project_id, name=name, source="qualigate", specs=specs,
                                 options=options, ci=_ci(data.context), extra=extra)
         done = triggers.create_triggered_run(conn, tenant_id, plan)
-        return done, runs_core.get_run_sync(conn, tenant_id, done.run_id), specs
+        return done, runs_core.get_run(conn, tenant_id, done.run_id), specs
 
     done, run, specs = await services(request).db.write(create)
     if done.jobs:
@@ -221,8 +221,7 @@ async def _suite_run(request: Request, principal: Principal, ref: str) -> runs_c
     async with db.read_async() as conn:
         run_id = await executions.run_of_execution(conn, ref)
     owner = await _owned(request, principal, "run", run_id or ref, "Suite run not found")
-    async with db.read_async() as conn:
-        return await runs_core.get_run(conn, owner.tenant_id, owner.id)
+    return await db.read(runs_core.get_run, owner.tenant_id, owner.id)
 
 
 def _tally(counts: dict[str, int]) -> tuple[int, int]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import tempfile
 from pathlib import Path
 
-import aiosqlite
 import msgspec
 
+from ..db import results as results_db
 from .clock import new_id, now_ms, row_id, to_iso
 from .errors import Invalid, NotFound
 
@@ -158,15 +157,12 @@ def discard(staged: StagedFile) -> None:
 
 
 def insert_attachment(
-    conn: sqlite3.Connection, attachments_dir: Path, tenant_id: str, result_id: str, staged: StagedFile,
+    conn, attachments_dir: Path, tenant_id: str, result_id: str, staged: StagedFile,
     file_name: str,
 ) -> Attachment:
     """Writer operation: move the staged file to its hash name, then insert its row."""
-    row = conn.execute(
-        "SELECT r.id FROM results r JOIN runs u ON u.id = r.run_id WHERE r.id = ? AND u.tenant_id = ?",
-        (row_id(result_id) or -1, tenant_id),
-    ).fetchone()
-    if row is None:
+    key = row_id(result_id)
+    if key is None or not results_db.result_in_tenant(conn, tenant_id, key):
         discard(staged)
         raise NotFound("Result not found")
     final = blob_path(attachments_dir, staged.sha256)
@@ -174,64 +170,43 @@ def insert_attachment(
     os.replace(staged.tmp_path, final)
     _fsync_dir(final.parent)
     attachment_id, now = new_id(), now_ms()
-    conn.execute(
-        "INSERT INTO attachments (id, tenant_id, result_id, file_name, mime_type, size, sha256, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        (attachment_id, tenant_id, row[0], file_name, staged.mime_type, staged.size, staged.sha256, now),
-    )
+    results_db.insert_attachment(conn, {
+        "id": attachment_id, "tenant_id": tenant_id, "result_id": key, "file_name": file_name,
+        "mime_type": staged.mime_type, "size": staged.size, "sha256": staged.sha256, "created_at": now,
+    })
     return Attachment(attachment_id, file_name, staged.mime_type, staged.size, to_iso(now))
 
 
-async def list_attachments(conn: aiosqlite.Connection, result_id: int) -> list[Attachment]:
-    rows = await conn.execute_fetchall(
-        "SELECT id, file_name, mime_type, size, created_at FROM attachments WHERE result_id = ? ORDER BY created_at, id",
-        (result_id,),
-    )
-    return [Attachment(r[0], r[1], r[2], r[3], to_iso(r[4])) for r in rows]
+def _attachment(r) -> Attachment:
+    return Attachment(r["id"], r["file_name"], r["mime_type"], r["size"], to_iso(r["created_at"]))
 
 
-# An attachment is in a project through its result's run: a key limited to one project must
-# not reach another project's files (the same 404 as for an id that does not exist).
-_IN_PROJECT = (
-    " AND (? IS NULL OR EXISTS (SELECT 1 FROM results r JOIN runs ru ON ru.id = r.run_id "
-    "WHERE r.id = attachments.result_id AND ru.project_id = ?))"
-)
+def list_attachments(conn, result_id: int) -> list[Attachment]:
+    return [_attachment(r) for r in results_db.list_attachments(conn, result_id)]
 
 
-async def get_attachment(
-    conn: aiosqlite.Connection, tenant_id: str, attachment_id: str, project_id: str | None = None,
-) -> tuple[Attachment, str]:
-    """An attachment of the tenant (and of `project_id`, when the caller is limited to one)."""
-    rows = await conn.execute_fetchall(
-        "SELECT id, file_name, mime_type, size, created_at, sha256 FROM attachments WHERE id = ? AND tenant_id = ?"
-        + _IN_PROJECT,
-        (attachment_id, tenant_id, project_id, project_id),
-    )
-    if not rows:
-        raise NotFound("Attachment not found")
-    r = rows[0]
-    return Attachment(r[0], r[1], r[2], r[3], to_iso(r[4])), r[5]
-
-
-def delete_attachment(
-    conn: sqlite3.Connection, tenant_id: str, attachment_id: str, project_id: str | None = None,
-) -> list[str]:
-    row = conn.execute(
-        "SELECT sha256 FROM attachments WHERE id = ? AND tenant_id = ?" + _IN_PROJECT,
-        (attachment_id, tenant_id, project_id, project_id),
-    ).fetchone()
+def get_attachment(conn, tenant_id: str, attachment_id: str, project_id: str | None = None) -> tuple[Attachment, str]:
+    """An attachment of the tenant (and of `project_id`, when the caller is limited to one: a
+    key limited to one project gets the same 404 for another project's file as for an id that
+    does not exist), and its file's hash."""
+    row = results_db.find_attachment(conn, tenant_id, attachment_id, project_id)
     if row is None:
         raise NotFound("Attachment not found")
-    conn.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
-    return [row[0]]
+    return _attachment(row), row["sha256"]
 
 
-def remove_unreferenced(conn: sqlite3.Connection, attachments_dir: Path, hashes: list[str]) -> int:
+def delete_attachment(conn, tenant_id: str, attachment_id: str, project_id: str | None = None) -> list[str]:
+    _, sha = get_attachment(conn, tenant_id, attachment_id, project_id)
+    results_db.delete_attachment(conn, attachment_id)
+    return [sha]
+
+
+def remove_unreferenced(conn, attachments_dir: Path, hashes: list[str]) -> int:
     """Writer operation, run after the delete of rows has committed: remove the files of
     `hashes` that no attachment row points at any more. Returns how many files went."""
     removed = 0
     for sha in set(hashes):
-        if conn.execute("SELECT 1 FROM attachments WHERE sha256 = ? LIMIT 1", (sha,)).fetchone() is None:
+        if not results_db.hash_in_use(conn, sha):
             try:
                 blob_path(attachments_dir, sha).unlink()
                 removed += 1

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import msgspec
 
+from ..db import results as results_db
+from ..db import runs as runs_db
 from .errors import Invalid, NotFound
 from .quarantine import test_infos
-from .status import FAILING, RUN_FINISHED
-from .window import source
+from .status import FAILURE_STATUSES, RUN_FINISHED
+from .window import drive, source
 
 LISTED = 200  # tests listed per section; the totals count them all
 DURATIONS = 10
@@ -56,52 +58,42 @@ class RunComparison(msgspec.Struct):
     duration_changes: list[DurationChange]
 
 
-async def _run(src, project_id: str, ref: str) -> tuple:
-    rows = await src.fetch(
-        "SELECT id, short_id, branch, created_at FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?",
-        (ref, ref, project_id),
-    )
-    if not rows:
+def _run(conn, project_id: str, ref: str):
+    row = runs_db.find_project_run(conn, project_id, ref)
+    if row is None:
         raise NotFound("Base run not found in this project")
-    return rows[0]
+    return row
 
 
-async def _results(src, run_id: str) -> dict[int, tuple[str, int | None]]:
-    rows = await src.fetch("SELECT test_id, status, duration_ms FROM results WHERE run_id = ?", (run_id,))
-    return {r[0]: (r[1], r[2]) for r in rows}
+def _results(conn, run_id: str) -> dict[int, tuple[str, int | None]]:
+    return {r[0]: (r[1], r[2]) for r in results_db.statuses_and_durations(conn, run_id)}
 
 
-async def compare(conn, project_id: str, run_id: str, base_ref: str | None = None) -> RunComparison:
-    src = source(conn)
-    run = await _run(src, project_id, run_id)
+def compare(conn, project_id: str, run_id: str, base_ref: str | None = None) -> RunComparison:
+    run = _run(conn, project_id, run_id)
     if base_ref:
-        base = await _run(src, project_id, base_ref)
-        if base[0] == run[0]:
+        base = _run(conn, project_id, base_ref)
+        if base["id"] == run["id"]:
             raise Invalid("base must be another run")
         reason = "asked for"
     else:
-        finished = ",".join(f"'{s}'" for s in sorted(RUN_FINISHED))
-        found = await src.fetch(
-            f"SELECT id, short_id, branch, created_at FROM runs WHERE project_id = ? AND branch IS ? AND id != ? "
-            f"AND status IN ({finished}) AND created_at <= ? ORDER BY created_at DESC, id DESC LIMIT 1",
-            (project_id, run[2], run[0], run[3]),
-        )
-        base = found[0] if found else None
-        reason = (f"the previous finished run on {run[2] or 'no branch'}" if base
-                  else f"no earlier finished run on {run[2] or 'no branch'}")
-    now = await _results(src, run[0])
-    then = await _results(src, base[0]) if base else {}
+        base = runs_db.latest_run_of_branch(conn, project_id, run["branch"], sorted(RUN_FINISHED),
+                                            before=(run["id"], run["created_at"]))
+        where = run["branch"] or "no branch"
+        reason = f"the previous finished run on {where}" if base else f"no earlier finished run on {where}"
+    now = _results(conn, run["id"])
+    then = _results(conn, base["id"]) if base else {}
     newly, fixed, still, added, removed = [], [], [], [], []
     for test_id, (status, _) in now.items():
         before = then.get(test_id)
         if before is None:
             if base:
                 added.append(test_id)
-        elif status in FAILING and before[0] in FAILING:
+        elif status in FAILURE_STATUSES and before[0] in FAILURE_STATUSES:
             still.append(test_id)
-        elif status in FAILING:
+        elif status in FAILURE_STATUSES:
             newly.append(test_id)
-        elif before[0] in FAILING and status == "PASSED":
+        elif before[0] in FAILURE_STATUSES and status == "PASSED":
             fixed.append(test_id)
     removed = [t for t in then if t not in now]
     changes = sorted(
@@ -110,7 +102,7 @@ async def compare(conn, project_id: str, run_id: str, base_ref: str | None = Non
         key=lambda c: (-abs(c[1] - c[2]), c[0]),
     )[:DURATIONS]
     wanted = {t for group in (newly, fixed, still, added, removed) for t in group[:LISTED]} | {c[0] for c in changes}
-    infos = await test_infos(src, project_id, sorted(wanted))
+    infos = drive(test_infos(source(conn), project_id, sorted(wanted)))
 
     def section(ids: list[int]) -> Section:
         data = [
@@ -125,6 +117,6 @@ async def compare(conn, project_id: str, run_id: str, base_ref: str | None = Non
         for t, d, b in changes if t in infos
     ]
     return RunComparison(
-        run[0], run[1], base[0] if base else None, base[1] if base else None, reason, section(newly), section(fixed),
-        section(still), section(added), section(removed), durations,
+        run["id"], run["short_id"], base["id"] if base else None, base["short_id"] if base else None, reason,
+        section(newly), section(fixed), section(still), section(added), section(removed), durations,
     )

@@ -45,7 +45,7 @@ def require_parquet():
     return pq
 
 
-# Positions in the row tuple of export_rows.ROWS_SQL: flaky is 0/1 there and a boolean out
+# Positions in the row tuple of db/exports.result_rows: flaky is 0/1 there and a boolean out
 # here; executed_at (the last) is epoch ms there and ISO 8601 text out here.
 _FLAKY, _ERROR, _EXECUTED = 8, 11, 13
 

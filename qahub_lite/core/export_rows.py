@@ -2,8 +2,8 @@
 in bounded chunks so that no export holds more than one chunk in memory or a reader connection
 for longer than one query.
 
-A test's identity is read in ONE place: `IDENTITY_COLUMNS`/`NAME_COLUMNS` (SQL, also used by
-summary.py) and `ExportRow`'s identity fields: the library code, `tests.suite_path`,
+A test's identity is read in ONE place: db/exports.IDENTITY_COLUMNS and db/results.NAME_COLUMNS
+(also used by the summary) and `ExportRow`'s identity fields: the library code, `tests.suite_path`,
 `tests.title` with its variant (docs/identity.md) and `results.file`. Every format (CSV, NDJSON,
 Parquet, JUnit, CTRF) follows them.
 
@@ -21,8 +21,8 @@ import time
 
 import msgspec
 
+from ..db import exports as exports_db
 from .clock import to_iso
-from .window import AsyncSource
 
 CHUNK_ROWS = 5000  # one reader query
 RUN_PAGE = 500
@@ -30,15 +30,6 @@ RUN_PAGE = 500
 # each, an attempt log up to the body limit): 5,000 rows of 1 MB messages would otherwise be
 # 5 GB in memory at once. A chunk holds at least one row, whatever its size.
 CHUNK_TEXT_CHARS = 8 * 1024 * 1024
-
-# The identity of a test, as stored today (see the module docstring); NAME_COLUMNS is its
-# display name, which the summary and the timings read too (`t` is tests, `r` results).
-# A variant (core/identity.py) is part of the name a report shows: "adds VAT [firefox]", so
-# that the executions of one test in a run stay apart in every format (timings.py reads the
-# bare title: a file's or test's time is the same question whichever variant ran it).
-TITLE_WITH_VARIANT = "t.title || CASE WHEN t.variant = '' THEN '' ELSE ' [' || t.variant || ']' END"
-NAME_COLUMNS = f"t.suite_path, {TITLE_WITH_VARIANT}"
-IDENTITY_COLUMNS = f"c.code, {NAME_COLUMNS}, r.file, r.line"
 
 
 class RunContext(NamedTuple):
@@ -81,22 +72,6 @@ class DetailRow(NamedTuple):
     attempt_log: str | None
 
 
-_ROW_SQL = (
-    f"SELECT r.test_id, {IDENTITY_COLUMNS}, r.id, r.status, r.flaky, r.attempts, r.duration_ms, r.error_message, "
-    "r.framework, r.executed_at{extra} FROM results r JOIN tests t ON t.id = r.test_id "
-    "LEFT JOIN test_cases c ON c.id = t.test_case_id WHERE r.run_id = ? AND r.test_id > ? ORDER BY r.test_id LIMIT ?"
-)
-ROWS_SQL = _ROW_SQL.format(extra="")
-DETAIL_SQL = _ROW_SQL.format(extra=", r.error_stack, r.stdout, r.stderr, r.attempt_log")
-# The unbounded text of the rows ROWS_SQL and DETAIL_SQL would read next: (test_id, characters),
-# read along the same key without handing the text itself to Python.
-_SIZES_SQL = "SELECT test_id, {size} FROM results WHERE run_id = ? AND test_id > ? ORDER BY test_id LIMIT ?"
-ROW_SIZES_SQL = _SIZES_SQL.format(size="coalesce(length(error_message), 0)")
-DETAIL_SIZES_SQL = _SIZES_SQL.format(size=" + ".join(
-    f"coalesce(length({c}), 0)" for c in ("error_message", "error_stack", "stdout", "stderr", "attempt_log")))
-_RUN_COLUMNS = "id, short_id, name, branch, commit_sha, pr_number, environment, created_at"
-
-
 class ResultFilter(msgspec.Struct, kw_only=True):
     project_id: str
     branch: str | None = None
@@ -105,28 +80,21 @@ class ResultFilter(msgspec.Struct, kw_only=True):
     run_id: str | None = None  # one run only
 
 
-async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
-    """One query on a pooled reader, released at once: a long export never parks a connection
-    that status polls need. Plain tuples: sqlite3.Row objects would cost more than the query."""
-    async with db.read_async() as conn:
-        return await AsyncSource(conn).fetch(sql, params)
+async def _fetch(db, fn, *args, **kwargs) -> list[tuple]:
+    """One read of rows on a pooled reader, released at once: a long export never parks a
+    connection that status polls need."""
+    return await db.read(fn, *args, **kwargs)
 
 
-def _run_where(f: ResultFilter) -> tuple[str, list]:
-    where, params = ["project_id = ?"], [f.project_id]
-    for clause, value in (("id = ?", f.run_id), ("branch = ?", f.branch), ("created_at >= ?", f.since),
-                          ("created_at < ?", f.until)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return " AND ".join(where), params
+def _filters(f: ResultFilter) -> dict:
+    return {"run_id": f.run_id, "branch": f.branch, "since": f.since, "until": f.until}
 
 
-async def _rows_within(db, sizes_sql: str, run_id: str, after: int, limit: int) -> int:
+async def _rows_within(db, run_id: str, after: int, limit: int, *, details: bool) -> int:
     """How many of the next `limit` rows of the run after `after` fit in CHUNK_TEXT_CHARS
     (at least one)."""
     total = 0
-    sizes = await _fetch(db, sizes_sql, (run_id, after, limit))
+    sizes = await _fetch(db, exports_db.row_sizes, run_id, after, limit, details=details)
     for n, (_, size) in enumerate(sizes):
         total += size
         if total > CHUNK_TEXT_CHARS:
@@ -135,18 +103,15 @@ async def _rows_within(db, sizes_sql: str, run_id: str, after: int, limit: int) 
 
 
 async def iter_run_pages(db, f: ResultFilter) -> AsyncIterator[list[RunContext]]:
-    where, params = _run_where(f)
     after: tuple[int, str] = (-1, "")
     while True:
-        rows = await _fetch(
-            db, f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} AND (created_at, id) > (?, ?) "
-            "ORDER BY created_at, id LIMIT ?", (*params, *after, RUN_PAGE),
-        )
+        rows = await _fetch(db, exports_db.run_page, f.project_id, _filters(f), after, RUN_PAGE)
         if rows:
             yield [RunContext(*row) for row in rows]
         if len(rows) < RUN_PAGE:
             return
-        after = (rows[-1][7], rows[-1][0])
+        last = RunContext(*rows[-1])
+        after = (last.created_at, last.id)
 
 
 async def _small_runs(db, runs: list[RunContext]) -> set[str]:
@@ -154,11 +119,8 @@ async def _small_runs(db, runs: list[RunContext]) -> set[str]:
     without measuring every chunk first (two queries a run halved the rate of exports of many
     small runs). Measured once a page; a run still growing may pass the budget by what arrives
     in between, never by more than CHUNK_ROWS rows."""
-    marks = ",".join("?" * len(runs))
-    large = {run_id for run_id, n, size in await _fetch(
-        db, f"SELECT run_id, count(*), coalesce(sum(length(error_message)), 0) FROM results "
-        f"WHERE run_id IN ({marks}) GROUP BY run_id", tuple(run.id for run in runs),
-    ) if n > CHUNK_ROWS or size > CHUNK_TEXT_CHARS}
+    large = {run_id for run_id, n, size in await _fetch(db, exports_db.run_sizes, [run.id for run in runs])
+             if n > CHUNK_ROWS or size > CHUNK_TEXT_CHARS}
     return {run.id for run in runs} - large
 
 
@@ -174,8 +136,8 @@ async def iter_chunks(db, f: ResultFilter) -> AsyncIterator[tuple[RunContext, li
                 if run.id in small and after == -1:
                     limit = CHUNK_ROWS
                 else:
-                    limit = await _rows_within(db, ROW_SIZES_SQL, run.id, after, CHUNK_ROWS)
-                rows = await _fetch(db, ROWS_SQL, (run.id, after, limit))
+                    limit = await _rows_within(db, run.id, after, CHUNK_ROWS, details=False)
+                rows = await _fetch(db, exports_db.result_rows, run.id, after, limit, details=False)
                 if rows:
                     yield run, rows
                 if len(rows) < limit:
@@ -187,10 +149,7 @@ async def count_results(db, f: ResultFilter) -> int:
     """How many rows an export will have (for a client's progress bar): counted along the
     results' run index, not from the runs' counters, which a summary-only sender may have set
     beyond the results it stored."""
-    where, params = _run_where(f)
-    rows = await _fetch(db, f"SELECT count(*) FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})",
-                        tuple(params))
-    return rows[0][0]
+    return await db.read(exports_db.count_results, f.project_id, _filters(f))
 
 
 # Rows with captured output can be 64 KB each: the report formats read fewer at a time.
@@ -201,8 +160,8 @@ async def iter_details(db, run_id: str) -> AsyncIterator[list[DetailRow]]:
     """One run's results with their details, in chunks, for the report formats of one run."""
     after = -1
     while True:
-        limit = await _rows_within(db, DETAIL_SIZES_SQL, run_id, after, DETAIL_CHUNK_ROWS)
-        rows = await _fetch(db, DETAIL_SQL, (run_id, after, limit))
+        limit = await _rows_within(db, run_id, after, DETAIL_CHUNK_ROWS, details=True)
+        rows = await _fetch(db, exports_db.result_rows, run_id, after, limit, details=True)
         if rows:
             yield [DetailRow(ExportRow(*r[:14]), *r[14:]) for r in rows]
         if len(rows) < limit:
@@ -221,15 +180,11 @@ async def run_totals(db, run_id: str) -> RunTotals:
     """What a report's header says before its tests stream: counts by status, flaky, time."""
     by_status: dict[str, int] = {}
     flaky = duration = 0
-    for status, is_flaky, n, ms in await _fetch(
-        db, "SELECT status, flaky, count(*), coalesce(sum(duration_ms), 0) FROM results WHERE run_id = ? "
-        "GROUP BY status, flaky", (run_id,),
-    ):
+    for status, is_flaky, n, ms in await _fetch(db, exports_db.status_totals, run_id):
         by_status[status] = by_status.get(status, 0) + n
         flaky += n if is_flaky else 0
         duration += ms
-    suites = (await _fetch(db, "SELECT count(DISTINCT t.suite_path) FROM results r JOIN tests t ON t.id = r.test_id "
-                           "WHERE r.run_id = ?", (run_id,)))[0][0]
+    suites = await db.read(exports_db.suite_count, run_id)
     return RunTotals(by_status, flaky, duration, suites)
 
 

@@ -27,18 +27,21 @@ from typing import Annotated, Literal
 import msgspec
 
 from ..config import FlakyConfig, GradeConfig
+from ..db import failures as failures_db
+from ..db import results as results_db
+from ..db import runs as runs_db
 from .clock import now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .flaky import analyse
 from .grade import NOT_ENOUGH_DATA, Grade, grade_of
 from .quarantine import quarantined_ids, test_infos
 from .regressions import NewFailure, of_run
-from .status import FAILING, RUN_FINISHED
+from .status import FAILURE_STATUSES, RUN_FINISHED
 from .window import drive, get_window_run, source
 
 Letter = Literal["A", "B", "C", "D", "F"]
 _ORDER = "ABCDF"
-_FAILING = tuple(sorted(FAILING))
+_FAILURES = tuple(sorted(FAILURE_STATUSES))
 
 
 class GateRules(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -126,33 +129,24 @@ def effective(settings: GateRules, query: GateRules) -> EffectiveRules:
     )
 
 
-async def _pick_run(src, project_id: str, run_ref: str | None, branch: str | None, main: str) -> tuple:
-    """(id, short id, status, branch, commit) of the run to judge."""
-    columns = "id, short_id, status, branch, commit_sha"
+def _pick_run(conn, project_id: str, run_ref: str | None, branch: str | None, main: str):
+    """The run to judge: (id, short_id, status, branch, commit_sha, ...) row."""
     if run_ref:
-        rows = await src.fetch(
-            f"SELECT {columns} FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?",
-            (run_ref, run_ref, project_id),
-        )
-        if not rows:
+        row = runs_db.find_project_run(conn, project_id, run_ref)
+        if row is None:
             raise NotFound("Run not found in this project")
-        return rows[0]
+        return row
     branch = branch if branch is not None else main
-    finished = ",".join(f"'{s}'" for s in sorted(RUN_FINISHED))
-    rows = await src.fetch(
-        f"SELECT {columns} FROM runs WHERE project_id = ? AND branch IS ? AND status IN ({finished}) "
-        "ORDER BY created_at DESC LIMIT 1",
-        (project_id, branch or None),
-    )
-    if not rows:
+    row = runs_db.latest_run_of_branch(conn, project_id, branch or None, sorted(RUN_FINISHED))
+    if row is None:
         raise NotFound(
             f"No finished run on branch {branch!r} yet (runs sent without a branch belong to no branch: send "
             "ci.branch, upload from CI, or name the run with run_id / --run)"
         )
-    return rows[0]
+    return row
 
 
-async def evaluate(
+def evaluate(
     conn, project_id: str, *, run_ref: str | None = None, branch: str | None = None,
     rules: GateRules | None = None, flaky_rules: FlakyConfig | None = None, grade_rules: GradeConfig | None = None,
 ) -> GateResult:
@@ -160,31 +154,31 @@ async def evaluate(
     default branch's) against the query's `rules` over the project's settings."""
     src = source(conn)
     flaky_rules, grade_rules = flaky_rules or FlakyConfig(), grade_rules or GradeConfig()
-    found = await src.fetch("SELECT default_branch, settings FROM projects WHERE id = ?", (project_id,))
-    if not found:
+    found = runs_db.project_settings(conn, project_id)
+    if found is None:
         raise NotFound("Project not found")
-    main, settings = found[0][0], msgspec.json.decode(found[0][1]) if found[0][1] else {}
+    main = found["default_branch"]
+    settings = msgspec.json.decode(found["settings"]) if found["settings"] else {}
     chosen = effective(settings_rules(settings), rules or GateRules())
-    run_id, short_id, status, run_branch, commit = await _pick_run(src, project_id, run_ref, branch, main)
+    picked = _pick_run(conn, project_id, run_ref, branch, main)
+    run_id, short_id, status = picked["id"], picked["short_id"], picked["status"]
+    run_branch, commit = picked["branch"], picked["commit_sha"]
     if status not in RUN_FINISHED:
         raise Conflict(f"run {short_id} is {status}: the gate judges finished runs; ask again once it has finished")
-    run = await get_window_run(src, run_id)
-    ignore = frozenset(await quarantined_ids(src, project_id)) if chosen.ignore_quarantined else frozenset()
+    run = drive(get_window_run(src, run_id))
+    ignore = frozenset(drive(quarantined_ids(src, project_id))) if chosen.ignore_quarantined else frozenset()
 
-    analysis = await analyse(src, project_id, main, flaky_rules, newest=run, ignore=ignore)
+    analysis = drive(analyse(src, project_id, main, flaky_rules, newest=run, ignore=ignore))
     grade = grade_of(analysis, project_id, main, flaky_rules, grade_rules, ignore)
-    failing_rows = await src.fetch(
-        f"SELECT test_id, status, signature_id FROM results WHERE run_id = ? "
-        f"AND status IN ({','.join('?' * len(_FAILING))})", (run_id, *_FAILING),
-    )
+    failing_rows = results_db.failing_results(conn, run_id, _FAILURES)
     failing = [r[0] for r in failing_rows]
-    aside = await _set_aside(src, project_id, failing_rows, ignore, chosen.ignore_known_environment)
+    aside = _set_aside(conn, project_id, failing_rows, ignore, chosen.ignore_known_environment)
     ignored = sum(1 for t in failing if t in ignore)
     skipped = {a.test_id for a in aside}
     failures = len(failing) - len(skipped)
     if run.failed + run.broken > len(failing):  # a summary counted more than the cases it sent
         failures = run.failed + run.broken - len(skipped)
-    regressions = await of_run(src, project_id, run_id, flaky_rules)
+    regressions = drive(of_run(src, project_id, run_id, flaky_rules))
     new = [f for f in regressions.data
            if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
 
@@ -229,23 +223,18 @@ async def evaluate(
     )
 
 
-async def _set_aside(
-    src, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
+def _set_aside(
+    conn, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
 ) -> list[SetAside]:
     infos = {}
     env: dict[int, str] = {}
     if known_env:
         sids = sorted({r[2] for r in failing_rows if r[2] is not None})
-        for start in range(0, len(sids), 500):
-            chunk = sids[start : start + 500]
-            for sid, key, url, hash_ in await src.fetch(
-                "SELECT id, bug_ticket_key, bug_ticket_url, hash FROM failure_signatures "
-                f"WHERE category = 'environment' AND id IN ({','.join('?' * len(chunk))})", chunk,
-            ):
-                env[sid] = key or url or f"signature {hash_}"
+        for sid, key, url, hash_ in failures_db.environment_tickets(conn, sids):
+            env[sid] = key or url or f"signature {hash_}"
     wanted = [r[0] for r in failing_rows if r[0] in quarantined or r[2] in env]
     if wanted:
-        infos = await test_infos(src, project_id, wanted)
+        infos = drive(test_infos(source(conn), project_id, wanted))
     out = []
     for test_id, status, sid in failing_rows:
         info = infos.get(test_id)
@@ -263,13 +252,9 @@ def record_first(conn, result: GateResult) -> GateResult:
     """Writer operation: record `result` as the run's verdict unless one is recorded already;
     answer with the recorded verdict beside this one."""
     encoder = msgspec.json.Encoder()
-    conn.execute(
-        "INSERT INTO gate_verdicts (run_id, passed, reasons, set_aside, computed_at) VALUES (?,?,?,?,?) "
-        "ON CONFLICT (run_id) DO NOTHING",
-        (result.run_id, int(result.passed), encoder.encode(result.reasons).decode(),
-         encoder.encode(result.set_aside).decode(), now_ms()),
-    )
-    return with_recorded(result, drive(recorded_verdict(conn, result.run_id)))
+    failures_db.record_gate_verdict(conn, result.run_id, result.passed, encoder.encode(result.reasons).decode(),
+                                    encoder.encode(result.set_aside).decode(), now_ms())
+    return with_recorded(result, recorded_verdict(conn, result.run_id))
 
 
 def with_recorded(result: GateResult, recorded: RecordedVerdict | None) -> GateResult:
@@ -279,12 +264,15 @@ def with_recorded(result: GateResult, recorded: RecordedVerdict | None) -> GateR
     return msgspec.structs.replace(result, recorded=recorded, changed_since_recorded=recorded.passed != result.passed)
 
 
-async def recorded_verdict(conn, run_id: str) -> RecordedVerdict | None:
-    rows = await source(conn).fetch(
-        "SELECT passed, reasons, set_aside, computed_at FROM gate_verdicts WHERE run_id = ?", (run_id,)
-    )
-    if not rows:
+def recorded_verdict(conn, run_id: str) -> RecordedVerdict | None:
+    row = failures_db.gate_verdict(conn, run_id)
+    if row is None:
         return None
-    row = rows[0]
-    return RecordedVerdict(bool(row[0]), msgspec.json.decode(row[1]), msgspec.json.decode(row[2], type=list[SetAside]),
-                           to_iso(row[3]))
+    return RecordedVerdict(bool(row["passed"]), msgspec.json.decode(row["reasons"]),
+                           msgspec.json.decode(row["set_aside"], type=list[SetAside]), to_iso(row["computed_at"]))
+
+
+def evaluate_with_recorded(conn, project_id: str, **kwargs) -> GateResult:
+    """`evaluate` with the run's recorded verdict beside it, in one read."""
+    result = evaluate(conn, project_id, **kwargs)
+    return with_recorded(result, recorded_verdict(conn, result.run_id))

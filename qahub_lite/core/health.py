@@ -28,14 +28,14 @@ from .flaky import FLAKY, Judgement, analyse
 from .quarantine import test_infos
 from .regressions import judge_finished_run
 from . import runs as runs_core
-from .status import FAILING
+from .status import FAILURE_STATUSES
 from .trends import day_of, refresh_day, refresh_day_of_run
 from .webhooks import Subscriber, enqueue, subscribers
 from .window import SyncSource, WindowRun, default_branch, drive, get_window_run, is_infra_failure, recent_runs
 
 log = logging.getLogger("qahub.health")
 MAX_ATTEMPTS = 5  # a queued run whose processing fails this often is dropped (and logged)
-_FAILING = tuple(sorted(FAILING))
+_FAILING = tuple(sorted(FAILURE_STATUSES))
 
 
 def on_run_completed(conn: sqlite3.Connection, run_id: str) -> None:
@@ -79,7 +79,7 @@ def process_queued(conn: sqlite3.Connection, queue_id: int, run_id: str, rules: 
     hooks = subscribers(conn, project_id)
     if not hooks:
         return 0
-    run = runs_core.get_run_sync(conn, tenant_id, run_id)
+    run = runs_core.get_run(conn, tenant_id, run_id)
     project = _project(conn, project_id)
     summary = {**msgspec.to_builtins(run), "url": f"{public_url}/runs/{run.id}"}
     queued_events = enqueue(conn, hooks, "run.completed", project, {

@@ -6,7 +6,7 @@ Steps, all in one transaction (a 2xx means all of it is committed):
 2. resolve test case codes and ids of the run's project; unknown ones become item errors;
 3. intern test identities (`tests` rows, core/identity.py) in bulk; two items of one request
    with the same identity are a visible conflict (an item error, or attempts), never last-wins;
-4. upsert results with `executemany` (never with RETURNING, see DESIGN.md);
+4. upsert results in one bulk statement (never with RETURNING, see DESIGN.md);
 5. give each failing result its failure signature (core/signatures.py, in bulk), carrying a
    known issue's ticket to it;
 6. recompute the run's counts from its results.
@@ -14,12 +14,13 @@ Steps, all in one transaction (a 2xx means all of it is committed):
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
 
+from ..db import results as results_db
+from ..db import runs as runs_db
 from . import health
 from . import identity as identity_keys
 from . import signatures
@@ -28,10 +29,8 @@ from . import runs as runs_core
 from .clock import new_id, new_short_id, now_ms
 from .errors import NotFound
 from .model import AttemptRecord, IngestOutcome, ItemError, ResultRecord, RunRecord
-from .status import FAILING, RUN_FINISHED, passed_after_failing
+from .status import FAILURE_STATUSES, RUN_FINISHED, passed_after_failing
 
-# SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
-_CHUNK = 500
 _attempts_encoder = msgspec.json.Encoder()
 _tags_encoder = msgspec.json.Encoder()
 
@@ -44,85 +43,28 @@ def case_identity(test_case_id: str, variant: str = "") -> str:
     return identity_keys.case_key(test_case_id, variant)
 
 
-def insert_run(conn: sqlite3.Connection, tenant_id: str, run: RunRecord) -> tuple[str, str]:
+def insert_run(conn, tenant_id: str, run: RunRecord) -> tuple[str, str]:
     """Insert a run row; returns (id, short_id)."""
     run_id, now = new_id(), now_ms()
-    finished = now if run.status in ("COMPLETED", "CANCELED", "ERROR") else None
+    finished = now if run.status in RUN_FINISHED else None
     started = run.started_at if run.started_at is not None else (now if run.status != "PENDING" else None)
-    for _ in range(5):
-        short_id = new_short_id()
-        try:
-            conn.execute(
-                """INSERT INTO runs (id, short_id, tenant_id, project_id, name, environment, framework, source,
-                   status, branch, commit_sha, pr_number, pr_url, repository, ci_provider, build_url,
-                   created_at, started_at, finished_at, duration_ms, extra)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                (
-                    run_id, short_id, tenant_id, run.project_id, run.name, run.environment, run.framework,
-                    run.source, run.status, run.ci.branch, run.ci.commit_sha, run.ci.pr_number, run.ci.pr_url,
-                    run.ci.repository, run.ci.ci_provider, run.ci.build_url, now, started, finished,
-                    run.duration_ms, msgspec.json.encode(run.extra).decode() if run.extra else None,
-                ),
-            )
-            return run_id, short_id
-        except sqlite3.IntegrityError as exc:
-            if "short_id" not in str(exc):
-                raise
+    values = {
+        "id": run_id, "short_id": "", "tenant_id": tenant_id, "project_id": run.project_id, "name": run.name,
+        "environment": run.environment, "framework": run.framework, "source": run.source, "status": run.status,
+        "branch": run.ci.branch, "commit_sha": run.ci.commit_sha, "pr_number": run.ci.pr_number,
+        "pr_url": run.ci.pr_url, "repository": run.ci.repository, "ci_provider": run.ci.ci_provider,
+        "build_url": run.ci.build_url, "created_at": now, "started_at": started, "finished_at": finished,
+        "duration_ms": run.duration_ms, "extra": msgspec.json.encode(run.extra).decode() if run.extra else None,
+    }
+    for _ in range(5):  # short ids are random: a clash is rare, and another draw settles it
+        values["short_id"] = new_short_id()
+        if runs_db.insert_run(conn, values):
+            return run_id, values["short_id"]
     raise RuntimeError("could not allocate a unique short id for a run")
 
 
-def _resolve_cases(
-    conn: sqlite3.Connection, project_id: str, items: Sequence[tuple[int, ResultRecord]]
-) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """code -> (case id, title) and case id -> title for the codes and ids the items name."""
-    codes = sorted({r.test_case_code for _, r in items if r.test_case_code})
-    ids = sorted({r.test_case_id for _, r in items if r.test_case_id and not r.test_case_code})
-    by_code: dict[str, tuple[str, str]] = {}
-    by_id: dict[str, str] = {}
-    for start in range(0, len(codes), _CHUNK):
-        chunk = codes[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT code, id, title FROM test_cases WHERE project_id = ? AND code IN ({marks})", (project_id, *chunk)
-        ):
-            by_code[row[0]] = (row[1], row[2])
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT id, title FROM test_cases WHERE project_id = ? AND id IN ({marks})", (project_id, *chunk)
-        ):
-            by_id[row[0]] = row[1]
-    return by_code, by_id
-
-
-def _intern_tests(
-    conn: sqlite3.Connection, project_id: str, wanted: dict[str, tuple[str | None, str, str, str]]
-) -> dict[str, int]:
-    """identity -> tests.id, creating the missing identities in bulk."""
-    now = now_ms()
-    conn.executemany(
-        "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
-        "VALUES (?,?,?,?,?,?,?)",
-        [
-            (project_id, case_id, suite, title, variant, identity, now)
-            for identity, (case_id, suite, title, variant) in wanted.items()
-        ],
-    )
-    ids: dict[str, int] = {}
-    keys = list(wanted)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT identity, id FROM tests WHERE project_id = ? AND identity IN ({marks})", (project_id, *chunk)
-        ):
-            ids[row[0]] = row[1]
-    return ids
-
-
 def store_results(
-    conn: sqlite3.Connection,
+    conn,
     tenant_id: str,
     items: Sequence[tuple[int, ResultRecord]],
     *,
@@ -147,16 +89,19 @@ def store_results(
         project_id = run.project_id
         run_id, short_id = insert_run(conn, tenant_id, run)
     else:
-        row = conn.execute("SELECT project_id, short_id FROM runs WHERE id = ? AND tenant_id = ?", (run_id, tenant_id)).fetchone()
-        if row is None:
+        place = runs_db.run_place(conn, tenant_id, run_id)
+        if place is None:
             raise NotFound("Run not found")
-        project_id, short_id = row[0], row[1]
+        project_id, short_id = place["project_id"], place["short_id"]
     errors = list(rejected)
-    by_code, by_id = _resolve_cases(conn, project_id, items)
+    codes = sorted({r.test_case_code for _, r in items if r.test_case_code})
+    by_code = results_db.cases_by_code(conn, project_id, codes)
+    by_id = results_db.case_titles(
+        conn, project_id, sorted({r.test_case_id for _, r in items if r.test_case_id and not r.test_case_code}))
 
     wanted, accepted = identify(items, by_code, by_id, errors, unlink_unknown_codes=unlink_unknown_codes,
                                 duplicates=duplicates)
-    test_ids = _intern_tests(conn, project_id, wanted) if wanted else {}
+    test_ids = results_db.intern_tests(conn, project_id, wanted, now_ms()) if wanted else {}
     now = now_ms()
     rows = []
     for _, r, identity, linked in accepted:
@@ -168,37 +113,11 @@ def store_results(
             now, now, None,
         ))
     signed = _sign(conn, project_id, run_id, rows)
-    # Upsert: the same test in the same run is updated, not duplicated (seed 001). An update
-    # that leaves a field out keeps what was there (a bug ticket added later keeps the
-    # duration), except that the error belongs to the outcome: a new status brings its own.
-    conn.executemany(
-        """INSERT INTO results (run_id, test_id, status, flaky, attempts, duration_ms, error_message, error_stack,
-               comment, bug_ticket_key, bug_ticket_url, framework, file, line, stdout, stderr, attempt_log, linked,
-               executed_at, tags, created_at, updated_at, signature_id)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-           ON CONFLICT (run_id, test_id) DO UPDATE SET
-               status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
-               duration_ms = coalesce(excluded.duration_ms, results.duration_ms),
-               error_message = CASE WHEN excluded.status = results.status
-                   THEN coalesce(excluded.error_message, results.error_message) ELSE excluded.error_message END,
-               error_stack = CASE WHEN excluded.status = results.status
-                   THEN coalesce(excluded.error_stack, results.error_stack) ELSE excluded.error_stack END,
-               comment = coalesce(excluded.comment, results.comment),
-               bug_ticket_key = coalesce(excluded.bug_ticket_key, results.bug_ticket_key),
-               bug_ticket_url = coalesce(excluded.bug_ticket_url, results.bug_ticket_url),
-               framework = coalesce(excluded.framework, results.framework),
-               file = coalesce(excluded.file, results.file), line = coalesce(excluded.line, results.line),
-               stdout = excluded.stdout, stderr = excluded.stderr, attempt_log = excluded.attempt_log,
-               executed_at = coalesce(excluded.executed_at, results.executed_at),
-               tags = coalesce(excluded.tags, results.tags),
-               signature_id = excluded.signature_id,
-               updated_at = excluded.updated_at""",
-        rows,
-    )
+    results_db.upsert_results(conn, rows)  # rows in results_db.UPSERT_COLUMNS order
     # The tests listing filters by tag: a test carries the tags its latest tagged result had.
     tagged = [(row[19], row[1]) for row in rows if row[19] is not None]
     if tagged:
-        conn.executemany("UPDATE tests SET tags = ? WHERE id = ? AND tags IS NOT ?", [(t, i, t) for t, i in tagged])
+        results_db.set_test_tags(conn, tagged)
     if signed is not None:
         signatures.record_tests(conn, [(row[22], row[1]) for row in rows if row[22] is not None])
         if signed.new:
@@ -210,13 +129,13 @@ def store_results(
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)
 
 
-def _sign(conn: sqlite3.Connection, project_id: str, run_id: str, rows: list) -> signatures.Stored | None:
+def _sign(conn, project_id: str, run_id: str, rows: list) -> signatures.Stored | None:
     """Step 5: the signature of each failing row (rows are rebuilt in place, position 22), and a
     known issue's ticket on rows that name none (docs/triage.md)."""
-    failing = [(i, row[2], row[6], row[7]) for i, row in enumerate(rows) if row[2] in FAILING]
+    failing = [(i, row[2], row[6], row[7]) for i, row in enumerate(rows) if row[2] in FAILURE_STATUSES]
     if not failing:
         return None
-    branch = conn.execute("SELECT branch FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    branch = runs_db.run_branch(conn, run_id)
     signed = signatures.store(conn, project_id, run_id, branch, failing, len(rows))
     for i, _, _, _ in failing:
         sid = signed.ids[i]

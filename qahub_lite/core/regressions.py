@@ -22,10 +22,10 @@ import msgspec
 from ..config import FlakyConfig
 from .clock import now_ms, to_iso
 from .quarantine import shorten, test_infos
-from .status import FAILING
+from .status import FAILURE_STATUSES
 from .window import Source, WindowRun, default_branch, drive, get_window_run, recent_runs, source
 
-_FAILING = tuple(sorted(FAILING))
+_FAILING = tuple(sorted(FAILURE_STATUSES))
 
 
 class NewFailure(msgspec.Struct):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-import aiosqlite
 import msgspec
 
+from ..db import results as results_db
+from ..db import runs as runs_db
 from . import health, identity
 from .clock import now_ms, row_id, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
-from .paging import MAX_LIMIT, clamp_limit, decode_cursor, decode_int_cursor, split_page
-from .status import RUN_FINISHED
+from .paging import MAX_LIMIT, clamp_limit, decode_cursor, decode_int_cursor, encode_cursor, split_page
+from .status import RUN_FINISHED, UNFINISHED
 
 
 class RunCounts(msgspec.Struct):
@@ -94,22 +93,15 @@ class ResultPage(msgspec.Struct):
     next_cursor: str | None
 
 
-RUN_COLUMNS = (
-    "id, short_id, project_id, name, environment, framework, source, status, branch, commit_sha, pr_number, "
-    "pr_url, repository, ci_provider, build_url, created_at, started_at, finished_at, duration_ms, total, passed, "
-    "failed, broken, skipped, unknown, pending, flaky"
-)
 _attempts_decoder = msgspec.json.Decoder(list[AttemptRecord])
 _tags_decoder = msgspec.json.Decoder(list[str])
-# A stored tag list contains the tag: JSON text, matched by SQLite's own JSON reader.
-TAG_SQL = "EXISTS (SELECT 1 FROM json_each({col}) WHERE json_each.value = ?)"
 
 
 def verdict(status: str, counts: RunCounts) -> str | None:
     """A finished run's verdict: FAILED if anything failed, broke or timed out, or the run
     ended in ERROR; SKIPPED when everything was skipped; PASSED otherwise. None while it runs
     and for a canceled run, which reached no verdict (QA.tech's `result` is null for both).
-    `VERDICT_SQL` below says the same in SQL, for filters."""
+    db/runs.VERDICT_SQL says the same in SQL, for filters."""
     if status not in RUN_FINISHED or status == "CANCELED":
         return None
     if status == "ERROR" or counts.failed or counts.broken:
@@ -120,20 +112,17 @@ def verdict(status: str, counts: RunCounts) -> str | None:
 
 
 VERDICTS = ("PASSED", "FAILED", "SKIPPED")
-VERDICT_SQL = {
-    "FAILED": "(status = 'ERROR' OR (status = 'COMPLETED' AND (failed > 0 OR broken > 0)))",
-    "SKIPPED": "(status = 'COMPLETED' AND failed = 0 AND broken = 0 AND total > 0 AND skipped = total)",
-    "PASSED": "(status = 'COMPLETED' AND failed = 0 AND broken = 0 AND NOT (total > 0 AND skipped = total))",
-}
 
 
 def run_from_row(r) -> Run:
-    counts = RunCounts(r[19], r[20], r[21], r[22], r[23], r[24], r[25], r[26])
+    counts = RunCounts(*(r[c] for c in runs_db.COUNT_COLUMNS))
     return Run(
-        id=r[0], short_id=r[1], project_id=r[2], name=r[3], environment=r[4], framework=r[5], source=r[6],
-        status=r[7], verdict=verdict(r[7], counts),
-        ci=CiInfo(r[8], r[9], r[10], r[11], r[12], r[13], r[14]), counts=counts,
-        created_at=to_iso(r[15]), started_at=to_iso(r[16]), finished_at=to_iso(r[17]), duration_ms=r[18],
+        id=r["id"], short_id=r["short_id"], project_id=r["project_id"], name=r["name"], environment=r["environment"],
+        framework=r["framework"], source=r["source"], status=r["status"], verdict=verdict(r["status"], counts),
+        ci=CiInfo(r["branch"], r["commit_sha"], r["pr_number"], r["pr_url"], r["repository"], r["ci_provider"],
+                  r["build_url"]),
+        counts=counts, created_at=to_iso(r["created_at"]), started_at=to_iso(r["started_at"]),
+        finished_at=to_iso(r["finished_at"]), duration_ms=r["duration_ms"],
     )
 
 
@@ -159,39 +148,25 @@ class CaseOutcomeList(msgspec.Struct):
 # page holds at most MAX_LIMIT cases and this many variants of each, so neither the answer nor
 # the memory behind it grows with the run.
 MAX_CASE_VARIANTS = 100
-_CASE_RESULTS = "FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ? AND t.test_case_id"
 
-
-async def case_outcomes(conn: aiosqlite.Connection, run_id: str, *, limit: int | None = None,
-                        cursor: str | None = None) -> CaseOutcomeList:
+def case_outcomes(conn, run_id: str, *, limit: int | None = None, cursor: str | None = None) -> CaseOutcomeList:
     """Each linked test case of a run once, however many of its variants ran; by case id."""
     limit = clamp_limit(limit) if limit is not None else MAX_LIMIT
     after = decode_cursor(cursor)
-    page = [r[0] for r in await conn.execute_fetchall(
-        f"SELECT DISTINCT t.test_case_id {_CASE_RESULTS} > ? ORDER BY t.test_case_id LIMIT ?",
-        (run_id, after[1] if after else "", limit + 1),
-    )]
+    page = results_db.linked_case_ids(conn, run_id, after[1] if after else "", limit + 1)
     page, next_cursor = split_page([(case_id,) for case_id in page], limit, created_col=None)
     ids = [row[0] for row in page]
     if not ids:
         return CaseOutcomeList([], None)
-    marks = ",".join("?" * len(ids))
-    names = {r[0]: (r[1], r[2]) for r in await conn.execute_fetchall(
-        f"SELECT id, code, title FROM test_cases WHERE id IN ({marks})", ids)}
+    names = results_db.case_names(conn, ids)
     statuses: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
-    for case_id, status, n in await conn.execute_fetchall(
-        f"SELECT t.test_case_id, r.status, count(*) {_CASE_RESULTS} IN ({marks}) GROUP BY 1, 2", (run_id, *ids)
-    ):
-        statuses.setdefault(case_id, []).append(status)
-        counts[case_id] = counts.get(case_id, 0) + n
+    for row in results_db.case_statuses(conn, run_id, ids):
+        statuses.setdefault(row["test_case_id"], []).append(row["status"])
+        counts[row["test_case_id"]] = counts.get(row["test_case_id"], 0) + row["n"]
     variants: dict[str, list[str]] = {}
-    for case_id, variant in await conn.execute_fetchall(
-        f"SELECT test_case_id, variant FROM (SELECT t.test_case_id, t.variant, row_number() OVER "
-        f"(PARTITION BY t.test_case_id ORDER BY t.variant) AS n {_CASE_RESULTS} IN ({marks}) AND t.variant != '') "
-        "WHERE n <= ? ORDER BY test_case_id, variant", (run_id, *ids, MAX_CASE_VARIANTS)
-    ):
-        variants.setdefault(case_id, []).append(variant)
+    for row in results_db.case_variants(conn, run_id, ids, MAX_CASE_VARIANTS):
+        variants.setdefault(row["test_case_id"], []).append(row["variant"])
     return CaseOutcomeList([
         CaseOutcome(case_id, *names[case_id], identity.worst(statuses[case_id]), variants.get(case_id, []),
                     counts[case_id])
@@ -199,55 +174,36 @@ async def case_outcomes(conn: aiosqlite.Connection, run_id: str, *, limit: int |
     ], next_cursor)
 
 
-def refresh_counts(conn: sqlite3.Connection, run_id: str) -> None:
-    """Recount a run from its results (TIMEOUT counts as broken, CANCELED/RUNNING as pending)."""
-    c = dict.fromkeys(("passed", "failed", "broken", "skipped", "unknown", "pending", "flaky"), 0)
-    total = 0
-    for status, flaky, n in conn.execute(
-        "SELECT status, flaky, count(*) FROM results WHERE run_id = ? GROUP BY status, flaky", (run_id,)
-    ):
-        total += n
-        key = {
-            "PASSED": "passed", "FAILED": "failed", "BROKEN": "broken", "TIMEOUT": "broken", "SKIPPED": "skipped",
-            "UNKNOWN": "unknown", "PENDING": "pending", "RUNNING": "pending", "CANCELED": "skipped",
-        }[status]
-        c[key] += n
-        if flaky:
+# How each result status counts in a run's counts (TIMEOUT counts as broken, CANCELED as
+# skipped, RUNNING as pending).
+_COUNTED_AS = {
+    "PASSED": "passed", "FAILED": "failed", "BROKEN": "broken", "TIMEOUT": "broken", "SKIPPED": "skipped",
+    "UNKNOWN": "unknown", "PENDING": "pending", "RUNNING": "pending", "CANCELED": "skipped",
+}
+
+
+def refresh_counts(conn, run_id: str) -> None:
+    """Recount a run from its results."""
+    c = dict.fromkeys(runs_db.COUNT_COLUMNS, 0)
+    for row in results_db.count_by_status(conn, run_id):
+        n = row["n"]
+        c["total"] += n
+        c[_COUNTED_AS[row["status"]]] += n
+        if row["flaky"]:
             c["flaky"] += n
-    conn.execute(
-        "UPDATE runs SET total=?, passed=?, failed=?, broken=?, skipped=?, unknown=?, pending=?, flaky=? WHERE id=?",
-        (total, c["passed"], c["failed"], c["broken"], c["skipped"], c["unknown"], c["pending"], c["flaky"], run_id),
-    )
+    runs_db.set_counts(conn, run_id, c)
 
 
-def adopt_reported_counts(conn: sqlite3.Connection, run_id: str, counts: RunCounts) -> None:
+def adopt_reported_counts(conn, run_id: str, counts: RunCounts) -> None:
     """Give a run the counts its sender reported when they cover more tests than its stored
     results: a summary sent without its cases, or with cases cut at the cap (QualityPilot).
     A run whose results are all stored keeps the counts recomputed from them."""
-    conn.execute(
-        "UPDATE runs SET total=?, passed=?, failed=?, broken=?, skipped=?, unknown=?, pending=?, flaky=? "
-        "WHERE id=? AND total < ?",
-        (
-            counts.total, counts.passed, counts.failed, counts.broken, counts.skipped, counts.unknown,
-            counts.pending, counts.flaky, run_id, counts.total,
-        ),
-    )
+    runs_db.set_counts(conn, run_id, msgspec.structs.asdict(counts), only_if_more=True)
 
 
-async def get_run(conn: aiosqlite.Connection, tenant_id: str, run_ref: str) -> Run:
+def get_run(conn, tenant_id: str, run_ref: str) -> Run:
     """A run by id or short id."""
-    rows = await conn.execute_fetchall(
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE (id = ? OR short_id = ?) AND tenant_id = ?", (run_ref, run_ref, tenant_id)
-    )
-    if not rows:
-        raise NotFound("Run not found")
-    return run_from_row(rows[0])
-
-
-def get_run_sync(conn: sqlite3.Connection, tenant_id: str, run_ref: str) -> Run:
-    row = conn.execute(
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE (id = ? OR short_id = ?) AND tenant_id = ?", (run_ref, run_ref, tenant_id)
-    ).fetchone()
+    row = runs_db.find_run(conn, tenant_id, run_ref)
     if row is None:
         raise NotFound("Run not found")
     return run_from_row(row)
@@ -259,133 +215,97 @@ class RunFilter(msgspec.Struct, kw_only=True):
     environment: str | None = None
     status: str | None = None
     source: str | None = None
-    verdict: str | None = None  # PASSED, FAILED or SKIPPED (see VERDICT_SQL)
+    verdict: str | None = None  # PASSED, FAILED or SKIPPED (see db/runs.VERDICT_SQL)
     since: int | None = None  # epoch ms
     until: int | None = None
 
 
-async def list_runs(
-    conn: aiosqlite.Connection, tenant_id: str, f: RunFilter, *, limit: int | None = None, cursor: str | None = None
-) -> RunPage:
+def list_runs(conn, tenant_id: str, f: RunFilter, *, limit: int | None = None, cursor: str | None = None) -> RunPage:
     limit = clamp_limit(limit)
-    after = decode_cursor(cursor)
-    where, params = ["tenant_id = ?"], [tenant_id]
-    for column, value in (
-        ("project_id", f.project_id), ("branch", f.branch), ("environment", f.environment), ("status", f.status),
-        ("source", f.source),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if f.verdict is not None:
-        where.append(VERDICT_SQL[f.verdict])
-    if f.since is not None:
-        where.append("created_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        where.append("created_at < ?")
-        params.append(f.until)
-    if after:
-        where.append("(created_at, id) < (?, ?)")
-        params += [after[0], after[1]]
-    rows = list(
-        await conn.execute_fetchall(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*params, limit + 1),
-        )
+    rows = runs_db.list_runs(
+        conn, tenant_id,
+        equal={"project_id": f.project_id, "branch": f.branch, "environment": f.environment, "status": f.status,
+               "source": f.source},
+        verdict=f.verdict, since=f.since, until=f.until, after=decode_cursor(cursor), limit=limit + 1,
     )
-    rows, next_cursor = split_page(rows, limit, created_col=15)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
     return RunPage([run_from_row(r) for r in rows], next_cursor)
 
 
-def finish_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str, *, status: str = "COMPLETED") -> Run:
-    run = get_run_sync(conn, tenant_id, run_ref)
+def finish_run(conn, tenant_id: str, run_ref: str, *, status: str = "COMPLETED") -> Run:
+    run = get_run(conn, tenant_id, run_ref)
     if run.status in RUN_FINISHED:
         if run.status == status:
             return run  # finishing twice is harmless (a retried request)
         raise Conflict(f"run is {run.status} already")
     now = now_ms()
-    conn.execute(
-        "UPDATE runs SET status = ?, finished_at = ?, "
-        "duration_ms = coalesce(duration_ms, ? - coalesce(started_at, created_at)) WHERE id = ?",
-        (status, now, now, run.id),
-    )
+    runs_db.mark_finished(conn, run.id, status, now)
     if status == "CANCELED":
-        conn.execute(
-            "UPDATE results SET status = 'CANCELED', updated_at = ? WHERE run_id = ? AND status IN ('PENDING','RUNNING')",
-            (now, run.id),
-        )
+        results_db.set_status_where(conn, run.id, "CANCELED", tuple(UNFINISHED), now)
         refresh_counts(conn, run.id)
     health.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/health.py)
-    return get_run_sync(conn, tenant_id, run.id)
+    return get_run(conn, tenant_id, run.id)
 
 
-def delete_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str) -> list[str]:
+def delete_run(conn, tenant_id: str, run_ref: str) -> list[str]:
     """Delete a run with its results; returns attachment hashes to check after commit."""
-    run = get_run_sync(conn, tenant_id, run_ref)
-    hashes = [
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT a.sha256 FROM attachments a JOIN results r ON r.id = a.result_id WHERE r.run_id = ?",
-            (run.id,),
-        )
-    ]
-    conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
-    return hashes
+    return runs_db.delete_run(conn, get_run(conn, tenant_id, run_ref).id)
 
-
-_RESULT_SELECT = (
-    "SELECT r.id, r.run_id, r.test_id, t.test_case_id, c.code, t.title, t.suite_path, r.status, r.flaky, r.attempts, "
-    "r.attempt_log, r.duration_ms, r.error_message, r.error_stack, r.comment, r.bug_ticket_key, r.bug_ticket_url, "
-    "r.framework, r.file, r.line, r.stdout, r.stderr, r.executed_at, r.created_at, r.updated_at, t.variant, r.tags "
-    "FROM results r JOIN tests t ON t.id = r.test_id LEFT JOIN test_cases c ON c.id = t.test_case_id"
-)
 
 
 def result_from_row(r) -> Result:
+    log, tags = r["attempt_log"], r["tags"]
     return Result(
-        id=str(r[0]), run_id=r[1], test_id=r[2], test_case_id=r[3], test_case_code=r[4], title=r[5], suite=r[6],
-        status=r[7], flaky=bool(r[8]), attempts=r[9], previous_attempts=_attempts_decoder.decode(r[10]) if r[10] else [],
-        duration_ms=r[11], error_message=r[12], error_stack=r[13], comment=r[14], bug_ticket_key=r[15],
-        bug_ticket_url=r[16], framework=r[17], file=r[18], line=r[19], stdout=r[20], stderr=r[21],
-        executed_at=to_iso(r[22]), created_at=to_iso(r[23]), updated_at=to_iso(r[24]), variant=r[25],
-        tags=_tags_decoder.decode(r[26]) if r[26] else [],
+        id=str(r["id"]), run_id=r["run_id"], test_id=r["test_id"], test_case_id=r["test_case_id"],
+        test_case_code=r["test_case_code"], title=r["title"], suite=r["suite_path"], status=r["status"],
+        flaky=bool(r["flaky"]), attempts=r["attempts"], previous_attempts=_attempts_decoder.decode(log) if log else [],
+        duration_ms=r["duration_ms"], error_message=r["error_message"], error_stack=r["error_stack"],
+        comment=r["comment"], bug_ticket_key=r["bug_ticket_key"], bug_ticket_url=r["bug_ticket_url"],
+        framework=r["framework"], file=r["file"], line=r["line"], stdout=r["stdout"], stderr=r["stderr"],
+        executed_at=to_iso(r["executed_at"]), created_at=to_iso(r["created_at"]), updated_at=to_iso(r["updated_at"]),
+        variant=r["variant"], tags=_tags_decoder.decode(tags) if tags else [],
     )
 
 
-async def list_results(
-    conn: aiosqlite.Connection, run_id: str, *, statuses: list[str] | None = None, limit: int | None = None,
+def list_results(
+    conn, run_id: str, *, statuses: list[str] | None = None, limit: int | None = None,
     cursor: str | None = None, tag: str | None = None,
 ) -> ResultPage:
     """Results of a run in insertion order; all of them unless `limit` is given."""
-    where, params = ["r.run_id = ?"], [run_id]
-    if tag:
-        where.append(TAG_SQL.format(col="r.tags"))
-        params.append(tag)
-    if statuses:
-        where.append(f"r.status IN ({','.join('?' * len(statuses))})")
-        params += statuses
-    if cursor:
-        after = decode_int_cursor(cursor)
-        where.append("r.id > ?")
-        params.append(after[1])
-    sql = f"{_RESULT_SELECT} WHERE {' AND '.join(where)} ORDER BY r.id"
-    if limit is not None:
-        limit = clamp_limit(limit)
-        rows = list(await conn.execute_fetchall(sql + " LIMIT ?", (*params, limit + 1)))
-        rows, next_cursor = split_page(rows, limit, created_col=None)  # by id: insertion order
-    else:
-        rows, next_cursor = list(await conn.execute_fetchall(sql, params)), None
+    after = decode_int_cursor(cursor)[1] if cursor else None
+    if limit is None:
+        rows = results_db.list_results(conn, run_id, statuses=statuses, tag=tag, after_id=after)
+        return ResultPage([result_from_row(r) for r in rows], None)
+    limit = clamp_limit(limit)
+    rows = results_db.list_results(conn, run_id, statuses=statuses, tag=tag, after_id=after, limit=limit + 1)
+    next_cursor = None
+    if len(rows) > limit:  # by id: insertion order
+        rows = rows[:limit]
+        next_cursor = encode_cursor(0, rows[-1]["id"])
     return ResultPage([result_from_row(r) for r in rows], next_cursor)
 
 
-async def get_result(conn: aiosqlite.Connection, tenant_id: str, result_id: str) -> Result:
+def get_result(conn, tenant_id: str, result_id: str) -> Result:
     key = row_id(result_id)
-    if key is None:
+    row = results_db.find_result(conn, tenant_id, key) if key is not None else None
+    if row is None:
         raise NotFound("Result not found")
-    rows = await conn.execute_fetchall(
-        f"{_RESULT_SELECT} JOIN runs u ON u.id = r.run_id WHERE r.id = ? AND u.tenant_id = ?", (key, tenant_id)
-    )
-    if not rows:
+    return result_from_row(row)
+
+
+def get_result_with_run(conn, tenant_id: str, result_id: str) -> tuple[Result, Run]:
+    """A result and its run, in one read."""
+    result = get_result(conn, tenant_id, result_id)
+    return result, get_run(conn, tenant_id, result.run_id)
+
+
+def get_run_result(conn, tenant_id: str, run_ref: str, result_id: str) -> tuple[Run, Result]:
+    """A run and one of its results, in one read; NotFound when the result is another run's."""
+    run = get_run(conn, tenant_id, run_ref)
+    result = get_result(conn, tenant_id, result_id)
+    if result.run_id != run.id:
         raise NotFound("Result not found")
-    return result_from_row(rows[0])
+    return run, result

@@ -10,17 +10,17 @@ AssertionError and a TypeError with the same words are two.
 Computed at ingest (core/ingest.py) for every failing result, in bulk: `compute` is pure and
 memoized on the message and stack with every digit read as 0 (exact: see `_zeroed`), frame
 lines are parsed once each, and `store` upserts the project's `failure_signatures` rows, their
-counts, tests and branches with a few `executemany` calls, never one query per row.
+counts, tests and branches with a few bulk statements, never one query per row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from ..db import failures as failures_db
 from .clock import now_ms
 
 # Only the head of a message and of a stack decides the signature: a 1 MB stack costs no more.
@@ -245,9 +245,8 @@ def compile_masks(patterns: Iterable[str]) -> tuple[re.Pattern, ...]:
     return tuple(re.compile(p) for p in patterns)
 
 
-def project_masks(conn: sqlite3.Connection, project_id: str) -> tuple[re.Pattern, ...]:
-    return _cached_masks(tuple(r[0] for r in conn.execute(
-        "SELECT pattern FROM signature_rules WHERE project_id = ? ORDER BY id", (project_id,))))
+def project_masks(conn, project_id: str) -> tuple[re.Pattern, ...]:
+    return _cached_masks(failures_db.mask_patterns(conn, project_id))
 
 
 @lru_cache(maxsize=256)
@@ -267,7 +266,7 @@ class Stored:
 
 
 def store(
-    conn: sqlite3.Connection, project_id: str, run_id: str, branch: str | None,
+    conn, project_id: str, run_id: str, branch: str | None,
     failing: Sequence[tuple[int, str, str | None, str | None]], total: int,
 ) -> Stored:
     """Writer step of the ingest: the signature id of each of `total` rows (None for rows not in
@@ -294,15 +293,12 @@ def store(
             entry[3] += 1
             entry[4].append(pos)
     hashes = list(by_hash)
-    existing = _ids(conn, project_id, hashes)
+    existing = failures_db.signature_ids(conn, project_id, hashes)
     fresh = [h for h in hashes if h not in existing]
     if fresh:
-        conn.executemany(
-            "INSERT INTO failure_signatures (project_id, hash, exception_type, normalized, example, first_seen, "
-            "last_seen, first_run_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project_id, hash) DO NOTHING",
-            [(project_id, h, by_hash[h][0], by_hash[h][1], by_hash[h][2], now, now, run_id) for h in fresh],
-        )
-        created = _ids(conn, project_id, fresh)
+        failures_db.insert_signatures(
+            conn, [(project_id, h, by_hash[h][0], by_hash[h][1], by_hash[h][2], now, now, run_id) for h in fresh])
+        created = failures_db.signature_ids(conn, project_id, fresh)
         existing.update(created)
         out.new = [(created[h][0], h, by_hash[h][0], by_hash[h][2]) for h in fresh if h in created]
     # A merged signature counts on the one it was merged into (one hop: merges are flattened).
@@ -313,40 +309,12 @@ def store(
         counts[sid] = counts.get(sid, 0) + entry[3]
         for pos in entry[4]:
             out.ids[pos] = sid
-    conn.executemany(
-        "UPDATE failure_signatures SET occurrences = occurrences + ?, last_seen = ? WHERE id = ?",
-        [(n, now, sid) for sid, n in counts.items()],
-    )
-    conn.executemany(
-        "INSERT INTO signature_branches (signature_id, branch, occurrences, last_seen) VALUES (?,?,?,?) "
-        "ON CONFLICT (signature_id, branch) DO UPDATE SET occurrences = occurrences + excluded.occurrences, "
-        "last_seen = excluded.last_seen",
-        [(sid, branch or "", n, now) for sid, n in counts.items()],
-    )
-    marks = ",".join("?" * len(counts))
-    for row in conn.execute(
-        f"SELECT id, bug_ticket_key, bug_ticket_url FROM failure_signatures WHERE id IN ({marks}) "
-        "AND (bug_ticket_key IS NOT NULL OR bug_ticket_url IS NOT NULL)", tuple(counts),
-    ):
-        out.triage[row[0]] = (row[1], row[2])
+    failures_db.count_occurrences(conn, counts, branch or "", now)
+    out.triage = failures_db.tickets(conn, list(counts))
     return out
 
 
-def record_tests(conn: sqlite3.Connection, pairs: Iterable[tuple[int, int]]) -> None:
+def record_tests(conn, pairs: Iterable[tuple[int, int]]) -> None:
     """(signature id, test id) pairs seen now. Counted when read (triage.py): a count kept here
     would cost every ingest a query per signature."""
-    conn.executemany("INSERT OR IGNORE INTO signature_tests (signature_id, test_id) VALUES (?,?)",
-                     list(dict.fromkeys(pairs)))
-
-
-def _ids(conn: sqlite3.Connection, project_id: str, hashes: list[str]) -> dict[str, tuple[int, int | None]]:
-    out: dict[str, tuple[int, int | None]] = {}
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT hash, id, merged_into FROM failure_signatures WHERE project_id = ? AND hash IN ({marks})",
-            (project_id, *chunk),
-        ):
-            out[row[0]] = (row[1], row[2])
-    return out
+    failures_db.record_tests(conn, list(dict.fromkeys(pairs)))

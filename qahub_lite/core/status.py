@@ -9,8 +9,9 @@ from __future__ import annotations
 OUTCOMES = ("PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN")
 LIFECYCLE = ("PENDING", "RUNNING", "TIMEOUT", "CANCELED")
 ALL = OUTCOMES + LIFECYCLE
-# Statuses that count as a failure for a run's verdict.
-FAILING = frozenset({"FAILED", "BROKEN", "TIMEOUT"})
+# Result statuses that are a failure: they fail a run's verdict, and an attempt with one
+# followed by a pass makes the result flaky.
+FAILURE_STATUSES = frozenset({"FAILED", "BROKEN", "TIMEOUT"})
 # Statuses that mean the test has not finished yet.
 UNFINISHED = frozenset({"PENDING", "RUNNING"})
 
@@ -87,7 +88,7 @@ RERUN_FAILED = ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT")
 
 def passed_after_failing(status: str, previous_statuses) -> bool:
     """The flaky rule, once: a final PASSED after an attempt that failed, broke or timed out."""
-    return status == "PASSED" and any(p in FAILING for p in previous_statuses)
+    return status == "PASSED" and any(p in FAILURE_STATUSES for p in previous_statuses)
 
 
 def invalid_status_message(value: object) -> str:

@@ -12,16 +12,15 @@ import re
 from typing import Literal, NamedTuple
 
 from ..config import FlakyConfig, GradeConfig
+from ..db import results as results_db
 from .errors import Conflict, NotFound
-from .export_rows import NAME_COLUMNS
 from .gate import GateResult, evaluate
 from .runs import Run
-from .status import FAILING
-from .window import AsyncSource
+from .status import FAILURE_STATUSES
 
 Format = Literal["markdown", "text"]
 MAX_LINES = 60
-_FAILING = tuple(sorted(FAILING))
+_FAILURES = tuple(sorted(FAILURE_STATUSES))
 _FAILURE_ROWS = 10000  # failures read for grouping; a run with more says so
 _LIST = 5  # entries per list
 _WIDTH = 110
@@ -74,33 +73,15 @@ class Facts(NamedTuple):
     slowest: list[tuple[str, str, int]]  # suite, title, duration ms
 
 
-async def _rows(conn, sql: str, params: tuple) -> list[tuple]:
-    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
-
-
-_TEST = "FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
-
-
-async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules: GradeConfig) -> Facts:
+def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules: GradeConfig) -> Facts:
     gate, note = None, None
     try:
-        gate = await evaluate(conn, run.project_id, run_ref=run.id, flaky_rules=flaky_rules, grade_rules=grade_rules)
+        gate = evaluate(conn, run.project_id, run_ref=run.id, flaky_rules=flaky_rules, grade_rules=grade_rules)
     except (Conflict, NotFound) as exc:
         note = exc.message
-    marks = ",".join("?" * len(_FAILING))
-    failing = await _rows(
-        # A merged signature counts as the one it was merged into (core/triage.py).
-        conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, substr(r.error_message, 1, {_MESSAGE_CHARS}), s.hash, s.example, s.bug_ticket_key "
-        "FROM results r JOIN tests t ON t.id = r.test_id "
-        "LEFT JOIN failure_signatures s0 ON s0.id = r.signature_id "
-        "LEFT JOIN failure_signatures s ON s.id = coalesce(s0.merged_into, s0.id) "
-        f"WHERE r.run_id = ? AND r.status IN ({marks}) ORDER BY r.test_id LIMIT ?",
-        (run.id, *_FAILING, _FAILURE_ROWS + 1),
-    )
-    flaky = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
-                        "ORDER BY r.test_id LIMIT ?", (run.id, _LIST))
-    slowest = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.duration_ms {_TEST} AND r.duration_ms IS NOT NULL "
-                          "ORDER BY r.duration_ms DESC, r.test_id LIMIT ?", (run.id, _LIST))
+    failing = results_db.failures_with_signatures(conn, run.id, _FAILURES, _MESSAGE_CHARS, _FAILURE_ROWS + 1)
+    flaky = results_db.flaky_results(conn, run.id, _LIST)
+    slowest = results_db.slowest_results(conn, run.id, _LIST)
     return Facts(run, url, gate, note, [Failure(*r) for r in failing[:_FAILURE_ROWS]],
                  len(failing) > _FAILURE_ROWS, flaky, slowest)
 

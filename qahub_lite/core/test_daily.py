@@ -25,7 +25,7 @@ import msgspec
 
 from .clock import now_ms
 from .errors import Invalid
-from .status import FAILING
+from .status import FAILURE_STATUSES
 from .trends import DAY_MS, MAX_DAYS, day_of, day_text, percentile
 from .window import source
 
@@ -64,7 +64,7 @@ def _figures(rows) -> dict[tuple[int, int], tuple]:
     for key, items in groups.items():
         durations = sorted(d for _, _, d in items if d is not None)
         out[key] = (
-            len(items), sum(s == "PASSED" for s, _, _ in items), sum(s in FAILING for s, _, _ in items),
+            len(items), sum(s == "PASSED" for s, _, _ in items), sum(s in FAILURE_STATUSES for s, _, _ in items),
             sum(s == "SKIPPED" for s, _, _ in items), sum(bool(f) for _, f, _ in items), percentile(durations, 50),
         )
     return out

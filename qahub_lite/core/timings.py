@@ -17,8 +17,9 @@ from typing import Literal
 
 import msgspec
 
-from .errors import NotFound
-from .window import AsyncSource
+from ..db import results as results_db
+from ..db import runs as runs_db
+from .window import default_branch, drive, source
 
 By = Literal["file", "test"]
 DEFAULT_RUNS = 20
@@ -46,38 +47,19 @@ def test_key(file: str | None, suite: str, title: str) -> str:
     return f"{file or suite}::{title}"
 
 
-_FILE_SQL = (
-    "SELECT file, sum(duration_ms) FROM results WHERE run_id = ? AND file IS NOT NULL AND duration_ms IS NOT NULL "
-    "GROUP BY file"
-)
-_TEST_SQL = (
-    "SELECT r.file, t.suite_path, t.title, r.duration_ms FROM results r JOIN tests t ON t.id = r.test_id "
-    "WHERE r.run_id = ? AND r.duration_ms IS NOT NULL"
-)
-
-
-async def _fetch(conn, sql: str, params: tuple) -> list[tuple]:
-    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
-
-
-async def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
-                  runs: int = DEFAULT_RUNS) -> Timings:
-    found = await _fetch(conn, "SELECT default_branch FROM projects WHERE id = ?", (project_id,))
-    if not found:
-        raise NotFound("Project not found")
-    branch = branch or found[0][0]
-    run_ids = [r[0] for r in await _fetch(
-        conn, "SELECT id FROM runs WHERE project_id = ? AND branch = ? AND status = 'COMPLETED' "
-        "ORDER BY created_at DESC, id DESC LIMIT ?", (project_id, branch, max(1, min(runs, MAX_RUNS))),
-    )]
+def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
+            runs: int = DEFAULT_RUNS) -> Timings:
+    main = drive(default_branch(source(conn), project_id))  # NotFound for a project that is not there
+    branch = branch or main
+    run_ids = runs_db.completed_run_ids(conn, project_id, branch, max(1, min(runs, MAX_RUNS)))
     samples: dict[str, list[int]] = {}
     for run_id in run_ids:
         per_run: dict[str, int] = {}
         if by == "file":
-            for file, total in await _fetch(conn, _FILE_SQL, (run_id,)):
+            for file, total in results_db.file_durations(conn, run_id):
                 per_run[file] = int(total)
         else:
-            for file, suite, title, duration in await _fetch(conn, _TEST_SQL, (run_id,)):
+            for file, suite, title, duration in results_db.test_durations(conn, run_id):
                 key = test_key(file, suite, title)
                 per_run[key] = per_run.get(key, 0) + duration  # variants of one test add up
         for key, total in per_run.items():

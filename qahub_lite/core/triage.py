@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 from typing import Literal
 
 import msgspec
 
+from ..db import failures as failures_db
+from ..db import results as results_db
 from .clock import now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .quarantine import shorten, test_infos
-from .window import Source, drive, source
+from .window import drive, source
 
 CATEGORIES = ("product_bug", "automation_bug", "environment", "to_investigate")
 Category = Literal["product_bug", "automation_bug", "environment", "to_investigate"]
@@ -114,40 +115,22 @@ def is_known(category: str | None, ticket_key: str | None, ticket_url: str | Non
     return bool(ticket_key or ticket_url) or category not in (None, "to_investigate")
 
 
-def _triage(row: tuple) -> Triage:
-    return Triage(row[0], row[1], row[2], row[3], to_iso(row[4]))
+def _triage(row) -> Triage:
+    return Triage(row["category"], row["bug_ticket_key"], row["bug_ticket_url"], row["note"], to_iso(row["triaged_at"]))
 
 
-# Column 9 (tests affected) is not shown in a run's groups: a constant keeps the row shape.
-_SIG = ("id, hash, exception_type, normalized, example, first_seen, last_seen, first_run_id, occurrences, "
-        "0, category, bug_ticket_key, bug_ticket_url, note, triaged_at")
-
-
-async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
+def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
     """The run's failing results grouped by signature, largest group first."""
-    src = source(conn)
-    rows = await src.fetch(
-        # A message is shown cut to 500 characters (shorten): read no more of it than that;
-        # a run's thousands of failures can carry 1 MB messages each.
-        "SELECT signature_id, test_id, status, substr(error_message, 1, 501) FROM results "
-        "WHERE run_id = ? AND signature_id IS NOT NULL ORDER BY id", (run_id,),
-    )
+    # A message is shown cut to 500 characters (shorten): read no more of it than that; a
+    # run's thousands of failures can carry 1 MB messages each.
     by_sig: dict[int, list[tuple]] = {}
-    for row in rows:
+    for row in results_db.signed_results(conn, run_id, 501):
         by_sig.setdefault(row[0], []).append(row)
     if not by_sig:
         return RunFailures(run_id, 0, 0, 0, [])
-    ids = list(by_sig)
-    sigs = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for r in await src.fetch(
-            f"SELECT {_SIG} FROM failure_signatures WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})",
-            (project_id, *chunk),
-        ):
-            sigs[r[0]] = r
+    sigs = failures_db.signatures_by_id(conn, project_id, list(by_sig))
     listed = {row[1] for sid in by_sig for row in by_sig[sid][:_GROUP_TESTS]}
-    infos = await test_infos(src, project_id, listed)
+    infos = drive(test_infos(source(conn), project_id, listed))
     groups = []
     for sid, members in by_sig.items():
         s = sigs.get(sid)
@@ -155,99 +138,67 @@ async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
             continue
         tests = [GroupTest(m[1], infos[m[1]].title, infos[m[1]].suite, infos[m[1]].test_case_code, m[2])
                  for m in members[:_GROUP_TESTS] if m[1] in infos]
-        triage = _triage(s[10:15])
         groups.append(FailureGroup(
-            s[1], s[2], s[3], shorten(members[0][3]) or s[4], len(members), s[7] == run_id,
-            is_known(s[10], s[11], s[12]), triage, tests,
+            s["hash"], s["exception_type"], s["normalized"], shorten(members[0][3]) or s["example"], len(members),
+            s["first_run_id"] == run_id, is_known(s["category"], s["bug_ticket_key"], s["bug_ticket_url"]),
+            _triage(s), tests,
         ))
     groups.sort(key=lambda g: (-g.count, g.signature))
     return RunFailures(run_id, sum(g.count for g in groups), len(groups), sum(g.new for g in groups), groups)
 
 
-async def project_failures(
+# Categories that make a signature a known issue (is_known), besides a ticket.
+_KNOWN_CATEGORIES = tuple(c for c in CATEGORIES if c != "to_investigate")
+
+
+def project_failures(
     conn, project_id: str, *, branch: str | None = None, since: int | None = None,
     status: str | None = None, limit: int = 100, only: int | None = None,
 ) -> ProjectFailures:
     """Every signature of the project (merged ones fold into their target), latest first.
     `status`: `untriaged` (no category yet), `triaged`, or `known` (a ticket or a category
     other than to_investigate)."""
-    src = source(conn)
-    where, params = ["s.project_id = ?", "s.merged_into IS NULL"], [project_id]
-    last, occurrences = "s.last_seen", "s.occurrences"
-    join = ""
-    if branch is not None:
-        join = "JOIN signature_branches b ON b.signature_id = s.id AND b.branch = ?"
-        params.insert(0, branch)
-        last, occurrences = "b.last_seen", "b.occurrences"
-    if only is not None:
-        where.append("s.id = ?")
-        params.append(only)
-    if since is not None:
-        where.append(f"{last} >= ?")
-        params.append(since)
-    if status == "untriaged":
-        where.append("s.category IS NULL")
-    elif status == "triaged":
-        where.append("s.category IS NOT NULL")
-    elif status == "known":
-        where.append("(s.bug_ticket_key IS NOT NULL OR s.bug_ticket_url IS NOT NULL "
-                     "OR s.category IN ('product_bug', 'automation_bug', 'environment'))")
-    sql = f"FROM failure_signatures s {join} WHERE {' AND '.join(where)}"
-    total = (await src.fetch(f"SELECT count(*) {sql}", params))[0][0]
-    rows = await src.fetch(
-        f"SELECT s.id, s.hash, s.exception_type, s.normalized, s.example, s.first_seen, {last}, s.first_run_id, "
-        f"{occurrences}, (SELECT count(*) FROM signature_tests t WHERE t.signature_id = s.id), s.category, "
-        "s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
-        f"{sql} ORDER BY {last} DESC, s.id DESC LIMIT ?", (*params, limit),
+    total, rows = failures_db.project_signatures(
+        conn, project_id, branch=branch, only=only, since=since, status=status,
+        known_categories=_KNOWN_CATEGORIES, limit=limit,
     )
-    ids = [r[0] for r in rows]
+    ids = [r["id"] for r in rows]
     branches: dict[int, list[str]] = {}
     merged: dict[int, list[str]] = {}
     if ids:
-        marks = ",".join("?" * len(ids))
-        for sid, name in await src.fetch(
-            f"SELECT signature_id, branch FROM signature_branches WHERE signature_id IN ({marks}) "
-            "ORDER BY last_seen DESC", ids,
-        ):
-            branches.setdefault(sid, []).append(name)
-        for target, h in await src.fetch(
-            f"SELECT merged_into, hash FROM failure_signatures WHERE merged_into IN ({marks})", ids,
-        ):
-            merged.setdefault(target, []).append(h)
+        for r in failures_db.branches_of(conn, ids):
+            branches.setdefault(r["signature_id"], []).append(r["branch"])
+        for r in failures_db.merged_into(conn, ids):
+            merged.setdefault(r["merged_into"], []).append(r["hash"])
     data = [
-        ProjectFailure(r[1], r[2], r[3], r[4], to_iso(r[5]), to_iso(r[6]), r[7], r[8], r[9],
-                       branches.get(r[0], []), _triage(r[10:15]), merged.get(r[0], []))
+        ProjectFailure(r["hash"], r["exception_type"], r["normalized"], r["example"], to_iso(r["first_seen"]),
+                       to_iso(r["last_seen"]), r["first_run_id"], r["occurrences"], r["tests_affected"],
+                       branches.get(r["id"], []), _triage(r), merged.get(r["id"], []))
         for r in rows
     ]
     return ProjectFailures(project_id, total, data)
 
 
-async def get_failure(src: Source, project_id: str, signature: str) -> ProjectFailure:
-    row = await _find(src, project_id, signature)
-    found = await project_failures(src, project_id, limit=1, only=row[2] or row[0])
+def get_failure(conn, project_id: str, signature: str) -> ProjectFailure:
+    row = _find(conn, project_id, signature)
+    found = project_failures(conn, project_id, limit=1, only=row["merged_into"] or row["id"])
     if found.data:
         return found.data[0]
     raise NotFound("Failure signature not found in this project (merged ones answer through their target)")
 
 
-async def _find(src: Source, project_id: str, signature: str) -> tuple:
-    if not re.fullmatch(r"[0-9a-f]{16}", signature):
+def _find(conn, project_id: str, signature: str):
+    row = failures_db.find_signature(conn, project_id, signature) if re.fullmatch(r"[0-9a-f]{16}", signature) else None
+    if row is None:
         raise NotFound("Failure signature not found in this project")
-    rows = await src.fetch(
-        "SELECT id, hash, merged_into FROM failure_signatures WHERE project_id = ? AND hash = ?",
-        (project_id, signature),
-    )
-    if not rows:
-        raise NotFound("Failure signature not found in this project")
-    return rows[0]
+    return row
 
 
-def set_triage(conn: sqlite3.Connection, project_id: str, signature: str, data: TriageIn) -> ProjectFailure:
+def set_triage(conn, project_id: str, signature: str, data: TriageIn) -> ProjectFailure:
     """Writer operation: a signature's ticket, category and note (a field left out is cleared:
     PUT replaces). Later failures with the signature carry the ticket (ingest.py)."""
-    src = source(conn)
-    sid, _, merged_into = drive(_find(src, project_id, signature))
-    if merged_into is not None:
+    found = _find(conn, project_id, signature)
+    if found["merged_into"] is not None:
         raise Conflict("this signature was merged into another: triage that one")
     limits = (("bug_ticket_key", data.bug_ticket_key, 200), ("bug_ticket_url", data.bug_ticket_url, 2000),
               ("note", data.note, 5000))
@@ -256,44 +207,21 @@ def set_triage(conn: sqlite3.Connection, project_id: str, signature: str, data: 
             raise Invalid(f"{name} is longer than {most} characters")
     if data.bug_ticket_url is not None and not re.match(r"https?://", data.bug_ticket_url):
         raise Invalid("bug_ticket_url must be an http:// or https:// URL")
-    conn.execute(
-        "UPDATE failure_signatures SET category = ?, bug_ticket_key = ?, bug_ticket_url = ?, note = ?, "
-        "triaged_at = ? WHERE id = ?",
-        (data.category, data.bug_ticket_key, data.bug_ticket_url, data.note, now_ms(), sid),
-    )
-    return drive(get_failure(src, project_id, signature))
+    failures_db.set_triage(conn, found["id"], data.category, data.bug_ticket_key, data.bug_ticket_url, data.note,
+                           now_ms())
+    return get_failure(conn, project_id, signature)
 
 
-def merge(conn: sqlite3.Connection, project_id: str, signature: str, into: str) -> ProjectFailure:
+def merge(conn, project_id: str, signature: str, into: str) -> ProjectFailure:
     """Writer operation: fold `signature` into `into`. Its results, tests, branches and counts
     move to the target; later failures with its hash count on the target (signatures.store)."""
-    src = source(conn)
-    sid, _, merged = drive(_find(src, project_id, signature))
-    tid, _, target_merged = drive(_find(src, project_id, into))
-    if sid == tid:
+    source_sig, target = _find(conn, project_id, signature), _find(conn, project_id, into)
+    if source_sig["id"] == target["id"]:
         raise Invalid("a signature cannot be merged into itself")
-    if merged is not None or target_merged is not None:
+    if source_sig["merged_into"] is not None or target["merged_into"] is not None:
         raise Conflict("one of these signatures is already merged into another")
-    conn.execute("UPDATE failure_signatures SET merged_into = ? WHERE merged_into = ?", (tid, sid))
-    conn.execute("UPDATE failure_signatures SET merged_into = ? WHERE id = ?", (tid, sid))
-    conn.execute("UPDATE results SET signature_id = ? WHERE signature_id = ?", (tid, sid))
-    conn.execute(
-        "INSERT OR IGNORE INTO signature_tests (signature_id, test_id) SELECT ?, test_id FROM signature_tests "
-        "WHERE signature_id = ?", (tid, sid),
-    )
-    conn.execute(
-        "INSERT INTO signature_branches (signature_id, branch, occurrences, last_seen) SELECT ?, branch, occurrences, "
-        "last_seen FROM signature_branches WHERE signature_id = ? ON CONFLICT (signature_id, branch) DO UPDATE "
-        "SET occurrences = occurrences + excluded.occurrences, last_seen = max(last_seen, excluded.last_seen)",
-        (tid, sid),
-    )
-    conn.execute(
-        "UPDATE failure_signatures SET occurrences = occurrences + (SELECT occurrences FROM failure_signatures "
-        "WHERE id = ?), first_seen = min(first_seen, (SELECT first_seen FROM failure_signatures WHERE id = ?)), "
-        "last_seen = max(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)) WHERE id = ?",
-        (sid, sid, sid, tid),
-    )
-    return drive(get_failure(src, project_id, into))
+    failures_db.merge(conn, source_sig["id"], target["id"])
+    return get_failure(conn, project_id, into)
 
 
 # --- mask rules ---------------------------------------------------------------------------
@@ -318,28 +246,20 @@ def check_pattern(pattern: str) -> None:
         raise Invalid("pattern matches the empty string: it would mask nothing useful and everything between")
 
 
-def add_rule(conn: sqlite3.Connection, project_id: str, pattern: str, note: str | None) -> Rule:
+def add_rule(conn, project_id: str, pattern: str, note: str | None) -> Rule:
     """Writer operation: a mask rule; it applies to failures ingested from now on."""
     check_pattern(pattern)
-    count = conn.execute("SELECT count(*) FROM signature_rules WHERE project_id = ?", (project_id,)).fetchone()[0]
-    if count >= MAX_RULES:
+    if failures_db.count_rules(conn, project_id) >= MAX_RULES:
         raise Conflict(f"a project has at most {MAX_RULES} mask rules")
-    cur = conn.execute(
-        "INSERT INTO signature_rules (project_id, pattern, note, created_at) VALUES (?,?,?,?)",
-        (project_id, pattern, note, now_ms()),
-    )
-    return Rule(cur.lastrowid, pattern, note, to_iso(now_ms()))
+    now = now_ms()
+    return Rule(failures_db.add_rule(conn, project_id, pattern, note, now), pattern, note, to_iso(now))
 
 
-async def list_rules(conn, project_id: str) -> list[Rule]:
-    rows = await source(conn).fetch(
-        "SELECT id, pattern, note, created_at FROM signature_rules WHERE project_id = ? ORDER BY id", (project_id,)
-    )
-    return [Rule(r[0], r[1], r[2], to_iso(r[3])) for r in rows]
+def list_rules(conn, project_id: str) -> list[Rule]:
+    return [Rule(r["id"], r["pattern"], r["note"], to_iso(r["created_at"]))
+            for r in failures_db.list_rules(conn, project_id)]
 
 
-def delete_rule(conn: sqlite3.Connection, project_id: str, rule_id: str) -> None:
-    if not rule_id.isdigit() or conn.execute(
-        "DELETE FROM signature_rules WHERE id = ? AND project_id = ?", (int(rule_id), project_id)
-    ).rowcount == 0:
+def delete_rule(conn, project_id: str, rule_id: str) -> None:
+    if not rule_id.isdigit() or not failures_db.delete_rule(conn, project_id, int(rule_id)):
         raise NotFound("Rule not found in this project")

@@ -8,26 +8,25 @@ is sent exactly when its cause is committed. Cheap when nobody listens: one inde
 
 from __future__ import annotations
 
-import sqlite3
-
+from ..db import failures as failures_db
+from ..db import runs as runs_db
 from .webhooks import enqueue, subscribers
 
 _LISTED = 50  # a body lists at most this many signatures
 
 
-def _project(conn: sqlite3.Connection, project_id: str) -> dict:
-    row = conn.execute("SELECT id, slug, name, default_branch FROM projects WHERE id = ?", (project_id,)).fetchone()
-    return {"id": row[0], "slug": row[1], "name": row[2], "default_branch": row[3]}
+def _project(conn, project_id: str) -> dict:
+    row = failures_db.project_for_event(conn, project_id)
+    return {"id": row["id"], "slug": row["slug"], "name": row["name"], "default_branch": row["default_branch"]}
 
 
-def failure_new(conn: sqlite3.Connection, project_id: str, run_id: str, new: list[tuple[int, str, str, str]]) -> int:
+def failure_new(conn, project_id: str, run_id: str, new: list[tuple[int, str, str, str]]) -> int:
     """Writer step of the ingest: `new` is (signature id, hash, exception type, example)."""
     hooks = [h for h in subscribers(conn, project_id) if "failure.new" in h.events]
     if not hooks:
         return 0
-    short = conn.execute("SELECT short_id FROM runs WHERE id = ?", (run_id,)).fetchone()
     data = {
-        "run_id": run_id, "short_id": short[0] if short else None, "total": len(new),
+        "run_id": run_id, "short_id": runs_db.run_short_id(conn, run_id), "total": len(new),
         "signatures": [{"signature": h, "exception_type": kind, "example": example[:500]}
                        for _, h, kind, example in new[:_LISTED]],
     }
@@ -35,7 +34,7 @@ def failure_new(conn: sqlite3.Connection, project_id: str, run_id: str, new: lis
 
 
 def quarantine_changed(
-    conn: sqlite3.Connection, project_id: str, test: dict, on: bool, actor: str, reason: str | None,
+    conn, project_id: str, test: dict, on: bool, actor: str, reason: str | None,
     ticket: str | None, expires_at: str | None,
 ) -> int:
     event = "test.quarantined" if on else "test.unquarantined"

@@ -217,7 +217,7 @@ def rerun_specs(
     those whose outcome failed, or those named by test case id, code, or (for tests without a
     test case) their id in the run. A linked test runs with its test case's automation as it is
     now; an unlinked one with the framework and file its result recorded."""
-    run = runs_core.get_run_sync(conn, tenant_id, run_ref)
+    run = runs_core.get_run(conn, tenant_id, run_ref)
     rows = conn.execute(
         """SELECT t.id, t.test_case_id, c.code, t.title, t.suite_path, c.automation, r.status,
                   coalesce(r.framework, u.framework), r.file

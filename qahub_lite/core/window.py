@@ -21,7 +21,7 @@ import aiosqlite
 
 from ..config import FlakyConfig
 from .errors import NotFound
-from .status import FAILING
+from .status import FAILURE_STATUSES
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -166,7 +166,7 @@ async def get_window_run(src: Source, run_id: str) -> WindowRun | None:
 # A final result, coded for compact per-test sequences (flaky.py keeps one byte per run).
 ABSENT, PASS, FAIL, RETRIED_PASS = 0, 1, 2, 3
 _CODE = "CASE WHEN r.status = 'PASSED' THEN 1 + 2 * (r.flaky != 0) ELSE 2 END"
-_FINAL = "(" + ", ".join(f"'{s}'" for s in sorted({"PASSED", *FAILING})) + ")"
+_FINAL = "(" + ", ".join(f"'{s}'" for s in sorted({"PASSED", *FAILURE_STATUSES})) + ")"
 
 
 async def outcome_codes(

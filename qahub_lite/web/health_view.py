@@ -94,26 +94,26 @@ async def run_marks(conn, config: Config, project: Project, run: Run) -> RunMark
     )
 
 
-async def run_gate(conn, config: Config, project: Project, run: Run) -> gate.GateResult | None:
+def run_gate(conn, config: Config, project: Project, run: Run) -> gate.GateResult | None:
     """The gate's verdict on a finished run with the project's rules; None while it runs."""
     if run.status not in RUN_FINISHED:
         return None
     try:
-        return await gate.evaluate(
+        return gate.evaluate(
             conn, project.id, run_ref=run.id, flaky_rules=config.flaky, grade_rules=config.grade
         )
     except Conflict:  # finished between our read and the gate's: judged on the next view
         return None
 
 
-async def gate_verdicts(conn, config: Config, project: Project, finished: list[Run]) -> list[GateVerdict]:
+def gate_verdicts(conn, config: Config, project: Project, finished: list[Run]) -> list[GateVerdict]:
     """The gate's verdicts on `finished` runs (newest first in, oldest first out)."""
     out = []
     for run in reversed(finished):
         try:
-            result = await run_gate(conn, config, project, run)
+            result = run_gate(conn, config, project, run)
             if result is not None:  # what CI got, beside what it would be now (docs/triage.md)
-                result = gate.with_recorded(result, await gate.recorded_verdict(conn, run.id))
+                result = gate.with_recorded(result, gate.recorded_verdict(conn, run.id))
             out.append(GateVerdict(run, result, None))
         except DomainError as exc:  # a project's invalid settings.gate: say so on the page
             out.append(GateVerdict(run, None, exc.message))

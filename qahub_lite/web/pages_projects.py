@@ -37,15 +37,21 @@ class OverviewQuery(msgspec.Struct, forbid_unknown_fields=True):
     cursor: str | None = None
 
 
-async def _card(conn, tenant_id: str, project: Project) -> ProjectCard:
-    latest = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project.id), limit=1)
-    recent = await runs.list_runs(
+def _card_runs(conn, tenant_id: str, project: Project) -> tuple[runs.RunPage, list[runs.Run]]:
+    """The latest run of a project, and the finished runs its sparkline shows, oldest first."""
+    latest = runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project.id), limit=1)
+    recent = runs.list_runs(
         conn, tenant_id, runs.RunFilter(project_id=project.id, branch=project.default_branch), limit=SPARK_RUNS
     )
     history = [r for r in reversed(recent.data) if r.verdict is not None]
     if not history:  # nothing on the default branch yet: show what there is
-        history = [r for r in reversed((await runs.list_runs(
-            conn, tenant_id, runs.RunFilter(project_id=project.id), limit=SPARK_RUNS)).data) if r.verdict is not None]
+        history = [r for r in reversed(runs.list_runs(
+            conn, tenant_id, runs.RunFilter(project_id=project.id), limit=SPARK_RUNS).data) if r.verdict is not None]
+    return latest, history
+
+
+async def _card(conn, db, tenant_id: str, project: Project) -> ProjectCard:
+    latest, history = await db.read(_card_runs, tenant_id, project)
     rates = [pass_rate(r.counts.passed, r.counts.failed, r.counts.broken) for r in history]
     spark = sparkline(rates, label=f"pass rate of the last {len(rates)} runs of {project.name}")
     return ProjectCard(
@@ -62,7 +68,7 @@ async def overview(request: Request) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
-        cards = [await _card(conn, session.tenant_id, p) for p in found.data]
+        cards = [await _card(conn, svc.db, session.tenant_id, p) for p in found.data]
     return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
 
 
@@ -72,8 +78,8 @@ async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        card = await _card(conn, session.tenant_id, project)
-        recent = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
+        card = await _card(conn, svc.db, session.tenant_id, project)
+        recent = await svc.db.read(runs.list_runs, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
         ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
         graded = await health_view.project_grade(conn, svc.config, project)
     return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking,

@@ -29,7 +29,7 @@ from ..api.errors import ApiError
 from ..core import attachments as files
 from ..core import projects, runs, triage
 from ..core.clock import from_datetime
-from ..core.status import ALL, FAILING, RUN_STATUSES, UNFINISHED
+from ..core.status import ALL, FAILURE_STATUSES, RUN_STATUSES, UNFINISHED
 from . import health_view
 from .auth import web_session
 from .charts import stacked_bar
@@ -37,7 +37,6 @@ from .folding import Folded, fold, human_size
 from .forms import read_query
 from .render import page
 
-FAILURE_STATUSES = sorted(FAILING)
 FAILURES_PER_PAGE = 50
 # Text attachments up to this size are shown in the result's page; larger ones are a download.
 INLINE_TEXT_BYTES = 64 * 1024
@@ -100,7 +99,8 @@ async def runs_list(request: Request) -> Response:
             source=q.source, since=_day_ms(q.since) if q.since else None,
             until=_day_ms(q.until, end=True) if q.until else None,
         )
-        found = await runs.list_runs(conn, session.tenant_id, f, limit=svc.config.dashboard.page_size, cursor=q.cursor)
+        found = await svc.db.read(runs.list_runs, session.tenant_id, f, limit=svc.config.dashboard.page_size,
+                                  cursor=q.cursor)
     names = {p.id: p.name for p in all_projects}
     return page(
         request, "runs.html", q=q, runs=found.data, names=names, projects=all_projects, statuses=RUN_STATUSES,
@@ -160,14 +160,14 @@ def _read_text(path: Path) -> tuple[str, bool]:
 
 
 async def shown_attachments(
-    conn, attachments_dir: Path, tenant_id: str, result_id: FromPath[int], *,
+    db, attachments_dir: Path, tenant_id: str, result_id: FromPath[int], *,
     text_bytes: int = INLINE_TEXT_BYTES, text_count: int | None = None,
 ) -> list[ShownAttachment]:
     """A result's attachments as the page shows them: images and videos inline, text files up
     to `text_bytes` (at most `text_count` of them) in the page, everything else as a link."""
     shown = []
     texts = 0
-    for a in await files.list_attachments(conn, result_id):
+    for a in await db.read(files.list_attachments, result_id):
         if a.mime_type in IMAGE_TYPES:
             shown.append(ShownAttachment(a, "image"))
         elif a.mime_type in VIDEO_TYPES:
@@ -176,7 +176,7 @@ async def shown_attachments(
             text_bytes >= INLINE_TEXT_BYTES or a.size <= text_bytes
         ):
             texts += 1
-            _, sha = await files.get_attachment(conn, tenant_id, a.id)
+            _, sha = await db.read(files.get_attachment, tenant_id, a.id)
             path = files.blob_path(attachments_dir, sha)
             try:
                 text, cut = await asyncio.to_thread(_read_text, path)
@@ -245,27 +245,27 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     q = read_query(request, RunQuery)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
+        run = await svc.db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
-        failed = await runs.list_results(
-            conn, run.id, statuses=FAILURE_STATUSES, limit=FAILURES_PER_PAGE, cursor=q.failures
+        failed = await svc.db.read(
+            runs.list_results, run.id, statuses=sorted(FAILURE_STATUSES), limit=FAILURES_PER_PAGE, cursor=q.failures
         )
         failures = [
             Failure(
-                r, await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(r.id),
+                r, await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(r.id),
                                            text_bytes=RUN_PAGE_TEXT_BYTES, text_count=RUN_PAGE_TEXT_ATTACHMENTS),
                 new=r.test_id in marks.new_failures, flaky=r.test_id in marks.flaky,
                 quarantined=r.test_id in marks.quarantined, texts=folded_texts(r, whole_page=False),
             )
             for r in failed.data
         ]
-        listed = await runs.list_results(
-            conn, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
+        listed = await svc.db.read(
+            runs.list_results, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
             cursor=q.cursor, tag=q.tag,
         )
-        verdict = await health_view.run_gate(conn, svc.config, project, run)
-        groups = await triage.run_failures(conn, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
+        verdict = await svc.db.read(health_view.run_gate, svc.config, project, run)
+        groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(
         [("passed", c.passed), ("failed", c.failed), ("broken", c.broken), ("skipped", c.skipped),
@@ -290,13 +290,10 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
-        result = await runs.get_result(conn, session.tenant_id, result_id)
-        if result.run_id != run.id:
-            raise ApiError(404, "Result not found")
+        run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
-        shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
+        shown = await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
                 texts=folded_texts(result, whole_page=True))
 
@@ -310,11 +307,7 @@ async def result_text(
     attempt = re.fullmatch(r"attempt-([1-9][0-9]{0,3})", field)  # an earlier attempt's message
     if field not in TEXT_FIELDS and attempt is None:
         raise ApiError(404, f"no text field {field!r}; one of {', '.join(TEXT_FIELDS)} or attempt-N")
-    async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
-        result = await runs.get_result(conn, session.tenant_id, result_id)
-    if result.run_id != run.id:
-        raise ApiError(404, "Result not found")
+    run, result = await services(request).db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
     if attempt is not None:
         number = int(attempt.group(1))  # 1 is the first attempt; the last one is the result itself
         if number > len(result.previous_attempts):
@@ -341,8 +334,7 @@ async def attachment_file(request: Request, attachment_id: FromPath[str]) -> Fil
     session = await web_session(request)
     q = read_query(request, AttachmentQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        attachment, sha = await files.get_attachment(conn, session.tenant_id, attachment_id)
+    attachment, sha = await svc.db.read(files.get_attachment, session.tenant_id, attachment_id)
     path = files.blob_path(svc.config.attachments_dir, sha)
     if not path.exists():
         raise ApiError(404, "Attachment file is missing on the server (run `qahub check`)")

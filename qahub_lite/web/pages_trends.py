@@ -109,8 +109,8 @@ async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
         series = await health_view.trend(conn, project, branch, _ms(first), _ms(last))
-        finished = await _finished_runs(conn, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
-        verdicts = await health_view.gate_verdicts(conn, svc.config, project, finished)
+        finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
+        verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
         current = await health_view.project_grade(conn, svc.config, project, branch)
     return page(
         request, "trends.html", project=project, branch=branch, first=first, last=last, points=series.data,
@@ -124,13 +124,13 @@ class GateQuery(msgspec.Struct, forbid_unknown_fields=True):
     runs: Annotated[int, msgspec.Meta(ge=1, le=MAX_GATE_RUNS)] = 20
 
 
-async def _finished_runs(conn, tenant_id: str, project_id: FromPath[str], branch: str | None, count: int) -> list[runs.Run]:
+def _finished_runs(conn, tenant_id: str, project_id: FromPath[str], branch: str | None, count: int) -> list[runs.Run]:
     """The latest `count` finished runs of a branch, newest first (running ones have no verdict)."""
     found: list[runs.Run] = []
     cursor = None
     while len(found) < count:
-        batch = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project_id, branch=branch),
-                                     limit=count * 2, cursor=cursor)
+        batch = runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project_id, branch=branch),
+                               limit=count * 2, cursor=cursor)
         found += [r for r in batch.data if r.status in RUN_FINISHED]
         cursor = batch.next_cursor
         if cursor is None:
@@ -147,8 +147,8 @@ async def gate_page(request: Request, project_id: FromPath[str]) -> Response:
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
-        finished = await _finished_runs(conn, session.tenant_id, project.id, branch, q.runs)
-        verdicts = await health_view.gate_verdicts(conn, svc.config, project, finished)
+        finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, q.runs)
+        verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
     return page(request, "gate.html", project=project, branch=branch, verdicts=list(reversed(verdicts)),
                 strip=_verdict_strip(verdicts), count=q.runs)
 

@@ -51,8 +51,8 @@ async def failures_page(request: Request, project_id: FromPath[str]) -> Response
     q = read_query(request, FailuresQuery)
     async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        found = await triage.project_failures(conn, project.id, branch=q.branch or None, status=q.status or None,
-                                              limit=200)
+        found = await services(request).db.read(triage.project_failures, project.id, branch=q.branch or None,
+                                                status=q.status or None, limit=200)
     return page(request, "failures.html", project=project, failures=found, branch=q.branch or "",
                 status_filter=q.status or "", categories=triage.CATEGORIES)
 
@@ -76,9 +76,9 @@ async def compare_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, CompareQuery)
     async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, session.tenant_id, run_ref)
+        run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        result = await compare.compare(conn, project.id, run.id, q.base or None)
+        result = await services(request).db.read(compare.compare, project.id, run.id, q.base or None)
     return page(request, "compare.html", project=project, run=run, cmp=result)
 
 
