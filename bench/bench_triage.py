@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import statistics
@@ -206,7 +205,7 @@ def bench_groups(rows: int, runs: int, repeat: int, kinds: int) -> None:
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                answer = asyncio.run(call())
+                answer = call()
                 times.append(time.perf_counter() - started)
             print(f"  {label:<52} {statistics.median(times) * 1000:7.1f} ms  ({len(answer.data)} groups listed)")
 

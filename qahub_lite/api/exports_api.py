@@ -136,8 +136,7 @@ async def run_summary(request: Request, run_id: FromPath[str]) -> Response:
     q = read_query(request, SummaryQuery)
     svc = services(request)
     url = f"{svc.config.public_url}/runs/{run.id}"
-    async with svc.db.read_async() as conn:
-        facts = await summary.gather(conn, run, url, svc.config.flaky, svc.config.grade)
+    facts = await svc.db.read(summary.gather, run, url, svc.config.flaky, svc.config.grade)
     return Response(summary.render(facts, q.format), media_type="text/plain; charset=utf-8")
 
 
@@ -150,8 +149,7 @@ async def run_summary(request: Request, run_id: FromPath[str]) -> Response:
 async def project_timings(request: Request, project_id: FromPath[str]) -> timings.Timings:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TimingsQuery)
-    async with services(request).db.read_async() as conn:
-        return await timings.timings(conn, project.id, by=q.by, branch=q.branch, runs=q.runs)
+    return await services(request).db.read(timings.timings, project.id, by=q.by, branch=q.branch, runs=q.runs)
 
 
 HANDLERS = [export_one_run, export_results, run_summary, project_timings]

@@ -14,7 +14,6 @@ from litestar import Request, Response
 from litestar.params import FromPath
 
 from ..core import compare, quarantine, triage
-from ..core.window import source
 from .context import services
 from .errors import ApiError
 from .native_library import visible_project
@@ -84,8 +83,7 @@ parse_since = triage.parse_moment
 async def run_failures(request: Request, run_id: FromPath[str]) -> triage.RunFailures:
     _, run = await visible_run(request, "read", run_id)
     read_query(request, RunFailuresQuery)
-    async with services(request).db.read_async() as conn:
-        return await triage.run_failures(conn, run.project_id, run.id)
+    return await services(request).db.read(triage.run_failures, run.project_id, run.id)
 
 
 @endpoint("GET", f"{_P}/failures", summary="Every failure signature of the project, with its triage", tags=TAGS,
@@ -97,17 +95,15 @@ async def project_failures(request: Request, project_id: FromPath[str]) -> triag
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, ProjectFailuresQuery)
     since = parse_since(q.since) if q.since else None
-    async with services(request).db.read_async() as conn:
-        return await triage.project_failures(conn, project.id, branch=q.branch, since=since, status=q.status,
-                                             limit=q.limit)
+    return await services(request).db.read(triage.project_failures, project.id, branch=q.branch, since=since,
+                                           status=q.status, limit=q.limit)
 
 
 @endpoint("GET", f"{_P}/failures/{{signature:str}}", summary="One failure signature with its triage", tags=TAGS,
           scope="read", responses={200: triage.ProjectFailure})
 async def get_failure(request: Request, project_id: FromPath[str], signature: FromPath[str]) -> triage.ProjectFailure:
     _, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read_async() as conn:
-        return await triage.get_failure(source(conn), project.id, signature)
+    return await services(request).db.read(triage.get_failure, project.id, signature)
 
 
 @endpoint("PUT", f"{_P}/failures/{{signature:str}}", summary="Triage a failure signature (a known issue)", tags=TAGS,
@@ -136,8 +132,7 @@ async def merge_failure(request: Request, project_id: FromPath[str], signature: 
           scope="read", responses={200: RuleList})
 async def list_rules(request: Request, project_id: FromPath[str]) -> RuleList:
     _, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read_async() as conn:
-        return RuleList(await triage.list_rules(conn, project.id))
+    return RuleList(await services(request).db.read(triage.list_rules, project.id))
 
 
 @endpoint("POST", f"{_P}/signature-rules", summary="Add a mask rule (admin)", tags=TAGS, scope="admin", body=RuleIn,
@@ -166,8 +161,7 @@ async def delete_rule(request: Request, project_id: FromPath[str], rule_id: From
 async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunComparison:
     _, run = await visible_run(request, "read", run_id)
     q = read_query(request, CompareQuery)
-    async with services(request).db.read_async() as conn:
-        return await compare.compare(conn, run.project_id, run.id, q.base)
+    return await services(request).db.read(compare.compare, run.project_id, run.id, q.base)
 
 
 @endpoint("GET", f"{_P}/quarantine-audit", summary="Who quarantined or released which test, and why", tags=TAGS,
@@ -175,8 +169,7 @@ async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunCo
 async def quarantine_audit(request: Request, project_id: FromPath[str]) -> AuditList:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, AuditQuery)
-    async with services(request).db.read_async() as conn:
-        return AuditList(await quarantine.audit_log(source(conn), project.id, q.limit))
+    return AuditList(await services(request).db.read(quarantine.audit_log, project.id, q.limit))
 
 
 HANDLERS = [

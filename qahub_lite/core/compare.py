@@ -12,7 +12,6 @@ import msgspec
 from .errors import Invalid, NotFound
 from .quarantine import test_infos
 from .status import FAILING, RUN_FINISHED
-from .window import source
 
 LISTED = 200  # tests listed per section; the totals count them all
 DURATIONS = 10
@@ -56,41 +55,40 @@ class RunComparison(msgspec.Struct):
     duration_changes: list[DurationChange]
 
 
-async def _run(src, project_id: str, ref: str) -> tuple:
-    rows = await src.fetch(
+def _run(conn, project_id: str, ref: str) -> tuple:
+    rows = conn.execute(
         "SELECT id, short_id, branch, created_at FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?",
         (ref, ref, project_id),
-    )
+    ).fetchall()
     if not rows:
         raise NotFound("Base run not found in this project")
     return rows[0]
 
 
-async def _results(src, run_id: str) -> dict[int, tuple[str, int | None]]:
-    rows = await src.fetch("SELECT test_id, status, duration_ms FROM results WHERE run_id = ?", (run_id,))
+def _results(conn, run_id: str) -> dict[int, tuple[str, int | None]]:
+    rows = conn.execute("SELECT test_id, status, duration_ms FROM results WHERE run_id = ?", (run_id,)).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-async def compare(conn, project_id: str, run_id: str, base_ref: str | None = None) -> RunComparison:
-    src = source(conn)
-    run = await _run(src, project_id, run_id)
+def compare(conn, project_id: str, run_id: str, base_ref: str | None = None) -> RunComparison:
+    run = _run(conn, project_id, run_id)
     if base_ref:
-        base = await _run(src, project_id, base_ref)
+        base = _run(conn, project_id, base_ref)
         if base[0] == run[0]:
             raise Invalid("base must be another run")
         reason = "asked for"
     else:
         finished = ",".join(f"'{s}'" for s in sorted(RUN_FINISHED))
-        found = await src.fetch(
+        found = conn.execute(
             f"SELECT id, short_id, branch, created_at FROM runs WHERE project_id = ? AND branch IS ? AND id != ? "
             f"AND status IN ({finished}) AND created_at <= ? ORDER BY created_at DESC, id DESC LIMIT 1",
             (project_id, run[2], run[0], run[3]),
-        )
+        ).fetchall()
         base = found[0] if found else None
         reason = (f"the previous finished run on {run[2] or 'no branch'}" if base
                   else f"no earlier finished run on {run[2] or 'no branch'}")
-    now = await _results(src, run[0])
-    then = await _results(src, base[0]) if base else {}
+    now = _results(conn, run[0])
+    then = _results(conn, base[0]) if base else {}
     newly, fixed, still, added, removed = [], [], [], [], []
     for test_id, (status, _) in now.items():
         before = then.get(test_id)
@@ -110,7 +108,7 @@ async def compare(conn, project_id: str, run_id: str, base_ref: str | None = Non
         key=lambda c: (-abs(c[1] - c[2]), c[0]),
     )[:DURATIONS]
     wanted = {t for group in (newly, fixed, still, added, removed) for t in group[:LISTED]} | {c[0] for c in changes}
-    infos = await test_infos(src, project_id, sorted(wanted))
+    infos = test_infos(conn, project_id, sorted(wanted))
 
     def section(ids: list[int]) -> Section:
         data = [

@@ -21,8 +21,8 @@ import time
 
 import msgspec
 
+from ..db import tuples
 from .clock import to_iso
-from .window import AsyncSource
 
 CHUNK_ROWS = 5000  # one reader query
 RUN_PAGE = 500
@@ -108,8 +108,7 @@ class ResultFilter(msgspec.Struct, kw_only=True):
 async def _fetch(db, sql: str, params: tuple) -> list[tuple]:
     """One query on a pooled reader, released at once: a long export never parks a connection
     that status polls need. Plain tuples: sqlite3.Row objects would cost more than the query."""
-    async with db.read_async() as conn:
-        return await AsyncSource(conn).fetch(sql, params)
+    return await db.read(tuples.fetch, sql, params)
 
 
 def _run_where(f: ResultFilter) -> tuple[str, list]:

@@ -34,7 +34,7 @@ from .grade import NOT_ENOUGH_DATA, Grade, grade_of
 from .quarantine import quarantined_ids, test_infos
 from .regressions import NewFailure, of_run
 from .status import FAILING, RUN_FINISHED
-from .window import drive, get_window_run, source
+from .window import get_window_run
 
 Letter = Literal["A", "B", "C", "D", "F"]
 _ORDER = "ABCDF"
@@ -126,24 +126,24 @@ def effective(settings: GateRules, query: GateRules) -> EffectiveRules:
     )
 
 
-async def _pick_run(src, project_id: str, run_ref: str | None, branch: str | None, main: str) -> tuple:
+def _pick_run(conn, project_id: str, run_ref: str | None, branch: str | None, main: str) -> tuple:
     """(id, short id, status, branch, commit) of the run to judge."""
     columns = "id, short_id, status, branch, commit_sha"
     if run_ref:
-        rows = await src.fetch(
+        rows = conn.execute(
             f"SELECT {columns} FROM runs WHERE (id = ? OR short_id = ?) AND project_id = ?",
             (run_ref, run_ref, project_id),
-        )
+        ).fetchall()
         if not rows:
             raise NotFound("Run not found in this project")
         return rows[0]
     branch = branch if branch is not None else main
     finished = ",".join(f"'{s}'" for s in sorted(RUN_FINISHED))
-    rows = await src.fetch(
+    rows = conn.execute(
         f"SELECT {columns} FROM runs WHERE project_id = ? AND branch IS ? AND status IN ({finished}) "
         "ORDER BY created_at DESC LIMIT 1",
         (project_id, branch or None),
-    )
+    ).fetchall()
     if not rows:
         raise NotFound(
             f"No finished run on branch {branch!r} yet (runs sent without a branch belong to no branch: send "
@@ -152,39 +152,38 @@ async def _pick_run(src, project_id: str, run_ref: str | None, branch: str | Non
     return rows[0]
 
 
-async def evaluate(
+def evaluate(
     conn, project_id: str, *, run_ref: str | None = None, branch: str | None = None,
     rules: GateRules | None = None, flaky_rules: FlakyConfig | None = None, grade_rules: GradeConfig | None = None,
 ) -> GateResult:
     """Judge a run (`run_ref`: id or short id) or a branch's latest finished run (default: the
     default branch's) against the query's `rules` over the project's settings."""
-    src = source(conn)
     flaky_rules, grade_rules = flaky_rules or FlakyConfig(), grade_rules or GradeConfig()
-    found = await src.fetch("SELECT default_branch, settings FROM projects WHERE id = ?", (project_id,))
+    found = conn.execute("SELECT default_branch, settings FROM projects WHERE id = ?", (project_id,)).fetchall()
     if not found:
         raise NotFound("Project not found")
     main, settings = found[0][0], msgspec.json.decode(found[0][1]) if found[0][1] else {}
     chosen = effective(settings_rules(settings), rules or GateRules())
-    run_id, short_id, status, run_branch, commit = await _pick_run(src, project_id, run_ref, branch, main)
+    run_id, short_id, status, run_branch, commit = _pick_run(conn, project_id, run_ref, branch, main)
     if status not in RUN_FINISHED:
         raise Conflict(f"run {short_id} is {status}: the gate judges finished runs; ask again once it has finished")
-    run = await get_window_run(src, run_id)
-    ignore = frozenset(await quarantined_ids(src, project_id)) if chosen.ignore_quarantined else frozenset()
+    run = get_window_run(conn, run_id)
+    ignore = frozenset(quarantined_ids(conn, project_id)) if chosen.ignore_quarantined else frozenset()
 
-    analysis = await analyse(src, project_id, main, flaky_rules, newest=run, ignore=ignore)
+    analysis = analyse(conn, project_id, main, flaky_rules, newest=run, ignore=ignore)
     grade = grade_of(analysis, project_id, main, flaky_rules, grade_rules, ignore)
-    failing_rows = await src.fetch(
+    failing_rows = conn.execute(
         f"SELECT test_id, status, signature_id FROM results WHERE run_id = ? "
         f"AND status IN ({','.join('?' * len(_FAILING))})", (run_id, *_FAILING),
-    )
+    ).fetchall()
     failing = [r[0] for r in failing_rows]
-    aside = await _set_aside(src, project_id, failing_rows, ignore, chosen.ignore_known_environment)
+    aside = _set_aside(conn, project_id, failing_rows, ignore, chosen.ignore_known_environment)
     ignored = sum(1 for t in failing if t in ignore)
     skipped = {a.test_id for a in aside}
     failures = len(failing) - len(skipped)
     if run.failed + run.broken > len(failing):  # a summary counted more than the cases it sent
         failures = run.failed + run.broken - len(skipped)
-    regressions = await of_run(src, project_id, run_id, flaky_rules)
+    regressions = of_run(conn, project_id, run_id, flaky_rules)
     new = [f for f in regressions.data
            if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
 
@@ -229,8 +228,8 @@ async def evaluate(
     )
 
 
-async def _set_aside(
-    src, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
+def _set_aside(
+    conn, project_id: str, failing_rows: list, quarantined: frozenset, known_env: bool,
 ) -> list[SetAside]:
     infos = {}
     env: dict[int, str] = {}
@@ -238,14 +237,14 @@ async def _set_aside(
         sids = sorted({r[2] for r in failing_rows if r[2] is not None})
         for start in range(0, len(sids), 500):
             chunk = sids[start : start + 500]
-            for sid, key, url, hash_ in await src.fetch(
+            for sid, key, url, hash_ in conn.execute(
                 "SELECT id, bug_ticket_key, bug_ticket_url, hash FROM failure_signatures "
                 f"WHERE category = 'environment' AND id IN ({','.join('?' * len(chunk))})", chunk,
             ):
                 env[sid] = key or url or f"signature {hash_}"
     wanted = [r[0] for r in failing_rows if r[0] in quarantined or r[2] in env]
     if wanted:
-        infos = await test_infos(src, project_id, wanted)
+        infos = test_infos(conn, project_id, wanted)
     out = []
     for test_id, status, sid in failing_rows:
         info = infos.get(test_id)
@@ -269,7 +268,7 @@ def record_first(conn, result: GateResult) -> GateResult:
         (result.run_id, int(result.passed), encoder.encode(result.reasons).decode(),
          encoder.encode(result.set_aside).decode(), now_ms()),
     )
-    return with_recorded(result, drive(recorded_verdict(conn, result.run_id)))
+    return with_recorded(result, recorded_verdict(conn, result.run_id))
 
 
 def with_recorded(result: GateResult, recorded: RecordedVerdict | None) -> GateResult:
@@ -279,10 +278,10 @@ def with_recorded(result: GateResult, recorded: RecordedVerdict | None) -> GateR
     return msgspec.structs.replace(result, recorded=recorded, changed_since_recorded=recorded.passed != result.passed)
 
 
-async def recorded_verdict(conn, run_id: str) -> RecordedVerdict | None:
-    rows = await source(conn).fetch(
+def recorded_verdict(conn, run_id: str) -> RecordedVerdict | None:
+    rows = conn.execute(
         "SELECT passed, reasons, set_aside, computed_at FROM gate_verdicts WHERE run_id = ?", (run_id,)
-    )
+    ).fetchall()
     if not rows:
         return None
     row = rows[0]

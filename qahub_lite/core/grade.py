@@ -19,7 +19,7 @@ import msgspec
 
 from ..config import FlakyConfig, GradeConfig
 from .flaky import BROKEN, FLAKY, Analysis, analyse
-from .window import WindowRun, default_branch, source
+from .window import WindowRun, default_branch
 
 # (points per percentage point, cap) of each penalty.
 WEIGHTS = {"failures": (5.0, 50.0), "flaky": (3.0, 30.0), "broken": (4.0, 20.0)}
@@ -117,15 +117,14 @@ def grade_of(
     )
 
 
-async def compute(
+def compute(
     conn, project_id: str, branch: str | None = None, *, flaky_rules: FlakyConfig | None = None,
     grade_rules: GradeConfig | None = None, before_ms: int | None = None, newest: WindowRun | None = None,
     ignore: frozenset[int] = frozenset(),
 ) -> Grade:
     """The grade of a branch (default: the project's default branch) now, or as of `before_ms`.
     `newest`: grade as if this run were the branch's latest (the gate does, for a PR's run)."""
-    src = source(conn)
     flaky_rules, grade_rules = flaky_rules or FlakyConfig(), grade_rules or GradeConfig()
-    branch = branch if branch is not None else await default_branch(src, project_id)
-    analysis = await analyse(src, project_id, branch, flaky_rules, before_ms=before_ms, newest=newest, ignore=ignore)
+    branch = branch if branch is not None else default_branch(conn, project_id)
+    analysis = analyse(conn, project_id, branch, flaky_rules, before_ms=before_ms, newest=newest, ignore=ignore)
     return grade_of(analysis, project_id, branch, flaky_rules, grade_rules, ignore)

@@ -7,7 +7,7 @@ import sqlite3
 import aiosqlite
 import msgspec
 
-from . import health, identity
+from . import identity, run_completion
 from .clock import now_ms, row_id, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
@@ -316,7 +316,7 @@ def finish_run(conn: sqlite3.Connection, tenant_id: str, run_ref: str, *, status
             (now, run.id),
         )
         refresh_counts(conn, run.id)
-    health.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/health.py)
+    run_completion.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/run_completion.py)
     return get_run_sync(conn, tenant_id, run.id)
 
 

@@ -13,11 +13,11 @@ from typing import Literal, NamedTuple
 
 from ..config import FlakyConfig, GradeConfig
 from .errors import Conflict, NotFound
+from ..db import tuples
 from .export_rows import NAME_COLUMNS
 from .gate import GateResult, evaluate
 from .runs import Run
 from .status import FAILING
-from .window import AsyncSource
 
 Format = Literal["markdown", "text"]
 MAX_LINES = 60
@@ -74,21 +74,21 @@ class Facts(NamedTuple):
     slowest: list[tuple[str, str, int]]  # suite, title, duration ms
 
 
-async def _rows(conn, sql: str, params: tuple) -> list[tuple]:
-    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
+def _rows(conn, sql: str, params: tuple) -> list[tuple]:
+    return tuples.fetch(conn, sql, params)  # plain tuples (db/tuples.py)
 
 
 _TEST = "FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
 
 
-async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules: GradeConfig) -> Facts:
+def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules: GradeConfig) -> Facts:
     gate, note = None, None
     try:
-        gate = await evaluate(conn, run.project_id, run_ref=run.id, flaky_rules=flaky_rules, grade_rules=grade_rules)
+        gate = evaluate(conn, run.project_id, run_ref=run.id, flaky_rules=flaky_rules, grade_rules=grade_rules)
     except (Conflict, NotFound) as exc:
         note = exc.message
     marks = ",".join("?" * len(_FAILING))
-    failing = await _rows(
+    failing = _rows(
         # A merged signature counts as the one it was merged into (core/triage.py).
         conn, f"SELECT r.test_id, {NAME_COLUMNS}, r.status, substr(r.error_message, 1, {_MESSAGE_CHARS}), s.hash, s.example, s.bug_ticket_key "
         "FROM results r JOIN tests t ON t.id = r.test_id "
@@ -97,9 +97,9 @@ async def gather(conn, run: Run, url: str, flaky_rules: FlakyConfig, grade_rules
         f"WHERE r.run_id = ? AND r.status IN ({marks}) ORDER BY r.test_id LIMIT ?",
         (run.id, *_FAILING, _FAILURE_ROWS + 1),
     )
-    flaky = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
+    flaky = _rows(conn, f"SELECT {NAME_COLUMNS}, r.attempts {_TEST} AND r.flaky = 1 "
                         "ORDER BY r.test_id LIMIT ?", (run.id, _LIST))
-    slowest = await _rows(conn, f"SELECT {NAME_COLUMNS}, r.duration_ms {_TEST} AND r.duration_ms IS NOT NULL "
+    slowest = _rows(conn, f"SELECT {NAME_COLUMNS}, r.duration_ms {_TEST} AND r.duration_ms IS NOT NULL "
                           "ORDER BY r.duration_ms DESC, r.test_id LIMIT ?", (run.id, _LIST))
     return Facts(run, url, gate, note, [Failure(*r) for r in failing[:_FAILURE_ROWS]],
                  len(failing) > _FAILURE_ROWS, flaky, slowest)

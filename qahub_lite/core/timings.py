@@ -17,8 +17,8 @@ from typing import Literal
 
 import msgspec
 
+from ..db import tuples
 from .errors import NotFound
-from .window import AsyncSource
 
 By = Literal["file", "test"]
 DEFAULT_RUNS = 20
@@ -56,17 +56,17 @@ _TEST_SQL = (
 )
 
 
-async def _fetch(conn, sql: str, params: tuple) -> list[tuple]:
-    return await AsyncSource(conn).fetch(sql, params)  # plain tuples (core/window.py)
+def _fetch(conn, sql: str, params: tuple) -> list[tuple]:
+    return tuples.fetch(conn, sql, params)  # plain tuples (db/tuples.py)
 
 
-async def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
+def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
                   runs: int = DEFAULT_RUNS) -> Timings:
-    found = await _fetch(conn, "SELECT default_branch FROM projects WHERE id = ?", (project_id,))
+    found = _fetch(conn, "SELECT default_branch FROM projects WHERE id = ?", (project_id,))
     if not found:
         raise NotFound("Project not found")
     branch = branch or found[0][0]
-    run_ids = [r[0] for r in await _fetch(
+    run_ids = [r[0] for r in _fetch(
         conn, "SELECT id FROM runs WHERE project_id = ? AND branch = ? AND status = 'COMPLETED' "
         "ORDER BY created_at DESC, id DESC LIMIT ?", (project_id, branch, max(1, min(runs, MAX_RUNS))),
     )]
@@ -74,10 +74,10 @@ async def timings(conn, project_id: str, *, by: By = "file", branch: str | None 
     for run_id in run_ids:
         per_run: dict[str, int] = {}
         if by == "file":
-            for file, total in await _fetch(conn, _FILE_SQL, (run_id,)):
+            for file, total in _fetch(conn, _FILE_SQL, (run_id,)):
                 per_run[file] = int(total)
         else:
-            for file, suite, title, duration in await _fetch(conn, _TEST_SQL, (run_id,)):
+            for file, suite, title, duration in _fetch(conn, _TEST_SQL, (run_id,)):
                 key = test_key(file, suite, title)
                 per_run[key] = per_run.get(key, 0) + duration  # variants of one test add up
         for key, total in per_run.items():

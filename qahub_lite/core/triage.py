@@ -20,7 +20,6 @@ import msgspec
 from .clock import now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .quarantine import shorten, test_infos
-from .window import Source, drive, source
 
 CATEGORIES = ("product_bug", "automation_bug", "environment", "to_investigate")
 Category = Literal["product_bug", "automation_bug", "environment", "to_investigate"]
@@ -123,10 +122,9 @@ _SIG = ("id, hash, exception_type, normalized, example, first_seen, last_seen, f
         "0, category, bug_ticket_key, bug_ticket_url, note, triaged_at")
 
 
-async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
+def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
     """The run's failing results grouped by signature, largest group first."""
-    src = source(conn)
-    rows = await src.fetch(
+    rows = conn.execute(
         # A message is shown cut to 500 characters (shorten): read no more of it than that;
         # a run's thousands of failures can carry 1 MB messages each.
         "SELECT signature_id, test_id, status, substr(error_message, 1, 501) FROM results "
@@ -141,13 +139,13 @@ async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
     sigs = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for r in await src.fetch(
+        for r in conn.execute(
             f"SELECT {_SIG} FROM failure_signatures WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})",
             (project_id, *chunk),
-        ):
+        ).fetchall():
             sigs[r[0]] = r
     listed = {row[1] for sid in by_sig for row in by_sig[sid][:_GROUP_TESTS]}
-    infos = await test_infos(src, project_id, listed)
+    infos = test_infos(conn, project_id, listed)
     groups = []
     for sid, members in by_sig.items():
         s = sigs.get(sid)
@@ -164,14 +162,13 @@ async def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
     return RunFailures(run_id, sum(g.count for g in groups), len(groups), sum(g.new for g in groups), groups)
 
 
-async def project_failures(
+def project_failures(
     conn, project_id: str, *, branch: str | None = None, since: int | None = None,
     status: str | None = None, limit: int = 100, only: int | None = None,
 ) -> ProjectFailures:
     """Every signature of the project (merged ones fold into their target), latest first.
     `status`: `untriaged` (no category yet), `triaged`, or `known` (a ticket or a category
     other than to_investigate)."""
-    src = source(conn)
     where, params = ["s.project_id = ?", "s.merged_into IS NULL"], [project_id]
     last, occurrences = "s.last_seen", "s.occurrences"
     join = ""
@@ -193,26 +190,26 @@ async def project_failures(
         where.append("(s.bug_ticket_key IS NOT NULL OR s.bug_ticket_url IS NOT NULL "
                      "OR s.category IN ('product_bug', 'automation_bug', 'environment'))")
     sql = f"FROM failure_signatures s {join} WHERE {' AND '.join(where)}"
-    total = (await src.fetch(f"SELECT count(*) {sql}", params))[0][0]
-    rows = await src.fetch(
+    total = (conn.execute(f"SELECT count(*) {sql}", params).fetchall())[0][0]
+    rows = conn.execute(
         f"SELECT s.id, s.hash, s.exception_type, s.normalized, s.example, s.first_seen, {last}, s.first_run_id, "
         f"{occurrences}, (SELECT count(*) FROM signature_tests t WHERE t.signature_id = s.id), s.category, "
         "s.bug_ticket_key, s.bug_ticket_url, s.note, s.triaged_at "
         f"{sql} ORDER BY {last} DESC, s.id DESC LIMIT ?", (*params, limit),
-    )
+    ).fetchall()
     ids = [r[0] for r in rows]
     branches: dict[int, list[str]] = {}
     merged: dict[int, list[str]] = {}
     if ids:
         marks = ",".join("?" * len(ids))
-        for sid, name in await src.fetch(
+        for sid, name in conn.execute(
             f"SELECT signature_id, branch FROM signature_branches WHERE signature_id IN ({marks}) "
             "ORDER BY last_seen DESC", ids,
-        ):
+        ).fetchall():
             branches.setdefault(sid, []).append(name)
-        for target, h in await src.fetch(
+        for target, h in conn.execute(
             f"SELECT merged_into, hash FROM failure_signatures WHERE merged_into IN ({marks})", ids,
-        ):
+        ).fetchall():
             merged.setdefault(target, []).append(h)
     data = [
         ProjectFailure(r[1], r[2], r[3], r[4], to_iso(r[5]), to_iso(r[6]), r[7], r[8], r[9],
@@ -222,21 +219,21 @@ async def project_failures(
     return ProjectFailures(project_id, total, data)
 
 
-async def get_failure(src: Source, project_id: str, signature: str) -> ProjectFailure:
-    row = await _find(src, project_id, signature)
-    found = await project_failures(src, project_id, limit=1, only=row[2] or row[0])
+def get_failure(conn, project_id: str, signature: str) -> ProjectFailure:
+    row = _find(conn, project_id, signature)
+    found = project_failures(conn, project_id, limit=1, only=row[2] or row[0])
     if found.data:
         return found.data[0]
     raise NotFound("Failure signature not found in this project (merged ones answer through their target)")
 
 
-async def _find(src: Source, project_id: str, signature: str) -> tuple:
+def _find(conn, project_id: str, signature: str) -> tuple:
     if not re.fullmatch(r"[0-9a-f]{16}", signature):
         raise NotFound("Failure signature not found in this project")
-    rows = await src.fetch(
+    rows = conn.execute(
         "SELECT id, hash, merged_into FROM failure_signatures WHERE project_id = ? AND hash = ?",
         (project_id, signature),
-    )
+    ).fetchall()
     if not rows:
         raise NotFound("Failure signature not found in this project")
     return rows[0]
@@ -245,8 +242,7 @@ async def _find(src: Source, project_id: str, signature: str) -> tuple:
 def set_triage(conn: sqlite3.Connection, project_id: str, signature: str, data: TriageIn) -> ProjectFailure:
     """Writer operation: a signature's ticket, category and note (a field left out is cleared:
     PUT replaces). Later failures with the signature carry the ticket (ingest.py)."""
-    src = source(conn)
-    sid, _, merged_into = drive(_find(src, project_id, signature))
+    sid, _, merged_into = (_find(conn, project_id, signature))
     if merged_into is not None:
         raise Conflict("this signature was merged into another: triage that one")
     limits = (("bug_ticket_key", data.bug_ticket_key, 200), ("bug_ticket_url", data.bug_ticket_url, 2000),
@@ -261,15 +257,14 @@ def set_triage(conn: sqlite3.Connection, project_id: str, signature: str, data: 
         "triaged_at = ? WHERE id = ?",
         (data.category, data.bug_ticket_key, data.bug_ticket_url, data.note, now_ms(), sid),
     )
-    return drive(get_failure(src, project_id, signature))
+    return (get_failure(conn, project_id, signature))
 
 
 def merge(conn: sqlite3.Connection, project_id: str, signature: str, into: str) -> ProjectFailure:
     """Writer operation: fold `signature` into `into`. Its results, tests, branches and counts
     move to the target; later failures with its hash count on the target (signatures.store)."""
-    src = source(conn)
-    sid, _, merged = drive(_find(src, project_id, signature))
-    tid, _, target_merged = drive(_find(src, project_id, into))
+    sid, _, merged = (_find(conn, project_id, signature))
+    tid, _, target_merged = (_find(conn, project_id, into))
     if sid == tid:
         raise Invalid("a signature cannot be merged into itself")
     if merged is not None or target_merged is not None:
@@ -293,7 +288,7 @@ def merge(conn: sqlite3.Connection, project_id: str, signature: str, into: str) 
         "last_seen = max(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)) WHERE id = ?",
         (sid, sid, sid, tid),
     )
-    return drive(get_failure(src, project_id, into))
+    return (get_failure(conn, project_id, into))
 
 
 # --- mask rules ---------------------------------------------------------------------------
@@ -331,10 +326,10 @@ def add_rule(conn: sqlite3.Connection, project_id: str, pattern: str, note: str 
     return Rule(cur.lastrowid, pattern, note, to_iso(now_ms()))
 
 
-async def list_rules(conn, project_id: str) -> list[Rule]:
-    rows = await source(conn).fetch(
+def list_rules(conn, project_id: str) -> list[Rule]:
+    rows = conn.execute(
         "SELECT id, pattern, note, created_at FROM signature_rules WHERE project_id = ? ORDER BY id", (project_id,)
-    )
+    ).fetchall()
     return [Rule(r[0], r[1], r[2], to_iso(r[3])) for r in rows]
 
 

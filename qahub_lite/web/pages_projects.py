@@ -37,7 +37,7 @@ class OverviewQuery(msgspec.Struct, forbid_unknown_fields=True):
     cursor: str | None = None
 
 
-async def _card(conn, tenant_id: str, project: Project) -> ProjectCard:
+async def _card(conn, db, tenant_id: str, project: Project) -> ProjectCard:
     latest = await runs.list_runs(conn, tenant_id, runs.RunFilter(project_id=project.id), limit=1)
     recent = await runs.list_runs(
         conn, tenant_id, runs.RunFilter(project_id=project.id, branch=project.default_branch), limit=SPARK_RUNS
@@ -51,7 +51,7 @@ async def _card(conn, tenant_id: str, project: Project) -> ProjectCard:
     return ProjectCard(
         project=project, last_run=latest.data[0] if latest.data else None, spark=str(spark),
         latest_rate=next((r for r in reversed(rates) if r is not None), None),
-        health=await health_view.card_health(conn, project),
+        health=await db.read(health_view.card_health, project),
     )
 
 
@@ -62,7 +62,7 @@ async def overview(request: Request) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
-        cards = [await _card(conn, session.tenant_id, p) for p in found.data]
+        cards = [await _card(conn, svc.db, session.tenant_id, p) for p in found.data]
     return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
 
 
@@ -72,13 +72,12 @@ async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        card = await _card(conn, session.tenant_id, project)
+        card = await _card(conn, svc.db, session.tenant_id, project)
         recent = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
-        ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
-        graded = await health_view.project_grade(conn, svc.config, project)
-    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking,
+    health = await svc.db.read(health_view.project_health, svc.config, project, 5)
+    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=health.ranking,
                 retention_note=describe_retention(svc.config.retention),
-                grade=graded)
+                grade=health.grade)
 
 
 HANDLERS = [overview, project_page]

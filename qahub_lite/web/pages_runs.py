@@ -247,7 +247,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     async with svc.db.read_async() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await health_view.run_marks(conn, svc.config, project, run)
+        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
         failed = await runs.list_results(
             conn, run.id, statuses=FAILURE_STATUSES, limit=FAILURES_PER_PAGE, cursor=q.failures
         )
@@ -264,8 +264,8 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
             conn, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
             cursor=q.cursor, tag=q.tag,
         )
-        verdict = await health_view.run_gate(conn, svc.config, project, run)
-        groups = await triage.run_failures(conn, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
+        verdict = await svc.db.read(health_view.run_gate, svc.config, project, run)
+        groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(
         [("passed", c.passed), ("failed", c.failed), ("broken", c.broken), ("skipped", c.skipped),
@@ -295,7 +295,7 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
         if result.run_id != run.id:
             raise ApiError(404, "Result not found")
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await health_view.run_marks(conn, svc.config, project, run)
+        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
         shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
                 texts=folded_texts(result, whole_page=True))
