@@ -75,14 +75,14 @@ def _penalty(name: str, percent: float) -> Penalty:
 
 
 def score_of(passed: int, failed: int, tests: int, flaky_tests: int, broken_tests: int) -> tuple[float, GradeBreakdown]:
-    executed = passed + failed
-    failing = 100.0 * failed / executed if executed else 0.0
+    judged = passed + failed
+    failing = 100.0 * failed / judged if judged else 0.0
     flaky = 100.0 * flaky_tests / tests if tests else 0.0
     broken = 100.0 * broken_tests / tests if tests else 0.0
     parts = _penalty("failures", failing), _penalty("flaky", flaky), _penalty("broken", broken)
     score = round(max(0.0, 100.0 - sum(p.points for p in parts)), 2)
     breakdown = GradeBreakdown(
-        round(passed / executed, 4) if executed else 1.0, passed, failed, tests, flaky_tests, broken_tests, *parts
+        round(passed / judged, 4) if judged else 1.0, passed, failed, tests, flaky_tests, broken_tests, *parts
     )
     return score, breakdown
 

@@ -43,14 +43,15 @@ class WindowRun(NamedTuple):
     duration_ms: int | None
 
     @property
-    def executed(self) -> int:
+    def ran(self) -> int:
+        """Tests that ran to a verdict (passed, failed or broken)."""
         return self.passed + self.failed + self.broken
 
 
 def is_infra_failure(run: WindowRun, rules: FlakyConfig) -> bool:
-    """Most executed tests failed at once: the machine, not the tests (docs/health.md)."""
-    executed = run.executed
-    return executed >= rules.infra_min_tests and run.failed + run.broken >= rules.infra_failure_ratio * executed
+    """Most tests that ran failed at once: the machine, not the tests (docs/health.md)."""
+    ran = run.ran
+    return ran >= rules.infra_min_tests and run.failed + run.broken >= rules.infra_failure_ratio * ran
 
 
 def recent_runs(

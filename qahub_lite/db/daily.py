@@ -126,6 +126,7 @@ def day_results(conn: sqlite3.Connection, project_id: str, from_ms: int, to_ms: 
     project's runs created from `from_ms` to before `to_ms` (of one test, when given), walking
     the runs and looking results up by (run, test): the results table has no index led by
     the test, and this needs none. Plain tuples: a day holds a whole project's results."""
+    # engine: sqlite (CROSS JOIN ... ON fixes SQLite's join order; PostgreSQL takes no ON there)
     sql = (
         "SELECT u.created_at, r.test_id, r.status, r.flaky, r.duration_ms FROM runs u CROSS JOIN results r "
         "ON r.run_id = u.id"

@@ -71,6 +71,7 @@ def outcome_codes(
     are one range of the (run_id, test_id) index, and only integers cross into Python."""
     if not run_ids:
         return []
+    # engine: sqlite (CROSS JOIN ... ON fixes SQLite's join order; PostgreSQL takes no ON there)
     final = sorted({"PASSED", *failing})
     values = ",".join("(?, ?)" for _ in run_ids)
     pairs = [x for index, run_id in enumerate(run_ids) for x in (run_id, index)]
@@ -97,7 +98,8 @@ def test_history(
 
     Walks the project's runs newest first and looks each up by (run_id, test_id): the results
     table has no index led by the test (DESIGN.md), and this needs none."""
-    # CROSS JOIN keeps runs the outer loop, walked along their (project, [branch,] created_at) index.
+    # engine: sqlite (CROSS JOIN ... ON, and `IS ?` below). CROSS JOIN keeps runs the outer loop,
+    # walked along their (project, [branch,] created_at) index.
     sql = (
         "SELECT u.id, u.short_id, u.name, u.branch, u.commit_sha, r.status, r.flaky, r.attempts, r.duration_ms, "
         "r.error_message, coalesce(r.executed_at, u.created_at) FROM runs u CROSS JOIN results r "
