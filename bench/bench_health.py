@@ -1,5 +1,5 @@
-"""Test-health speed on 1,000,000 stored results (1,000 runs x 1,000 tests), and what the
-health hook costs the ingest path.
+"""Test-health speed on 1,000,000 stored results (1,000 runs x 1,000 tests), and what run
+completion costs the ingest path.
 
     python bench/bench_health.py [--runs 1000] [--tests 1000] [--repeat 15] [--ingest-runs 12]
 
@@ -7,12 +7,12 @@ health hook costs the ingest path.
    (migrations, executemany), shaped like a real project: most tests pass, 3 % are flaky
    (fail 1 run in 5, some pass on retry), 1 % broke recently, the default branch `main` with a
    pull-request branch now and then, and a commit run twice now and then.
-2. Through the real Database (aiosqlite readers), takes the median of --repeat calls of
+2. Through the real Database (its reader threads), takes the median of --repeat calls of
    the flaky ranking (flaky.rank), one test's history (flaky.history, 30 results) and the
    gate (gate.evaluate on main's latest run). Target: each under 200 ms.
-3. Ingest rate through the real writer and core.ingest.store_results (with the health hook):
-   runs of --tests results into an empty database, then into the 1M one. Target: the 1M
-   rate within 1.5x of the empty one. Also the median of the `run-health` job's work per run.
+3. Ingest rate through the real writer and core.ingest.store_results (with run completion's
+   hook): runs of --tests results into an empty database, then into the 1M one. Target: the 1M
+   rate within 1.5x of the empty one. Also the median of the `run-completion` task's work per run.
 Exit status 1 when a target is missed.
 """
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qahub_lite.config import FlakyConfig, GradeConfig  # noqa: E402
-from qahub_lite.core import flaky, gate, health, ingest  # noqa: E402
+from qahub_lite.core import flaky, gate, ingest, run_completion  # noqa: E402
 from qahub_lite.core.model import CiContext, ResultRecord, RunRecord  # noqa: E402
 from qahub_lite.db.connection import open_writer  # noqa: E402
 from qahub_lite.db.database import Database, migrate  # noqa: E402
@@ -112,15 +112,14 @@ async def time_reads(db: Database, project: str, repeat: int) -> dict[str, float
     rules, grades = FlakyConfig(), GradeConfig()
     out: dict[str, list[float]] = {"flaky ranking": [], "test history": [], "gate": []}
     for i in range(repeat):
-        async with db.read_async() as conn:
-            t0 = time.perf_counter()
-            ranking = await flaky.rank(conn, project, rules=rules)
-            t1 = time.perf_counter()
-            await flaky.history(conn, project, str(1 + (i * 37) % 1000), 30, rules=rules)
-            t2 = time.perf_counter()
-            verdict = await db.read(gate.evaluate, project, rules=gate.GateRules(min_grade="C"), flaky_rules=rules,
-                                    grade_rules=grades)
-            t3 = time.perf_counter()
+        t0 = time.perf_counter()
+        ranking = await db.read(flaky.rank, project, rules=rules)
+        t1 = time.perf_counter()
+        await db.read(flaky.history, project, str(1 + (i * 37) % 1000), 30, rules=rules)
+        t2 = time.perf_counter()
+        verdict = await db.read(gate.evaluate, project, rules=gate.GateRules(min_grade="C"), flaky_rules=rules,
+                                grade_rules=grades)
+        t3 = time.perf_counter()
         out["flaky ranking"].append(t1 - t0)
         out["test history"].append(t2 - t1)
         out["gate"].append(t3 - t2)
@@ -138,7 +137,7 @@ def _records(tests: int, rng: random.Random) -> list[tuple[int, ResultRecord]]:
 
 
 async def time_ingest(db: Database, tenant: str, project: str, runs: int, tests: int) -> tuple[float, float]:
-    """(median seconds per store_results of `tests` results, median seconds of its health work)."""
+    """(median seconds per store_results of `tests` results, median seconds of its completion work)."""
     rng = random.Random(11)
     spent, health_spent = [], []
     for r in range(runs + 1):
@@ -148,11 +147,10 @@ async def time_ingest(db: Database, tenant: str, project: str, runs: int, tests:
         t0 = time.perf_counter()
         await db.write(lambda conn: ingest.store_results(conn, tenant, items, run=record))
         elapsed = time.perf_counter() - t0
-        async with db.read_async() as conn:
-            queued = await health.queued(conn, 10)
+        queued = await db.read(run_completion.queued, 10)
         t0 = time.perf_counter()
         for queue_id, run_id in queued:
-            await db.write(health.process_queued, queue_id, run_id, FlakyConfig(), "http://bench")
+            await db.write(run_completion.process_queued, queue_id, run_id, FlakyConfig(), "http://bench")
         if r:  # the first run of a fresh project interns its test identities: a one-off
             spent.append(elapsed)
             health_spent.append(time.perf_counter() - t0)
@@ -198,11 +196,12 @@ async def main() -> int:
     rate_empty, rate_full = args.tests / bare, args.tests / full
     ratio = rate_empty / rate_full
     ok &= ratio <= TARGET_RATIO
-    print(f"ingest through store_results (+ health hook), {args.tests} results a run, median of {args.ingest_runs}:")
+    print(f"ingest through store_results (+ run completion's hook), {args.tests} results a run, "
+          f"median of {args.ingest_runs}:")
     print(f"  empty database  {rate_empty:10,.0f} results/s")
     print(f"  1M database     {rate_full:10,.0f} results/s   ratio {ratio:.2f} (target <= {TARGET_RATIO}: "
           f"{'ok' if ratio <= TARGET_RATIO else 'MISSED'})")
-    print(f"  run-health job per run: {bare_health * 1000:.1f} ms (empty), {full_health * 1000:.1f} ms (1M), "
+    print(f"  run-completion task per run: {bare_health * 1000:.1f} ms (empty), {full_health * 1000:.1f} ms (1M), "
           "off the ingest path")
     return 0 if ok else 1
 

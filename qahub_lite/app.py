@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
-from .api import agent_api, health, native_library, native_runs, openapi, qatech, qualigate, qualitypilot
+from .api import agent_api, native_library, native_runs, openapi, probes, qatech, qualigate, qualitypilot
 from .api import exports_api, health_api, test_daily_api, triage_api, webhooks_api
 from .api.admission import Admission
 from .api.context import Services
@@ -27,7 +27,7 @@ from .db import backup as backups
 from .db import orphans
 from .db.database import Database
 from .maintenance import Scheduler
-from . import health_jobs
+from . import run_completion_tasks
 from . import web
 
 log = logging.getLogger("qahub.app")
@@ -48,8 +48,8 @@ def route_handlers() -> list:
         *triage_api.HANDLERS,
         openapi.openapi_json,
         openapi.api_docs,
-        health.healthz,
-        health.readyz,
+        probes.healthz,
+        probes.readyz,
         metrics_endpoint,
         *web.router(),  # the dashboard: its pages and static files
     ]
@@ -100,7 +100,7 @@ def schedule_jobs(svc: Services, scheduler: Scheduler) -> None:
     # that a restart never postpones one by a whole interval.
     scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
     agent_api.schedule(svc, scheduler)  # job-expiry: leases that ran out, jobs nobody claimed
-    health_jobs.schedule(svc, scheduler)  # run-health, trend-grades, webhook-delivery
+    run_completion_tasks.schedule(svc, scheduler)  # run-completion, trend-grades, webhook-delivery, quarantine-expiry
 
 
 def create_app(config: Config, on_ready=None) -> Litestar:

@@ -119,7 +119,7 @@ def _one_of_everything(c, h: dict, name: str) -> dict:
     ids["signature"] = c.get(f"/api/v1/runs/{run['run_id']}/failures", headers=h).json()["data"][0]["signature"]
     ids["rule_id"] = str(c.post(f"/api/v1/projects/{project['id']}/signature-rules", headers=h,
                                 json={"pattern": "build-[0-9]+"}).json()["id"])
-    for _ in range(200):  # the run-health job queues the delivery within a second or two
+    for _ in range(200):  # the run-completion task queues the delivery within a second or two
         deliveries = c.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=h).json()["data"]
         if deliveries:
             ids["delivery_id"] = deliveries[0]["id"]

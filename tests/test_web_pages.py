@@ -239,7 +239,7 @@ def test_webhooks_and_their_deliveries(site):
     client.post("/api/v1/ingest", headers=headers, json={
         "project_id": data.project_id, "run_name": "after the hook", "ci": {"branch": "main"},
         "results": [{"title": "one", "status": "PASSED"}]})
-    # The `run-health` job queues the run's events within a second or so of its end.
+    # The `run-completion` task queues the run's events within a second or so of its end.
     deadline = time.monotonic() + 20
     while True:
         page = client.get(f"/settings/webhooks/{hook_id}").text

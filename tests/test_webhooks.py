@@ -248,7 +248,7 @@ def test_a_restart_loses_no_delivery(tmp_path):
 
 def test_a_finished_run_is_judged_and_announced_once(tmp_path):
     from qahub_lite.config import FlakyConfig
-    from qahub_lite.core import health
+    from qahub_lite.core import run_completion
 
     with fast_api(tmp_path) as api:
         project = api.project("Shop")
@@ -260,7 +260,7 @@ def test_a_finished_run_is_judged_and_announced_once(tmp_path):
         queue_id = conn.execute(
             "INSERT INTO run_health_queue (run_id, queued_at) VALUES (?, 0)", (run["run_id"],)
         ).lastrowid
-        assert health.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 1
+        assert run_completion.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 1
         # a second worker with the same queue row finds it gone and does nothing
-        assert health.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 0
+        assert run_completion.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 0
         assert conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()[0] == 2

@@ -34,11 +34,10 @@ async def flaky_tests(request: Request, project_id: FromPath[str]) -> flaky.Flak
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, FlakyQuery)
     cfg = services(request).config
-    async with services(request).db.read_async() as conn:
-        return await flaky.rank(
-            conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
-            limit=q.limit, include_quarantined=q.include_quarantined,
-        )
+    return await services(request).db.read(
+        flaky.rank, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
+        limit=q.limit, include_quarantined=q.include_quarantined,
+    )
 
 
 @endpoint("GET", f"{_P}/tests", summary="Tests with their states (broken, flaky, healthy) and quarantine",
@@ -49,11 +48,10 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestsQuery)
     cfg = services(request).config
-    async with services(request).db.read_async() as conn:
-        return await flaky.list_tests(
-            conn, project.id, branch=q.branch if q.branch is not None else project.default_branch, rules=cfg.flaky,
-            state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag, q=q.q,
-        )
+    return await services(request).db.read(
+        flaky.list_tests, project.id, branch=q.branch if q.branch is not None else project.default_branch,
+        rules=cfg.flaky, state=q.state, quarantined=q.quarantined, limit=q.limit, cursor=q.cursor, tag=q.tag, q=q.q,
+    )
 
 
 @endpoint("GET", f"{_P}/tests/{{test_id:str}}/history", summary="One test's last results, with its state",
@@ -63,10 +61,9 @@ async def list_tests(request: Request, project_id: FromPath[str]) -> flaky.TestH
 async def test_history(request: Request, project_id: FromPath[str], test_id: FromPath[str]) -> flaky.TestHistory:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, HistoryQuery)
-    async with services(request).db.read_async() as conn:
-        return await flaky.history(
-            conn, project.id, test_id, q.limit, branch=q.branch, rules=services(request).config.flaky
-        )
+    return await services(request).db.read(
+        flaky.history, project.id, test_id, q.limit, branch=q.branch, rules=services(request).config.flaky
+    )
 
 
 async def _quarantine(request: Request, project_id: FromPath[str], test_id: FromPath[str], on: bool) -> quarantine.TestInfo:
@@ -102,11 +99,10 @@ async def project_grade(request: Request, project_id: FromPath[str]) -> grade.Gr
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, GradeQuery)
     cfg = services(request).config
-    async with services(request).db.read_async() as conn:
-        return await grade.compute(
-            conn, project.id, q.branch if q.branch is not None else project.default_branch,
-            flaky_rules=cfg.flaky, grade_rules=cfg.grade,
-        )
+    return await services(request).db.read(
+        grade.compute, project.id, q.branch if q.branch is not None else project.default_branch,
+        flaky_rules=cfg.flaky, grade_rules=cfg.grade,
+    )
 
 
 @endpoint("GET", f"{_P}/trends", summary="Daily aggregates of a branch over a date range", tags=TAGS, scope="read",
@@ -119,8 +115,7 @@ async def project_trends(request: Request, project_id: FromPath[str]) -> trends.
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
     from_day = trends.parse_day(q.from_day, "from") if q.from_day else to_day - 29 * trends.DAY_MS
     branch = q.branch if q.branch is not None else project.default_branch
-    async with services(request).db.read_async() as conn:
-        return await trends.series(conn, project.id, branch, from_day, to_day)
+    return await services(request).db.read(trends.series, project.id, branch, from_day, to_day)
 
 
 @endpoint("GET", f"{_P}/gate", summary="Quality gate: pass or fail for a run, with every reason", tags=TAGS,
@@ -155,11 +150,12 @@ async def quality_gate(request: Request, project_id: FromPath[str]) -> gate.Gate
           "run. A new failure: a test that passed in the baseline and fails in this run.")
 async def run_regressions(request: Request, run_id: FromPath[str]) -> regressions.RunRegressions:
     _, run = await visible_run(request, "read", run_id)
-    async with services(request).db.read_async() as conn:
-        try:
-            return await regressions.of_run(conn, run.project_id, run.id, services(request).config.flaky)
-        except NotFound:
-            raise ApiError(404, "Run not found") from None
+    try:
+        return await services(request).db.read(
+            regressions.of_run, run.project_id, run.id, services(request).config.flaky
+        )
+    except NotFound:
+        raise ApiError(404, "Run not found") from None
 
 
 HANDLERS = [

@@ -32,9 +32,11 @@ async def test_days(request: Request, project_id: FromPath[str], test_id: FromPa
     q = read_query(request, TestDaysQuery)
     to_day = trends.parse_day(q.to_day, "to") if q.to_day else trends.day_of(now_ms())
     from_day = trends.parse_day(q.from_day, "from") if q.from_day else to_day - 89 * trends.DAY_MS
-    async with services(request).db.read_async() as conn:
-        test = await quarantine.find_test(conn, project.id, test_id)
-        return await test_daily.test_days(conn, project.id, test.id, from_day, to_day)
+    return await services(request).db.read(_days_of, project.id, test_id, from_day, to_day)
+
+
+def _days_of(conn, project_id: str, test_ref: str, from_day: int, to_day: int) -> test_daily.TestDays:
+    return test_daily.test_days(conn, project_id, quarantine.find_test(conn, project_id, test_ref).id, from_day, to_day)
 
 
 HANDLERS = [test_days]

@@ -14,7 +14,6 @@ from litestar import Request, Response
 from litestar.params import FromPath
 
 from ..core import compare, quarantine, triage
-from ..core.window import source
 from .context import services
 from .errors import ApiError
 from .native_library import visible_project
@@ -170,8 +169,7 @@ async def compare_runs(request: Request, run_id: FromPath[str]) -> compare.RunCo
 async def quarantine_audit(request: Request, project_id: FromPath[str]) -> AuditList:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, AuditQuery)
-    async with services(request).db.read_async() as conn:
-        return AuditList(await quarantine.audit_log(source(conn), project.id, q.limit))
+    return AuditList(await services(request).db.read(quarantine.audit_log, project.id, q.limit))
 
 
 HANDLERS = [

@@ -14,7 +14,6 @@ from ..db import runs as runs_db
 from .errors import Invalid, NotFound
 from .quarantine import test_infos
 from .status import FAILURE_STATUSES, RUN_FINISHED
-from .window import drive, source
 
 LISTED = 200  # tests listed per section; the totals count them all
 DURATIONS = 10
@@ -102,7 +101,7 @@ def compare(conn, project_id: str, run_id: str, base_ref: str | None = None) -> 
         key=lambda c: (-abs(c[1] - c[2]), c[0]),
     )[:DURATIONS]
     wanted = {t for group in (newly, fixed, still, added, removed) for t in group[:LISTED]} | {c[0] for c in changes}
-    infos = drive(test_infos(source(conn), project_id, sorted(wanted)))
+    infos = test_infos(conn, project_id, sorted(wanted))
 
     def section(ids: list[int]) -> Section:
         data = [

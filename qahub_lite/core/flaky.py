@@ -31,9 +31,8 @@ from .paging import clamp_limit, decode_int_cursor, encode_cursor
 from .quarantine import (
     TestHealth, TestInfo, find_test, health_of, last_failures, quarantined_ids, shorten, test_infos,
 )
-from .window import (
-    ABSENT, FAIL, RETRIED_PASS, Source, WindowRun, default_branch, outcome_codes, recent_runs, source,
-)
+from ..db import tests as tests_db
+from .window import ABSENT, FAIL, RETRIED_PASS, WindowRun, default_branch, outcome_codes, recent_runs
 
 FLAKY, BROKEN, HEALTHY = "flaky", "broken", "healthy"
 STATES = (FLAKY, BROKEN, HEALTHY)
@@ -155,8 +154,8 @@ class Analysis(NamedTuple):
     tallies: list[tuple[int, int]]
 
 
-async def analyse(
-    src: Source, project_id: str, branch: str | None, rules: FlakyConfig, *,
+def analyse(
+    conn, project_id: str, branch: str | None, rules: FlakyConfig, *,
     test_ids: list[int] | None = None, before_ms: int | None = None, newest: WindowRun | None = None,
     ignore: frozenset[int] = frozenset(),
 ) -> Analysis:
@@ -172,16 +171,16 @@ async def analyse(
     """
     lookback = rules.window_runs + rules.clear_after_clean_runs
     if newest is not None:
-        older, infra = await recent_runs(
-            src, project_id, branch, lookback - 1, rules, before_ms=newest.created_at, exclude_run=newest.id
+        older, infra = recent_runs(
+            conn, project_id, branch, lookback - 1, rules, before_ms=newest.created_at, exclude_run=newest.id
         )
         runs = [newest, *older]
     else:
-        runs, infra = await recent_runs(src, project_id, branch, lookback, rules, before_ms=before_ms)
+        runs, infra = recent_runs(conn, project_id, branch, lookback, rules, before_ms=before_ms)
     runs.reverse()
     size = len(runs)
     seqs: dict[int, bytearray] = {}
-    for pos, test_id, code in await outcome_codes(src, [r.id for r in runs], test_ids):
+    for pos, test_id, code in outcome_codes(conn, [r.id for r in runs], test_ids):
         seq = seqs.get(test_id)
         if seq is None:
             seq = seqs[test_id] = bytearray(size)
@@ -257,20 +256,20 @@ class TestHistory(msgspec.Struct):
     data: list[HistoryEntry]
 
 
-async def rank(
+def rank(
     conn, project_id: str, *, branch: str | None = None, rules: FlakyConfig | None = None, limit: int = 50,
     include_quarantined: bool = True,
 ) -> FlakyRanking:
     """The project's flaky tests, top offenders first (docs/health.md: the ranking)."""
-    src, rules = source(conn), rules or FlakyConfig()
-    branch = branch if branch is not None else await default_branch(src, project_id)
-    analysis = await analyse(src, project_id, branch, rules)
+    rules = rules or FlakyConfig()
+    branch = branch if branch is not None else default_branch(conn, project_id)
+    analysis = analyse(conn, project_id, branch, rules)
     flaky = sorted((j for j in analysis.judgements.values() if j.state == FLAKY), key=ranking_key)
-    infos = await test_infos(src, project_id, [j.test_id for j in flaky])
+    infos = test_infos(conn, project_id, [j.test_id for j in flaky])
     if not include_quarantined:
         flaky = [j for j in flaky if not infos[j.test_id].quarantined]
     shown = flaky[:limit]
-    last = await last_failures(src, analysis.runs, shown)
+    last = last_failures(conn, analysis.runs, shown)
     data = [health_of(j, infos[j.test_id], last.get(j.test_id)) for j in shown]
     return FlakyRanking(project_id, branch, len(analysis.runs), analysis.infra_skipped, len(flaky), data)
 
@@ -278,23 +277,23 @@ async def rank(
 _STATE_ORDER = {BROKEN: 0, FLAKY: 1, HEALTHY: 2}
 
 
-async def list_tests(
+def list_tests(
     conn, project_id: str, *, branch: str | None = None, rules: FlakyConfig | None = None, state: str | None = None,
     quarantined: bool | None = None, limit: int = 50, cursor: str | None = None, tag: str | None = None,
     q: str | None = None,
 ) -> TestHealthPage:
     """Tests that ran in the lookback, and quarantined ones, with their states: broken first,
     then flaky (top offenders first), then healthy."""
-    src, rules = source(conn), rules or FlakyConfig()
-    branch = branch if branch is not None else await default_branch(src, project_id)
+    rules = rules or FlakyConfig()
+    branch = branch if branch is not None else default_branch(conn, project_id)
     limit = clamp_limit(limit)
     decoded = decode_int_cursor(cursor)
     offset = max(decoded[1], 0) if decoded else 0
-    analysis = await analyse(src, project_id, branch, rules)
+    analysis = analyse(conn, project_id, branch, rules)
     judged = dict(analysis.judgements)
-    for test_id in await quarantined_ids(src, project_id):
+    for test_id in quarantined_ids(conn, project_id):
         judged.setdefault(test_id, empty_judgement(test_id))
-    infos = await test_infos(src, project_id, judged)
+    infos = test_infos(conn, project_id, judged)
     everything = [j for j in judged.values() if j.test_id in infos]
     counts = {s: 0 for s in STATES} | {"quarantined": 0}
     for j in everything:
@@ -302,11 +301,8 @@ async def list_tests(
         counts["quarantined"] += infos[j.test_id].quarantined
     tagged = None
     if tag is not None:  # tests whose latest tagged result carried `tag` (migration 0005)
-        tagged = {row[0] for row in await src.fetch(
-            "SELECT id FROM tests WHERE project_id = ? AND tags IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM json_each(tests.tags) WHERE json_each.value = ?)", (project_id, tag),
-        )}
-    matched = await _search(src, project_id, q) if q else None
+        tagged = tests_db.tests_tagged(conn, project_id, tag)
+    matched = tests_db.tests_matching(conn, project_id, q.lower().split()[:8]) if q else None
     chosen = [
         j for j in everything
         if (state is None or j.state == state) and (quarantined is None or infos[j.test_id].quarantined == quarantined)
@@ -314,7 +310,7 @@ async def list_tests(
     ]
     chosen.sort(key=lambda j: (_STATE_ORDER[j.state], *ranking_key(j)))
     page = chosen[offset : offset + limit]
-    last = await last_failures(src, analysis.runs, page)
+    last = last_failures(conn, analysis.runs, page)
     more = offset + limit < len(chosen)
     return TestHealthPage(
         project_id, branch, len(analysis.runs), counts,
@@ -323,47 +319,21 @@ async def list_tests(
     )
 
 
-async def _search(src: Source, project_id: str, q: str) -> set[int]:
-    """Tests whose name, suite path, test case code or latest file hold every word of `q`
-    (case-insensitive; LIKE wildcards in `q` are taken literally)."""
-    sql = ("SELECT t.id FROM tests t LEFT JOIN test_cases c ON c.id = t.test_case_id WHERE t.project_id = ?")
-    params: list = [project_id]
-    for word in q.lower().split()[:8]:
-        like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        sql += (" AND (lower(t.title) LIKE ? ESCAPE '\\' OR lower(t.suite_path) LIKE ? ESCAPE '\\' "
-                "OR lower(coalesce(c.code, '')) LIKE ? ESCAPE '\\' OR lower(t.identity) LIKE ? ESCAPE '\\')")
-        params += [like] * 4
-    return {row[0] for row in await src.fetch(sql, params)}
-
-
-async def history(
+def history(
     conn, project_id: str, test_ref: str, limit: int = 30, *, branch: str | None = None,
     rules: FlakyConfig | None = None,
 ) -> TestHistory:
     """One test's last `limit` results, newest first (of one branch, or of all), with its
-    state on the default branch.
-
-    Walks the project's runs newest first and looks each up by (run_id, test_id): the
-    results table has no index led by the test (DESIGN.md), and this needs none."""
-    src, rules = source(conn), rules or FlakyConfig()
-    test = await find_test(src, project_id, test_ref)
-    # CROSS JOIN keeps runs the outer loop, walked along their (project, [branch,] created_at) index.
-    sql = (
-        "SELECT u.id, u.short_id, u.name, u.branch, u.commit_sha, r.status, r.flaky, r.attempts, r.duration_ms, "
-        "r.error_message, coalesce(r.executed_at, u.created_at) FROM runs u CROSS JOIN results r "
-        "ON r.run_id = u.id AND r.test_id = ? WHERE u.project_id = ?"
-    )
-    params: list = [test.id, project_id]
-    if branch is not None:
-        sql += " AND u.branch IS ?"
-        params.append(branch or None)
-    rows = await src.fetch(sql + " ORDER BY u.created_at DESC LIMIT ?", (*params, limit))
+    state on the default branch."""
+    rules = rules or FlakyConfig()
+    test = find_test(conn, project_id, test_ref)
+    rows = tests_db.test_history(conn, project_id, test.id, limit, any_branch=branch is None, branch=branch or None)
     entries = [
         HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], shorten(r[9]), to_iso(r[10]))
         for r in rows
     ]
-    main = await default_branch(src, project_id)
-    analysis = await analyse(src, project_id, main, rules, test_ids=[test.id])
+    main = default_branch(conn, project_id)
+    analysis = analyse(conn, project_id, main, rules, test_ids=[test.id])
     judgement = analysis.judgements.get(test.id) or empty_judgement(test.id)
-    last = await last_failures(src, analysis.runs, [judgement])
+    last = last_failures(conn, analysis.runs, [judgement])
     return TestHistory(test, health_of(judgement, test, last.get(test.id)), branch, entries)

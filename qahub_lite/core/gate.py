@@ -37,7 +37,7 @@ from .grade import NOT_ENOUGH_DATA, Grade, grade_of
 from .quarantine import quarantined_ids, test_infos
 from .regressions import NewFailure, of_run
 from .status import FAILURE_STATUSES, RUN_FINISHED
-from .window import drive, get_window_run, source
+from .window import get_window_run
 
 Letter = Literal["A", "B", "C", "D", "F"]
 _ORDER = "ABCDF"
@@ -152,7 +152,6 @@ def evaluate(
 ) -> GateResult:
     """Judge a run (`run_ref`: id or short id) or a branch's latest finished run (default: the
     default branch's) against the query's `rules` over the project's settings."""
-    src = source(conn)
     flaky_rules, grade_rules = flaky_rules or FlakyConfig(), grade_rules or GradeConfig()
     found = runs_db.project_settings(conn, project_id)
     if found is None:
@@ -165,10 +164,10 @@ def evaluate(
     run_branch, commit = picked["branch"], picked["commit_sha"]
     if status not in RUN_FINISHED:
         raise Conflict(f"run {short_id} is {status}: the gate judges finished runs; ask again once it has finished")
-    run = drive(get_window_run(src, run_id))
-    ignore = frozenset(drive(quarantined_ids(src, project_id))) if chosen.ignore_quarantined else frozenset()
+    run = get_window_run(conn, run_id)
+    ignore = frozenset(quarantined_ids(conn, project_id)) if chosen.ignore_quarantined else frozenset()
 
-    analysis = drive(analyse(src, project_id, main, flaky_rules, newest=run, ignore=ignore))
+    analysis = analyse(conn, project_id, main, flaky_rules, newest=run, ignore=ignore)
     grade = grade_of(analysis, project_id, main, flaky_rules, grade_rules, ignore)
     failing_rows = results_db.failing_results(conn, run_id, _FAILURES)
     failing = [r[0] for r in failing_rows]
@@ -178,7 +177,7 @@ def evaluate(
     failures = len(failing) - len(skipped)
     if run.failed + run.broken > len(failing):  # a summary counted more than the cases it sent
         failures = run.failed + run.broken - len(skipped)
-    regressions = drive(of_run(src, project_id, run_id, flaky_rules))
+    regressions = of_run(conn, project_id, run_id, flaky_rules)
     new = [f for f in regressions.data
            if not (chosen.ignore_quarantined and f.quarantined) and f.test_id not in skipped]
 
@@ -234,7 +233,7 @@ def _set_aside(
             env[sid] = key or url or f"signature {hash_}"
     wanted = [r[0] for r in failing_rows if r[0] in quarantined or r[2] in env]
     if wanted:
-        infos = drive(test_infos(source(conn), project_id, wanted))
+        infos = test_infos(conn, project_id, wanted)
     out = []
     for test_id, status, sid in failing_rows:
         info = infos.get(test_id)

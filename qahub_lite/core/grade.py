@@ -19,7 +19,7 @@ import msgspec
 
 from ..config import FlakyConfig, GradeConfig
 from .flaky import BROKEN, FLAKY, Analysis, analyse
-from .window import WindowRun, default_branch, source
+from .window import WindowRun, default_branch
 
 # (points per percentage point, cap) of each penalty.
 WEIGHTS = {"failures": (5.0, 50.0), "flaky": (3.0, 30.0), "broken": (4.0, 20.0)}
@@ -75,14 +75,14 @@ def _penalty(name: str, percent: float) -> Penalty:
 
 
 def score_of(passed: int, failed: int, tests: int, flaky_tests: int, broken_tests: int) -> tuple[float, GradeBreakdown]:
-    executed = passed + failed
-    failing = 100.0 * failed / executed if executed else 0.0
+    judged = passed + failed
+    failing = 100.0 * failed / judged if judged else 0.0
     flaky = 100.0 * flaky_tests / tests if tests else 0.0
     broken = 100.0 * broken_tests / tests if tests else 0.0
     parts = _penalty("failures", failing), _penalty("flaky", flaky), _penalty("broken", broken)
     score = round(max(0.0, 100.0 - sum(p.points for p in parts)), 2)
     breakdown = GradeBreakdown(
-        round(passed / executed, 4) if executed else 1.0, passed, failed, tests, flaky_tests, broken_tests, *parts
+        round(passed / judged, 4) if judged else 1.0, passed, failed, tests, flaky_tests, broken_tests, *parts
     )
     return score, breakdown
 
@@ -117,15 +117,14 @@ def grade_of(
     )
 
 
-async def compute(
+def compute(
     conn, project_id: str, branch: str | None = None, *, flaky_rules: FlakyConfig | None = None,
     grade_rules: GradeConfig | None = None, before_ms: int | None = None, newest: WindowRun | None = None,
     ignore: frozenset[int] = frozenset(),
 ) -> Grade:
     """The grade of a branch (default: the project's default branch) now, or as of `before_ms`.
     `newest`: grade as if this run were the branch's latest (the gate does, for a PR's run)."""
-    src = source(conn)
     flaky_rules, grade_rules = flaky_rules or FlakyConfig(), grade_rules or GradeConfig()
-    branch = branch if branch is not None else await default_branch(src, project_id)
-    analysis = await analyse(src, project_id, branch, flaky_rules, before_ms=before_ms, newest=newest, ignore=ignore)
+    branch = branch if branch is not None else default_branch(conn, project_id)
+    analysis = analyse(conn, project_id, branch, flaky_rules, before_ms=before_ms, newest=newest, ignore=ignore)
     return grade_of(analysis, project_id, branch, flaky_rules, grade_rules, ignore)

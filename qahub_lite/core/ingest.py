@@ -21,7 +21,7 @@ import msgspec
 
 from ..db import results as results_db
 from ..db import runs as runs_db
-from . import health
+from . import run_completion
 from . import identity as identity_keys
 from . import signatures
 from . import triage_events
@@ -124,7 +124,7 @@ def store_results(
             triage_events.failure_new(conn, project_id, run_id, signed.new)
     runs_core.refresh_counts(conn, run_id)
     if run is not None and run.status in RUN_FINISHED:
-        health.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/health.py)
+        run_completion.on_run_completed(conn, run_id)  # trend, regressions, webhooks (core/run_completion.py)
     errors.sort(key=lambda e: e.index)
     return IngestOutcome(run_id=run_id, short_id=short_id, accepted=len(rows), rejected=len(errors), errors=errors)
 

@@ -10,15 +10,14 @@ leaves an audit entry and queues a `test.quarantined` / `test.unquarantined` eve
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 import msgspec
 
+from ..db import tests as tests_db
 from .clock import now_ms, row_id, to_iso
 from .errors import Invalid, NotFound
 from .triage_events import quarantine_changed
-from .window import Source, drive, source
 
 
 class TestInfo(msgspec.Struct):
@@ -36,108 +35,74 @@ class TestInfo(msgspec.Struct):
     tags: list[str] = []  # of the test's latest tagged result
 
 
-_SELECT = (
-    "SELECT t.id, t.title, t.suite_path, t.test_case_id, c.code, t.quarantined, t.quarantined_at, "
-    "t.quarantine_reason, t.quarantine_ticket, t.quarantine_expires_at, t.quarantined_by, t.tags "
-    "FROM tests t LEFT JOIN test_cases c ON c.id = t.test_case_id"
-)
-_CHUNK = 500
 _tags = msgspec.json.Decoder(list[str])
 
 
 def _info(row) -> TestInfo:
-    return TestInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), to_iso(row[6]), row[7], row[8],
-                    to_iso(row[9]), row[10], _tags.decode(row[11]) if row[11] else [])
+    return TestInfo(
+        row["id"], row["title"], row["suite_path"], row["test_case_id"], row["test_case_code"],
+        bool(row["quarantined"]), to_iso(row["quarantined_at"]), row["quarantine_reason"], row["quarantine_ticket"],
+        to_iso(row["quarantine_expires_at"]), row["quarantined_by"], _tags.decode(row["tags"]) if row["tags"] else [],
+    )
 
 
-async def find_test(conn, project_id: str, ref: str) -> TestInfo:
+def find_test(conn, project_id: str, ref: str) -> TestInfo:
     """A test of the project by integer id, test case code or test case id; 404 otherwise."""
-    src = source(conn)
-    rows: list = []
+    row = None
     if row_id(ref) is not None:
-        rows = await src.fetch(f"{_SELECT} WHERE t.id = ? AND t.project_id = ?", (row_id(ref), project_id))
-    if not rows:
-        rows = await src.fetch(
-            f"{_SELECT} WHERE t.project_id = ? AND t.identity = 'c:' || "
-            "coalesce((SELECT id FROM test_cases WHERE project_id = ? AND code = ?), ?)",
-            (project_id, project_id, ref, ref),
-        )
-    if not rows:
+        row = tests_db.test_by_id(conn, project_id, row_id(ref))
+    if row is None:
+        row = tests_db.test_by_case(conn, project_id, ref)
+    if row is None:
         raise NotFound("Test not found in this project")
-    return _info(rows[0])
+    return _info(row)
 
 
-async def test_infos(src: Source, project_id: str, test_ids: Iterable[int]) -> dict[int, TestInfo]:
-    ids = list(test_ids)
-    out: dict[int, TestInfo] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        rows = await src.fetch(
-            f"{_SELECT} WHERE t.project_id = ? AND t.id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)
-        )
-        for row in rows:
-            out[row[0]] = _info(row)
-    return out
+def test_infos(conn, project_id: str, test_ids: Iterable[int]) -> dict[int, TestInfo]:
+    return {row["id"]: _info(row) for row in tests_db.tests_by_ids(conn, project_id, test_ids)}
 
 
-async def quarantined_ids(src: Source, project_id: str) -> set[int]:
-    rows = await src.fetch("SELECT id FROM tests WHERE project_id = ? AND quarantined = 1", (project_id,))
-    return {r[0] for r in rows}
+def quarantined_ids(conn, project_id: str) -> set[int]:
+    return set(tests_db.quarantined_tests(conn, project_id))
 
 
 def set_quarantine(
-    conn: sqlite3.Connection, project_id: str, ref: str, quarantined: bool, reason: str | None = None, *,
+    conn, project_id: str, ref: str, quarantined: bool, reason: str | None = None, *,
     ticket: str | None = None, expires_at: int | None = None, actor: str = "api",
 ) -> TestInfo:
     """Writer operation: quarantine a test (or lift it). Setting it twice keeps the first time
     and updates what is given (reason, ticket, expiry). `expires_at`: epoch ms, in the future."""
-    test = drive(find_test(conn, project_id, ref))
+    test = find_test(conn, project_id, ref)
     now = now_ms()
     if quarantined:
         if expires_at is not None and expires_at <= now:
             raise Invalid("expires_at must be in the future")
-        conn.execute(
-            "UPDATE tests SET quarantined = 1, quarantined_at = coalesce(quarantined_at, ?), "
-            "quarantine_reason = coalesce(?, quarantine_reason), quarantine_ticket = coalesce(?, quarantine_ticket), "
-            "quarantine_expires_at = ?, quarantined_by = ? WHERE id = ?",
-            (now, reason, ticket, expires_at, actor, test.id),
-        )
+        tests_db.quarantine_test(conn, test.id, now, reason, ticket, expires_at, actor)
     else:
-        conn.execute(
-            "UPDATE tests SET quarantined = 0, quarantined_at = NULL, quarantine_reason = NULL, "
-            "quarantine_ticket = NULL, quarantine_expires_at = NULL, quarantined_by = NULL WHERE id = ?",
-            (test.id,),
-        )
-    after = drive(find_test(conn, project_id, str(test.id)))
+        tests_db.lift_quarantine(conn, test.id)
+    after = find_test(conn, project_id, str(test.id))
     if after.quarantined != test.quarantined or quarantined:
         _audit(conn, project_id, after, quarantined, actor, reason, ticket, "quarantined" if quarantined else
                "unquarantined")
     return after
 
 
-def _audit(conn: sqlite3.Connection, project_id: str, test: TestInfo, on: bool, actor: str, reason: str | None,
+def _audit(conn, project_id: str, test: TestInfo, on: bool, actor: str, reason: str | None,
            ticket: str | None, action: str) -> None:
-    conn.execute(
-        "INSERT INTO quarantine_audit (project_id, test_id, action, actor, reason, ticket, at) VALUES (?,?,?,?,?,?,?)",
-        (project_id, test.id, action, actor, reason, ticket, now_ms()),
-    )
+    tests_db.add_quarantine_audit(conn, project_id, test.id, action, actor, reason, ticket, now_ms())
     info = {"test_id": test.id, "title": test.title, "suite": test.suite, "test_case_code": test.test_case_code}
     quarantine_changed(conn, project_id, info, on, actor, reason, ticket or test.quarantine_ticket,
                        test.quarantine_expires_at)
 
 
-def lift_expired(conn: sqlite3.Connection, now: int | None = None) -> int:
+def lift_expired(conn, now: int | None = None) -> int:
     """Writer operation (a background job): lift every quarantine whose expiry has passed."""
     now = now if now is not None else now_ms()
-    expired = conn.execute(
-        "SELECT project_id, id FROM tests WHERE quarantined = 1 AND quarantine_expires_at <= ?", (now,)
-    ).fetchall()
-    for project_id, test_id in expired:
-        test = drive(find_test(conn, project_id, str(test_id)))
-        conn.execute(
-            "UPDATE tests SET quarantined = 0, quarantined_at = NULL, quarantine_reason = NULL, "
-            "quarantine_ticket = NULL, quarantine_expires_at = NULL, quarantined_by = NULL WHERE id = ?", (test_id,),
-        )
+    expired = tests_db.expired_quarantines(conn, now)
+    for row in expired:
+        project_id, test_id = row["project_id"], row["id"]
+        test = find_test(conn, project_id, str(test_id))
+        tests_db.lift_quarantine(conn, test_id)
         _audit(conn, project_id, test, False, "expiry", f"the quarantine expired at {test.quarantine_expires_at}",
                test.quarantine_ticket, "expired")
     return len(expired)
@@ -153,13 +118,11 @@ class AuditEntry(msgspec.Struct):
     at: str | None
 
 
-async def audit_log(src: Source, project_id: str, limit: int = 100) -> list[AuditEntry]:
-    rows = await src.fetch(
-        "SELECT a.test_id, t.title, a.action, a.actor, a.reason, a.ticket, a.at FROM quarantine_audit a "
-        "JOIN tests t ON t.id = a.test_id WHERE a.project_id = ? ORDER BY a.at DESC, a.id DESC LIMIT ?",
-        (project_id, limit),
-    )
-    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], to_iso(r[6])) for r in rows]
+def audit_log(conn, project_id: str, limit: int = 100) -> list[AuditEntry]:
+    return [
+        AuditEntry(r["test_id"], r["title"], r["action"], r["actor"], r["reason"], r["ticket"], to_iso(r["at"]))
+        for r in tests_db.quarantine_audit(conn, project_id, limit)
+    ]
 
 
 # --- a test's health, as routes and pages show it (flaky.py judges it) --------------------
@@ -201,21 +164,18 @@ class TestHealth(msgspec.Struct):
     quarantine_expires_at: str | None = None
 
 
-async def last_failures(src: Source, runs: list, wanted: list) -> dict[int, LastFailure]:
+def last_failures(conn, runs: list, wanted: list) -> dict[int, LastFailure]:
     """The latest failing result of each judged test, with its error (read only for the tests shown)."""
     out: dict[int, LastFailure] = {}
     for j in wanted:
         if j.last_failure_pos is None:
             continue
         run = runs[j.last_failure_pos]
-        rows = await src.fetch(
-            "SELECT status, error_message, coalesce(executed_at, created_at) FROM results "
-            "WHERE run_id = ? AND test_id = ?",
-            (run.id, j.test_id),
-        )
-        if rows:
-            status, message, at = rows[0]
-            out[j.test_id] = LastFailure(run.id, run.short_id, to_iso(at), status, shorten(message))
+        row = tests_db.result_of(conn, run.id, j.test_id)
+        if row is not None:
+            out[j.test_id] = LastFailure(
+                run.id, run.short_id, to_iso(row["at"]), row["status"], shorten(row["error_message"])
+            )
     return out
 
 

@@ -10,11 +10,11 @@ each test's daily figures are rolled up before its results go (core/test_daily.p
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import msgspec
 
+from ..db import retention as retention_db
 from . import attachments, test_daily
 from .clock import now_ms, to_iso
 
@@ -31,33 +31,18 @@ class SweepReport(msgspec.Struct):
 
 
 def delete_batch(
-    conn: sqlite3.Connection, cutoff_ms: int, batch_size: int, tenant_id: str | None = None,
-    project_id: str | None = None,
+    conn, cutoff_ms: int, batch_size: int, tenant_id: str | None = None, project_id: str | None = None,
 ) -> tuple[int, int, list[str]]:
     """Writer operation: delete up to `batch_size` unlinked results last updated before `cutoff_ms`
-    (of one tenant when given). Returns (results deleted, attachment rows deleted, hashes)."""
-    # Always walk the expired unlinked results oldest first along their partial index. Left to
-    # itself, SQLite plans the tenant's sweep through the (run_id, test_id) index instead: every
-    # batch then reads and sorts all of the tenant's results (minutes per batch at 10M results,
-    # bench/bench_scale.py).
-    sql = "SELECT id FROM results INDEXED BY results_unlinked_updated WHERE linked = 0 AND updated_at < ?"
-    params: list = [cutoff_ms]
-    if tenant_id is not None:
-        sql += " AND (SELECT tenant_id FROM runs WHERE runs.id = results.run_id) = ?"
-        params.append(tenant_id)
-    if project_id is not None:  # a key limited to one project sweeps that project only
-        sql += " AND (SELECT project_id FROM runs WHERE runs.id = results.run_id) = ?"
-        params.append(project_id)
-    ids = [r[0] for r in conn.execute(sql + " ORDER BY updated_at LIMIT ?", (*params, batch_size))]
+    (of one tenant when given; of one project, for a key limited to one). Returns (results
+    deleted, attachment rows deleted, hashes)."""
+    ids = retention_db.expired_unlinked(conn, cutoff_ms, batch_size, tenant_id, project_id)
     if not ids:
         return 0, 0, []
     # Per-test daily figures outlive the raw results (core/test_daily.py): roll the days up first.
     test_daily.roll_up_before_delete(conn, ids)
-    marks = ",".join("?" * len(ids))
-    found = conn.execute(f"SELECT sha256 FROM attachments WHERE result_id IN ({marks})", ids).fetchall()
-    conn.execute(f"DELETE FROM attachments WHERE result_id IN ({marks})", ids)
-    conn.execute(f"DELETE FROM results WHERE id IN ({marks})", ids)
-    return len(ids), len(found), [r[0] for r in found]
+    hashes = retention_db.delete_results(conn, ids)
+    return len(ids), len(hashes), hashes
 
 
 async def sweep(

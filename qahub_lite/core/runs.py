@@ -6,7 +6,7 @@ import msgspec
 
 from ..db import results as results_db
 from ..db import runs as runs_db
-from . import health, identity
+from . import identity, run_completion
 from .clock import now_ms, row_id, to_iso
 from .errors import Conflict, NotFound
 from .model import AttemptRecord
@@ -246,7 +246,7 @@ def finish_run(conn, tenant_id: str, run_ref: str, *, status: str = "COMPLETED")
     if status == "CANCELED":
         results_db.set_status_where(conn, run.id, "CANCELED", tuple(UNFINISHED), now)
         refresh_counts(conn, run.id)
-    health.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/health.py)
+    run_completion.on_run_completed(conn, run.id)  # trend, regressions, webhooks (core/run_completion.py)
     return get_run(conn, tenant_id, run.id)
 
 

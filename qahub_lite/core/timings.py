@@ -19,7 +19,7 @@ import msgspec
 
 from ..db import results as results_db
 from ..db import runs as runs_db
-from .window import default_branch, drive, source
+from .window import default_branch
 
 By = Literal["file", "test"]
 DEFAULT_RUNS = 20
@@ -49,7 +49,7 @@ def test_key(file: str | None, suite: str, title: str) -> str:
 
 def timings(conn, project_id: str, *, by: By = "file", branch: str | None = None,
             runs: int = DEFAULT_RUNS) -> Timings:
-    main = drive(default_branch(source(conn), project_id))  # NotFound for a project that is not there
+    main = default_branch(conn, project_id)  # NotFound for a project that is not there
     branch = branch or main
     run_ids = runs_db.completed_run_ids(conn, project_id, branch, max(1, min(runs, MAX_RUNS)))
     samples: dict[str, list[int]] = {}

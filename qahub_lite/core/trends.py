@@ -5,7 +5,7 @@ the transaction that finishes it. It is built from `runs` rows, which retention 
 (it sweeps results), and once written it stays: sweeping raw results never erases a trend.
 
 The grade needs every test's recent results, too costly for the ingest path, so a refreshed
-row is marked `grade_stale` and the `trend-grades` job grades it a moment later, as of the
+row is marked `grade_stale` and the `trend-grades` maintenance task grades it a moment later, as of the
 day's end, while the raw results are still there. A row refreshed again meanwhile has a new
 `revision`, and the job's late answer for the old one is dropped.
 
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sqlite3
 
 import msgspec
 
 from ..config import FlakyConfig, GradeConfig
+from ..db import daily as daily_db
 from .clock import MAX_INT64, now_ms, to_datetime
 from .errors import Invalid
 from .grade import compute
-from .window import Source, drive, source
 
-DAY_MS = 86_400_000
+DAY_MS = daily_db.DAY_MS
 MAX_DAYS = 366
 
 
@@ -82,109 +81,74 @@ def percentile(sorted_values: list[int], p: float) -> int | None:
     return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
 
 
-# total(), not sum(): SQLite's sum() of integers raises "integer overflow" past 64 bits, which
-# failed the whole writer operation (and the run's webhooks with it). total() adds in floating
-# point and never fails; the sums are pinned back into 64 bits in _day_figures.
-_COUNTS = (
-    "SELECT count(*), total(total), total(passed), total(failed), total(broken), total(skipped), total(flaky) "
-    "FROM runs "
-    "WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED' AND created_at >= ? AND created_at < ?"
-)
-_DURATIONS = (
-    "SELECT duration_ms FROM runs WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED' "
-    "AND created_at >= ? AND created_at < ? AND duration_ms IS NOT NULL"
-)
-
-
-async def _day_figures(src: Source, project_id: str, branch: str, day: int) -> tuple | None:
+def _day_figures(conn, project_id: str, branch: str, day: int) -> tuple | None:
     """(runs, tests, passed, failed, broken, skipped, flaky, p50, p95) of a day, None without runs."""
-    args = (project_id, branch or None, day, day + DAY_MS)
-    counts = (await src.fetch(_COUNTS, args))[0]
+    counts = daily_db.branch_day_counts(conn, project_id, branch, day)
     if not counts[0]:
         return None
-    durations = sorted(r[0] for r in await src.fetch(_DURATIONS, args))
+    durations = sorted(daily_db.branch_day_durations(conn, project_id, branch, day))
+    # The sums add in floating point so that they never overflow (db/daily.py): pinned here.
     sums = tuple(int(min(value, MAX_INT64)) for value in counts[1:])
     return (counts[0], *sums, percentile(durations, 50), percentile(durations, 95))
 
 
-def refresh_day(conn: sqlite3.Connection, project_id: str, branch: str | None, day: int) -> None:
+def refresh_day(conn, project_id: str, branch: str | None, day: int) -> None:
     """Writer operation: recompute one day's row from its runs and mark it for grading."""
     branch = branch or ""
-    figures = drive(_day_figures(source(conn), project_id, branch, day))
+    figures = _day_figures(conn, project_id, branch, day)
     if figures is None:
-        conn.execute(
-            "DELETE FROM daily_stats WHERE project_id = ? AND branch = ? AND day = ?", (project_id, branch, day)
-        )
+        daily_db.delete_branch_day(conn, project_id, branch, day)
         return
-    conn.execute(
-        """INSERT INTO daily_stats (project_id, branch, day, runs, tests, passed, failed, broken, skipped,
-               flaky_results, duration_p50_ms, duration_p95_ms, grade_stale, revision, updated_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,1,?)
-           ON CONFLICT (project_id, branch, day) DO UPDATE SET
-               runs = excluded.runs, tests = excluded.tests, passed = excluded.passed, failed = excluded.failed,
-               broken = excluded.broken, skipped = excluded.skipped, flaky_results = excluded.flaky_results,
-               duration_p50_ms = excluded.duration_p50_ms, duration_p95_ms = excluded.duration_p95_ms,
-               grade_stale = 1, revision = daily_stats.revision + 1, updated_at = excluded.updated_at""",
-        (project_id, branch, day, *figures, now_ms()),
-    )
+    daily_db.store_branch_day(conn, project_id, branch, day, figures, now_ms())
 
 
-def refresh_day_of_run(conn: sqlite3.Connection, run_id: str) -> None:
+def refresh_day_of_run(conn, run_id: str) -> None:
     """Writer operation: refresh the day row a run belongs to (after its counts changed)."""
-    row = conn.execute("SELECT project_id, branch, created_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+    row = daily_db.day_of_run(conn, run_id)
     if row is not None:
-        refresh_day(conn, row[0], row[1], day_of(row[2]))
+        refresh_day(conn, row["project_id"], row["branch"], day_of(row["created_at"]))
 
 
-async def series(conn, project_id: str, branch: str | None, from_day: int, to_day: int) -> TrendSeries:
+def series(conn, project_id: str, branch: str | None, from_day: int, to_day: int) -> TrendSeries:
     """The stored days of a branch from `from_day` to `to_day` (both day starts, inclusive).
     Days waiting for their grade show the latest counts already (recomputed here from runs)."""
     if to_day < from_day:
         raise Invalid("`to` must not be before `from`")
     if (to_day - from_day) // DAY_MS + 1 > MAX_DAYS:
         raise Invalid(f"a trend spans at most {MAX_DAYS} days")
-    src = source(conn)
-    rows = await src.fetch(
-        "SELECT day, runs, tests, passed, failed, broken, skipped, flaky_results, duration_p50_ms, duration_p95_ms, "
-        "grade, score, flaky_tests, broken_tests, grade_stale FROM daily_stats "
-        "WHERE project_id = ? AND branch = ? AND day >= ? AND day <= ? ORDER BY day",
-        (project_id, branch or "", from_day, to_day),
-    )
     points = []
-    for r in rows:
-        figures = r[1:10]
-        if r[14]:
-            fresh = await _day_figures(src, project_id, branch or "", r[0])
+    for r in daily_db.branch_days(conn, project_id, branch or "", from_day, to_day):
+        figures = (r["runs"], r["tests"], r["passed"], r["failed"], r["broken"], r["skipped"], r["flaky_results"],
+                   r["duration_p50_ms"], r["duration_p95_ms"])
+        if r["grade_stale"]:
+            fresh = _day_figures(conn, project_id, branch or "", r["day"])
             if fresh is None:
                 continue
             figures = fresh
         runs, tests, passed, failed, broken, skipped, flaky, p50, p95 = figures
-        executed = passed + failed + broken
+        judged = passed + failed + broken
         points.append(DayPoint(
-            day_text(r[0]), runs, tests, passed, failed, broken, skipped, flaky,
-            round(passed / executed, 4) if executed else None, p50, p95, r[10], r[11], r[12], r[13], not r[14],
+            day_text(r["day"]), runs, tests, passed, failed, broken, skipped, flaky,
+            round(passed / judged, 4) if judged else None, p50, p95, r["grade"], r["score"], r["flaky_tests"],
+            r["broken_tests"], not r["grade_stale"],
         ))
     return TrendSeries(project_id, branch, day_text(from_day), day_text(to_day), points)
 
 
-# --- the `trend-grades` job ---------------------------------------------------------------
+# --- the `trend-grades` maintenance task ------------------------------------------------
 
 
-async def stale_days(conn, limit: int = 50) -> list[tuple[str, str, int, int]]:
+def stale_days(conn, limit: int = 50) -> list[tuple[str, str, int, int]]:
     """(project id, branch, day, revision) of rows waiting for their grade, oldest first."""
-    rows = await source(conn).fetch(
-        "SELECT project_id, branch, day, revision FROM daily_stats WHERE grade_stale = 1 ORDER BY updated_at LIMIT ?",
-        (limit,),
-    )
-    return [tuple(r) for r in rows]
+    return [(r["project_id"], r["branch"], r["day"], r["revision"]) for r in daily_db.stale_days(conn, limit)]
 
 
-async def grade_day(
+def grade_day(
     conn, project_id: str, branch: str, day: int, flaky_rules: FlakyConfig, grade_rules: GradeConfig
 ) -> tuple[float | None, str | None, int | None, int | None]:
     """(score, grade, flaky tests, broken tests) of a branch as of the end of `day`."""
     until = min(day + DAY_MS, now_ms() + 1)
-    g = await compute(
+    g = compute(
         conn, project_id, branch or None, flaky_rules=flaky_rules, grade_rules=grade_rules, before_ms=until
     )
     if g.breakdown is None:
@@ -193,27 +157,20 @@ async def grade_day(
 
 
 def store_grade(
-    conn: sqlite3.Connection, project_id: str, branch: str, day: int, revision: int,
+    conn, project_id: str, branch: str, day: int, revision: int,
     figures: tuple[float | None, str | None, int | None, int | None],
 ) -> bool:
     """Writer operation: keep a day's grade unless the row changed since it was read."""
-    cursor = conn.execute(
-        "UPDATE daily_stats SET score = ?, grade = ?, flaky_tests = ?, broken_tests = ?, grade_stale = 0 "
-        "WHERE project_id = ? AND branch = ? AND day = ? AND revision = ?",
-        (*figures, project_id, branch, day, revision),
-    )
-    return cursor.rowcount == 1
+    return daily_db.store_day_grade(conn, project_id, branch, day, revision, figures)
 
 
 async def grade_stale_days(db, flaky_rules: FlakyConfig, grade_rules: GradeConfig, limit: int = 50) -> int:
-    """The job: grade up to `limit` day rows waiting for it; returns how many were graded.
+    """The task: grade up to `limit` day rows waiting for it; returns how many were graded.
     One batch per tick: under a stream of ingests the same row turns stale again and again,
     and grading it once a tick is enough."""
-    async with db.read_async() as conn:
-        batch = await stale_days(conn, limit)
+    batch = await db.read(stale_days, limit)
     done = 0
     for project_id, branch, day, revision in batch:
-        async with db.read_async() as conn:
-            figures = await grade_day(conn, project_id, branch, day, flaky_rules, grade_rules)
+        figures = await db.read(grade_day, project_id, branch, day, flaky_rules, grade_rules)
         done += await db.write(store_grade, project_id, branch, day, revision, figures)
     return done

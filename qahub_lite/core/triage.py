@@ -21,7 +21,6 @@ from ..db import results as results_db
 from .clock import now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .quarantine import shorten, test_infos
-from .window import drive, source
 
 CATEGORIES = ("product_bug", "automation_bug", "environment", "to_investigate")
 Category = Literal["product_bug", "automation_bug", "environment", "to_investigate"]
@@ -130,7 +129,7 @@ def run_failures(conn, project_id: str, run_id: str) -> RunFailures:
         return RunFailures(run_id, 0, 0, 0, [])
     sigs = failures_db.signatures_by_id(conn, project_id, list(by_sig))
     listed = {row[1] for sid in by_sig for row in by_sig[sid][:_GROUP_TESTS]}
-    infos = drive(test_infos(source(conn), project_id, listed))
+    infos = test_infos(conn, project_id, listed)
     groups = []
     for sid, members in by_sig.items():
         s = sigs.get(sid)

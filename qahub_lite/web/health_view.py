@@ -4,7 +4,9 @@ failures against its baseline, its gate verdict, and the trend series.
 Every figure comes from the health modules the API answers with (core/flaky.py,
 core/quarantine.py, core/grade.py, core/regressions.py, core/gate.py, core/trends.py), called
 with the rules of qahub.toml; this module only picks what a page needs, so a page and the
-matching API route can never disagree.
+matching API route can never disagree. Its functions are sync and take a reader's connection:
+pages call them through `db.read(fn, ...)`, several together in one hop where a page
+needs them all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from ..core.projects import Project
 from ..core.runs import Run
 from ..core.status import RUN_FINISHED
 from ..core.clock import now_ms
-from ..core.window import source
 
 # How far back the overview looks for a graded day.
 CARD_DAYS = 30
@@ -41,8 +42,8 @@ class GateVerdict(msgspec.Struct):
     error: str | None  # why there is no verdict (the run could not be judged)
 
 
-async def project_grade(conn, config: Config, project: Project, branch: str | None = None) -> grade.Grade:
-    return await grade.compute(
+def project_grade(conn, config: Config, project: Project, branch: str | None = None) -> grade.Grade:
+    return grade.compute(
         conn, project.id, branch if branch is not None else project.default_branch, flaky_rules=config.flaky,
         grade_rules=config.grade,
     )
@@ -58,13 +59,13 @@ class CardHealth(msgspec.Struct):
     message: str
 
 
-async def card_health(conn, project: Project) -> CardHealth:
+def card_health(conn, project: Project) -> CardHealth:
     """The overview's figures from the trend's daily rows of the default branch, which the
-    `trend-grades` job grades within a minute of a run's end. Grading live (flaky.analyse over
+    `trend-grades` maintenance task grades within a minute of a run's end. Grading live (flaky.analyse over
     the window) costs about 0.1 s a project on a large history: an overview of 20 projects
     would take seconds; these rows cost a lookup."""
     today = trends.day_of(now_ms())
-    series = await trends.series(conn, project.id, project.default_branch, today - CARD_DAYS * trends.DAY_MS, today)
+    series = trends.series(conn, project.id, project.default_branch, today - CARD_DAYS * trends.DAY_MS, today)
     for point in reversed(series.data):
         if point.graded:
             message = f"{point.grade or 'no grade'} as of {point.day}" + (
@@ -73,23 +74,22 @@ async def card_health(conn, project: Project) -> CardHealth:
     return CardHealth(None, None, None, None, f"no graded day in the last {CARD_DAYS} days")
 
 
-async def flaky_ranking(conn, config: Config, project: Project, limit: int = 50) -> flaky.FlakyRanking:
-    return await flaky.rank(conn, project.id, branch=project.default_branch, rules=config.flaky, limit=limit)
+def flaky_ranking(conn, config: Config, project: Project, limit: int = 50) -> flaky.FlakyRanking:
+    return flaky.rank(conn, project.id, branch=project.default_branch, rules=config.flaky, limit=limit)
 
 
-async def flaky_ids(conn, config: Config, project: Project) -> set[int]:
+def flaky_ids(conn, config: Config, project: Project) -> set[int]:
     """Tests judged flaky on the project's default branch."""
-    analysis = await flaky.analyse(source(conn), project.id, project.default_branch, config.flaky)
+    analysis = flaky.analyse(conn, project.id, project.default_branch, config.flaky)
     return {j.test_id for j in analysis.judgements.values() if j.state == flaky.FLAKY}
 
 
-async def run_marks(conn, config: Config, project: Project, run: Run) -> RunMarks:
-    src = source(conn)
-    found = await regressions.of_run(src, project.id, run.id, config.flaky)
+def run_marks(conn, config: Config, project: Project, run: Run) -> RunMarks:
+    found = regressions.of_run(conn, project.id, run.id, config.flaky)
     return RunMarks(
         new_failures={f.test_id for f in found.data},
-        flaky=await flaky_ids(src, config, project),
-        quarantined=await quarantine.quarantined_ids(src, project.id),
+        flaky=flaky_ids(conn, config, project),
+        quarantined=quarantine.quarantined_ids(conn, project.id),
         baseline_run_id=found.baseline_run_id,
     )
 
@@ -120,5 +120,31 @@ def gate_verdicts(conn, config: Config, project: Project, finished: list[Run]) -
     return out
 
 
-async def trend(conn, project: Project, branch: str | None, from_day: int, to_day: int) -> trends.TrendSeries:
-    return await trends.series(conn, project.id, branch, from_day, to_day)
+def trend(conn, project: Project, branch: str | None, from_day: int, to_day: int) -> trends.TrendSeries:
+    return trends.series(conn, project.id, branch, from_day, to_day)
+
+
+class ProjectHealth(msgspec.Struct):
+    ranking: flaky.FlakyRanking
+    grade: grade.Grade
+
+
+def project_health(conn, config: Config, project: Project, limit: int) -> ProjectHealth:
+    """The project page's top flaky tests and grade, in one reader hop."""
+    return ProjectHealth(flaky_ranking(conn, config, project, limit), project_grade(conn, config, project))
+
+
+class TrendsView(msgspec.Struct):
+    series: trends.TrendSeries
+    verdicts: list[GateVerdict]
+    grade: grade.Grade
+
+
+def trends_view(
+    conn, config: Config, project: Project, branch: str | None, from_day: int, to_day: int, finished: list[Run]
+) -> TrendsView:
+    """The trends page's days, gate verdicts on `finished` runs and grade, in one reader hop."""
+    return TrendsView(
+        trend(conn, project, branch, from_day, to_day), gate_verdicts(conn, config, project, finished),
+        project_grade(conn, config, project, branch),
+    )

@@ -57,7 +57,7 @@ async def _card(conn, db, tenant_id: str, project: Project) -> ProjectCard:
     return ProjectCard(
         project=project, last_run=latest.data[0] if latest.data else None, spark=str(spark),
         latest_rate=next((r for r in reversed(rates) if r is not None), None),
-        health=await health_view.card_health(conn, project),
+        health=await db.read(health_view.card_health, project),
     )
 
 
@@ -80,11 +80,10 @@ async def project_page(request: Request, project_id: FromPath[str]) -> Response:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         card = await _card(conn, svc.db, session.tenant_id, project)
         recent = await svc.db.read(runs.list_runs, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
-        ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)
-        graded = await health_view.project_grade(conn, svc.config, project)
-    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=ranking,
+    health = await svc.db.read(health_view.project_health, svc.config, project, 5)
+    return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=health.ranking,
                 retention_note=describe_retention(svc.config.retention),
-                grade=graded)
+                grade=health.grade)
 
 
 HANDLERS = [overview, project_page]

@@ -247,7 +247,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     async with svc.db.read_async() as conn:
         run = await svc.db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await health_view.run_marks(conn, svc.config, project, run)
+        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
         failed = await svc.db.read(
             runs.list_results, run.id, statuses=sorted(FAILURE_STATUSES), limit=FAILURES_PER_PAGE, cursor=q.failures
         )
@@ -292,7 +292,7 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
     async with svc.db.read_async() as conn:
         run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await health_view.run_marks(conn, svc.config, project, run)
+        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
         shown = await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
                 texts=folded_texts(result, whole_page=True))

@@ -70,16 +70,20 @@ async def test_page(request: Request, project_id: FromPath[str], test_ref: FromP
     svc = services(request)
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        found = await flaky.history(conn, project.id, test_ref, HISTORY_LENGTH, branch=q.branch, rules=svc.config.flaky)
-        today = trends.day_of(now_ms())
-        days = await test_daily.test_days(
-            conn, project.id, found.test.id, today - (DAILY_DAYS - 1) * trends.DAY_MS, today
-        )
+    found, days = await svc.db.read(_test_view, project.id, test_ref, q.branch, svc.config.flaky)
     return page(
         request, "test.html", project=project, test=found.test, health=found.health, entries=found.data,
         branch=q.branch, strip=history_strip(project.id, found.data), chart=duration_chart(found.data),
         rules=svc.config.flaky, days=days, daily_days=DAILY_DAYS, retention_note=retention_note(svc.config.retention),
     )
+
+
+def _test_view(conn, project_id: str, test_ref: str, branch: str | None, rules) -> tuple:
+    """(flaky.TestHistory, test_daily.TestDays) of a test's page, in one reader hop."""
+    found = flaky.history(conn, project_id, test_ref, HISTORY_LENGTH, branch=branch, rules=rules)
+    today = trends.day_of(now_ms())
+    days = test_daily.test_days(conn, project_id, found.test.id, today - (DAILY_DAYS - 1) * trends.DAY_MS, today)
+    return found, days
 
 
 @get("/projects/{project_id:str}/flaky", include_in_schema=False)
@@ -88,7 +92,7 @@ async def flaky_page(request: Request, project_id: FromPath[str]) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=100)
+    ranking = await svc.db.read(health_view.flaky_ranking, svc.config, project, limit=100)
     return page(request, "flaky.html", project=project, ranking=ranking, rules=svc.config.flaky)
 
 

@@ -108,14 +108,13 @@ async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
-        series = await health_view.trend(conn, project, branch, _ms(first), _ms(last))
         finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
-        verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
-        current = await health_view.project_grade(conn, svc.config, project, branch)
+    view = await svc.db.read(health_view.trends_view, svc.config, project, branch, _ms(first), _ms(last), finished)
+    points = view.series.data
     return page(
-        request, "trends.html", project=project, branch=branch, first=first, last=last, points=series.data,
-        charts=_charts(series.data, first, last), verdicts=verdicts, gate_strip=_verdict_strip(verdicts),
-        grade=current,
+        request, "trends.html", project=project, branch=branch, first=first, last=last, points=points,
+        charts=_charts(points, first, last), verdicts=view.verdicts, gate_strip=_verdict_strip(view.verdicts),
+        grade=view.grade,
     )
 
 
@@ -148,7 +147,7 @@ async def gate_page(request: Request, project_id: FromPath[str]) -> Response:
         project = await projects.get_project(conn, session.tenant_id, project_id)
         branch = q.branch if q.branch is not None else project.default_branch
         finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, q.runs)
-        verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
+    verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
     return page(request, "gate.html", project=project, branch=branch, verdicts=list(reversed(verdicts)),
                 strip=_verdict_strip(verdicts), count=q.runs)
 

@@ -51,8 +51,8 @@ async def failures_page(request: Request, project_id: FromPath[str]) -> Response
     q = read_query(request, FailuresQuery)
     async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        found = await services(request).db.read(triage.project_failures, project.id, branch=q.branch or None,
-                                                status=q.status or None, limit=200)
+    found = await services(request).db.read(triage.project_failures, project.id, branch=q.branch or None,
+                                            status=q.status or None, limit=200)
     return page(request, "failures.html", project=project, failures=found, branch=q.branch or "",
                 status_filter=q.status or "", categories=triage.CATEGORIES)
 
@@ -78,7 +78,7 @@ async def compare_page(request: Request, run_ref: FromPath[str]) -> Response:
     async with services(request).db.read_async() as conn:
         run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
         project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        result = await services(request).db.read(compare.compare, project.id, run.id, q.base or None)
+    result = await services(request).db.read(compare.compare, project.id, run.id, q.base or None)
     return page(request, "compare.html", project=project, run=run, cmp=result)
 
 
@@ -89,10 +89,10 @@ async def tests_page(request: Request, project_id: FromPath[str]) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        found = await flaky.list_tests(
-            conn, project.id, branch=q.branch or project.default_branch, rules=svc.config.flaky, state=q.state or None,
-            limit=200, tag=q.tag or None, q=q.q or None,
-        )
+    found = await svc.db.read(
+        flaky.list_tests, project.id, branch=q.branch or project.default_branch, rules=svc.config.flaky,
+        state=q.state or None, limit=200, tag=q.tag or None, q=q.q or None,
+    )
     query = request.url.query
     return page(request, "tests.html", project=project, tests=found, q=q.q or "", tag=q.tag or "",
                 state=q.state or "", branch=q.branch or "",

@@ -1,4 +1,4 @@
-"""Liveness and readiness, for load balancers, systemd and scripts."""
+"""Probes: liveness (/healthz) and readiness (/readyz), for load balancers, systemd and scripts."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from litestar import Request, Response, get
 from .context import services
 
 
-class Health(msgspec.Struct):
+class ProbeAnswer(msgspec.Struct):
     status: str
 
 
 @get("/healthz", include_in_schema=False)
-async def healthz() -> Health:
+async def healthz() -> ProbeAnswer:
     """The process is alive and serving."""
-    return Health("ok")
+    return ProbeAnswer("ok")
 
 
 @get("/readyz", include_in_schema=False)
@@ -25,4 +25,4 @@ async def readyz(request: Request) -> Response:
         await services(request).db.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return Response({"error": "Service Unavailable", "message": f"database not ready: {exc}"}, status_code=503)
-    return Response(Health("ready"))
+    return Response(ProbeAnswer("ready"))

@@ -1,10 +1,12 @@
-"""The background jobs of test health (STYLE.md habit 8: named, logged, surviving failures):
+"""The maintenance tasks that follow a run's end (STYLE.md habit 8: named, logged, surviving
+failures):
 
-- `run-health` (every second): the health work of finished runs, queued in the transaction
-  that finished them (core/health.py): regression verdicts and webhook events.
+- `run-completion` (every second): the work of finished runs, queued in the transaction that
+  finished them (core/run_completion.py): regression verdicts and webhook events.
 - `trend-grades` (grade.refresh_interval_s): grades the trend's day rows that changed.
 - `webhook-delivery` (webhooks.poll_interval_s): sends due deliveries of the outbox
   (core/outbox.py), signed (core/webhooks.py), records every attempt, and prunes old ones.
+- `quarantine-expiry` (every minute): lifts quarantines whose expiry passed.
 
 Sending lives here, not in core: core knows nothing of HTTP, in or out.
 """
@@ -18,30 +20,29 @@ import time
 import httpx
 
 from . import __version__, outbound
-from .core import egress, health, outbox, quarantine, trends
+from .core import egress, outbox, quarantine, run_completion, trends
 from .core.clock import now_ms
 from .core.webhooks import sign
 
-log = logging.getLogger("qahub.jobs.health")
-RUN_HEALTH_INTERVAL_S = 1  # finished runs should reach webhooks within seconds
+log = logging.getLogger("qahub.jobs.run_completion")
+RUN_COMPLETION_INTERVAL_S = 1  # finished runs should reach webhooks within seconds
 _BATCH = 50
 _PRUNE_EVERY_S = 3600
 
 
 async def process_finished_runs(svc) -> str | None:
-    """`run-health`: each queued run in its own writer transaction; a failure is counted and
-    retried next tick (core/health.py drops a run that keeps failing)."""
+    """`run-completion`: each queued run in its own writer transaction; a failure is counted and
+    retried next tick (core/run_completion.py drops a run that keeps failing)."""
     cfg = svc.config
-    async with svc.db.read_async() as conn:
-        batch = await health.queued(conn, _BATCH)
+    batch = await svc.db.read(run_completion.queued, _BATCH)
     events = failed = 0
     for queue_id, run_id in batch:
         try:
-            events += await svc.db.write(health.process_queued, queue_id, run_id, cfg.flaky, cfg.public_url)
+            events += await svc.db.write(run_completion.process_queued, queue_id, run_id, cfg.flaky, cfg.public_url)
         except Exception as exc:  # noqa: BLE001 - one bad run must not hold up the others
             failed += 1
-            log.exception("health work of run %s failed", run_id)
-            await svc.db.write(health.give_up_or_retry, queue_id, f"{type(exc).__name__}: {exc}")
+            log.exception("completion work of run %s failed", run_id)
+            await svc.db.write(run_completion.give_up_or_retry, queue_id, f"{type(exc).__name__}: {exc}")
     if not batch:
         return None
     return f"{len(batch) - failed} finished run(s) judged, {events} webhook event(s) queued" + (
@@ -152,10 +153,10 @@ async def _head(response: httpx.Response) -> str:
 
 
 def schedule(svc, scheduler) -> Sender:
-    """Register the three jobs (app.py schedule_jobs)."""
+    """Register the four tasks (app.py schedule_jobs)."""
     cfg = svc.config
     sender = Sender(svc)
-    scheduler.add("run-health", RUN_HEALTH_INTERVAL_S, lambda: process_finished_runs(svc))
+    scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc))
     scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc))
     scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick)
     scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc))
