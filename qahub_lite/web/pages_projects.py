@@ -60,8 +60,8 @@ async def overview(request: Request) -> Response:
     session = await web_session(request)
     q = read_query(request, OverviewQuery)
     svc = services(request)
+    found = await svc.db.read(projects.list_projects, session.tenant_id, limit=50, cursor=q.cursor)
     async with svc.db.read_async() as conn:
-        found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
         cards = [await _card(conn, session.tenant_id, p) for p in found.data]
     return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
 
@@ -70,8 +70,8 @@ async def overview(request: Request) -> Response:
 async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
+    project = await svc.db.read(projects.get_project, session.tenant_id, project_id)
     async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
         card = await _card(conn, session.tenant_id, project)
         recent = await runs.list_runs(conn, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
         ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=5)

@@ -93,8 +93,8 @@ async def runs_list(request: Request) -> Response:
         raise ApiError(400, "the first day comes after the last day")
     svc = services(request)
     async with svc.db.read_async() as conn:
-        all_projects = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
-        project = await projects.get_project(conn, session.tenant_id, q.project) if q.project else None
+        all_projects = (await services(request).db.read(projects.list_projects, session.tenant_id, limit=1000)).data
+        project = await services(request).db.read(projects.get_project, session.tenant_id, q.project) if q.project else None
         f = runs.RunFilter(
             project_id=project.id if project else None, branch=q.branch, environment=q.environment, status=q.status,
             source=q.source, since=_day_ms(q.since) if q.since else None,
@@ -246,7 +246,7 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     svc = services(request)
     async with svc.db.read_async() as conn:
         run = await runs.get_run(conn, session.tenant_id, run_ref)
-        project = await projects.get_project(conn, session.tenant_id, run.project_id)
+        project = await services(request).db.read(projects.get_project, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
         failed = await runs.list_results(
             conn, run.id, statuses=FAILURE_STATUSES, limit=FAILURES_PER_PAGE, cursor=q.failures
@@ -294,7 +294,7 @@ async def result_page(request: Request, run_ref: FromPath[str], result_id: FromP
         result = await runs.get_result(conn, session.tenant_id, result_id)
         if result.run_id != run.id:
             raise ApiError(404, "Result not found")
-        project = await projects.get_project(conn, session.tenant_id, run.project_id)
+        project = await services(request).db.read(projects.get_project, session.tenant_id, run.project_id)
         marks = await health_view.run_marks(conn, svc.config, project, run)
         shown = await shown_attachments(conn, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,

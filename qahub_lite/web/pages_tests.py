@@ -69,7 +69,7 @@ async def test_page(request: Request, project_id: FromPath[str], test_ref: FromP
     q = read_query(request, TestQuery)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+        project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
         found = await flaky.history(conn, project.id, test_ref, HISTORY_LENGTH, branch=q.branch, rules=svc.config.flaky)
         today = trends.day_of(now_ms())
         days = await test_daily.test_days(
@@ -87,7 +87,7 @@ async def flaky_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
     async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+        project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
         ranking = await health_view.flaky_ranking(conn, svc.config, project, limit=100)
     return page(request, "flaky.html", project=project, ranking=ranking, rules=svc.config.flaky)
 
@@ -98,8 +98,7 @@ async def set_quarantine(request: Request, project_id: FromPath[str], test_ref: 
     session = await web_session(request, "member")
     form = await read_form(request, QuarantineForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     reason = form.reason or f"set in the dashboard by {session.username}"
     expires = parse_moment(form.expires) if form.expires else None
     await svc.db.write(lambda conn: quarantine.set_quarantine(
