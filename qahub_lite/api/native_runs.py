@@ -127,8 +127,7 @@ async def visible_run(request: Request, scope: str, run_ref: str):
     """The caller and a run of its tenant (by id or short id) that its key may see; 404 otherwise.
     Every dialect that reads a run goes through here (QA.tech's short ids included)."""
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        run = await runs.get_run(conn, principal.tenant_id, run_ref)
+    run = await services(request).db.read(runs.get_run_sync, principal.tenant_id, run_ref)
     check_project(principal, run.project_id)
     return principal, run
 

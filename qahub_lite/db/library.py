@@ -56,13 +56,14 @@ def project_page(conn, tenant_id: str, *, after: tuple | None, limit: int, only:
 
 def insert_project(conn, tenant_id: str, values: dict) -> None:
     """`values`: every column of PROJECT_COLUMNS."""
+    marks = ", ".join("?" * len(PROJECT_COLUMNS))
     conn.execute(
-        f"INSERT INTO projects ({', '.join(PROJECT_COLUMNS)}, tenant_id) VALUES ({', '.join('?' * len(PROJECT_COLUMNS))}, ?)",
+        f"INSERT INTO projects ({', '.join(PROJECT_COLUMNS)}, tenant_id) VALUES ({marks}, ?)",
         (*(values[c] for c in PROJECT_COLUMNS), tenant_id),
     )
 
 
-def update_project(conn, project_id: str, changes: dict) -> bool:
+def update_project(conn, project_id: str, changes: dict) -> bool:  # engine: sqlite (driver error)
     """Set the columns of `changes` (names checked by the caller). False when the repo is
     another project's already (repos are unique in a tenant)."""
     sets = ", ".join(f"{column} = ?" for column in changes)

@@ -13,7 +13,7 @@ import sqlite3
 _TENANT = "SELECT id, name, suspended, created_at FROM tenants"
 
 
-def insert_tenant(conn, tenant_id: str, name: str, created_at: int) -> bool:
+def insert_tenant(conn, tenant_id: str, name: str, created_at: int) -> bool:  # engine: sqlite (driver error)
     """False when the name is taken (names are unique)."""
     try:
         conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (?,?,?)", (tenant_id, name, created_at))
@@ -46,7 +46,8 @@ _KEY = "SELECT id, tenant_id, name, scopes, project_id, created_at, last_used_at
 def insert_key(conn, key_id: str, tenant_id: str, project_id: str | None, name: str, scope: str,
                secret_hash: bytes, created_at: int) -> None:
     conn.execute(
-        "INSERT INTO api_keys (id, tenant_id, project_id, name, scopes, secret_hash, created_at) VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO api_keys (id, tenant_id, project_id, name, scopes, secret_hash, created_at) "
+        "VALUES (?,?,?,?,?,?,?)",
         (key_id, tenant_id, project_id, name, scope, secret_hash, created_at),
     )
 
@@ -68,7 +69,7 @@ def mark_key_revoked(conn, key_id: str, at: int) -> None:
     conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (at, key_id))
 
 
-def key_is_active(conn, key_id: str) -> bool:
+def key_is_active(conn, key_id: str) -> bool:  # engine: sqlite (`NOT integer` as a truth value)
     row = conn.execute(
         "SELECT k.revoked_at IS NULL AND NOT t.suspended AS active FROM api_keys k "
         "JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?", (key_id,),
@@ -94,11 +95,11 @@ def set_keys_last_used(conn, used: dict[str, int]) -> None:
 _USER = "SELECT id, username, disabled_at, created_at, last_login_at FROM users"
 
 
-def user_row(conn, id_or_name: str):
+def user_row(conn, id_or_name: str):  # engine: sqlite (usernames compare NOCASE by their column's collation)
     return conn.execute(f"{_USER} WHERE id = ? OR username = ?", (id_or_name, id_or_name)).fetchone()
 
 
-def username_taken(conn, username: str) -> bool:
+def username_taken(conn, username: str) -> bool:  # engine: sqlite (NOCASE collation)
     return conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
 
 
@@ -106,7 +107,7 @@ def has_users(conn) -> bool:
     return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
 
-def insert_user(conn, user_id: str, username: str, password_hash: str, created_at: int) -> bool:
+def insert_user(conn, user_id: str, username: str, password_hash: str, created_at: int) -> bool:  # engine: sqlite
     """False when the name is taken (unique whatever the case)."""
     try:
         conn.execute(
@@ -122,7 +123,7 @@ def set_password_hash(conn, user_id: str, password_hash: str, at: int) -> None:
     conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", (password_hash, at, user_id))
 
 
-def set_user_disabled(conn, user_id: str, disabled: bool, at: int) -> None:
+def set_user_disabled(conn, user_id: str, disabled: bool, at: int) -> None:  # engine: sqlite (CASE WHEN integer)
     """Disabling keeps the first time it happened; enabling clears it."""
     conn.execute(
         "UPDATE users SET disabled_at = CASE WHEN ? THEN coalesce(disabled_at, ?) END, updated_at = ? WHERE id = ?",
@@ -134,7 +135,7 @@ def set_last_login(conn, user_id: str, at: int) -> None:
     conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (at, user_id))
 
 
-def credentials_row(conn, username: str):
+def credentials_row(conn, username: str):  # engine: sqlite (NOCASE collation)
     """A user's password hash, state and the tenant a session starts in (its oldest one)."""
     return conn.execute(
         "SELECT u.id, u.username, u.password_hash, u.disabled_at, "
