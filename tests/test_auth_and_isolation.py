@@ -12,7 +12,7 @@ import pytest
 
 from qahub_lite.api import qualigate
 from qahub_lite.api.routing import ENDPOINTS
-from qahub_lite.core import tenancy
+from qahub_lite.core import key_checks, tenancy
 from qahub_lite.db.database import direct_connection
 
 from test_native_api import tiny_png
@@ -54,6 +54,69 @@ def test_revocation_takes_effect_on_the_next_request(api):
     with direct_connection(api.config.db_path) as conn:
         tenancy.revoke_key(conn, key)
     assert api.get("/api/v1/projects", key=key).status_code == 401
+
+
+@pytest.fixture
+def remembered(api, monkeypatch):
+    """A fresh change history, so that key checks are remembered from the first request on
+    (another test's revocation a moment ago would otherwise keep them from being kept)."""
+    monkeypatch.setattr(key_checks, "_changed", [float("-inf")])
+    return api.client.app.state.services.key_checks
+
+
+def _polled_run(api, key) -> str:
+    project = api.project("Polled")
+    body = {"project_id": project["id"], "results": [{"title": "a", "status": "PASSED"}]}
+    return api.post("/api/v1/ingest", body).json()["run_id"]
+
+
+def test_a_key_revoked_right_after_a_poll_is_refused_on_the_next_poll(api, remembered):
+    key = _new_key(api, "read")
+    run_id = _polled_run(api, key)
+    assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 200
+    assert remembered.get(remembered.digest(key)) is not None  # the next poll would not read the key
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.revoke_key(conn, key)
+    r = api.get(f"/api/v1/runs/{run_id}", key=key)
+    assert r.status_code == 401 and r.json()["message"] == "Missing or invalid API key"
+
+
+def test_a_tenant_suspended_right_after_a_poll_is_refused_on_the_next_poll(api, remembered):
+    key = _new_key(api, "read")
+    run_id = _polled_run(api, key)
+    assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 200
+    assert remembered.get(remembered.digest(key)) is not None
+    with direct_connection(api.config.db_path) as conn:
+        tenancy.set_suspended(conn, api.tenant_id, True)
+    assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 403
+
+
+def test_a_key_of_a_deleted_project_is_refused_at_once(api, remembered):
+    project = api.project("Short-lived")
+    key = _new_key(api, "read", project_id=project["id"])
+    assert api.get("/api/v1/projects", key=key).status_code == 200
+    assert remembered.get(remembered.digest(key)) is not None
+    assert api.delete(f"/api/v1/projects/{project['id']}").status_code == 200
+    assert api.get("/api/v1/projects", key=key).status_code == 401
+
+
+def test_a_key_check_read_before_a_change_committed_is_not_kept(monkeypatch):
+    monkeypatch.setattr(key_checks, "_changed", [float("-inf")])
+    checks = key_checks.KeyChecks(ttl_s=60, max_entries=2)
+    who = tenancy.Principal("k1", "t", "read", None, False)
+    read_at = time.monotonic()
+    key_checks.keys_changed()  # e.g. a revocation whose transaction commits after the read above
+    checks.put(b"a", who, read_at)
+    assert checks.get(b"a") is None
+    checks.put(b"b", who, time.monotonic())  # within the hold after a change: not kept either
+    assert checks.get(b"b") is None
+    monkeypatch.setattr(key_checks, "_changed", [float("-inf")])
+    for digest in (b"c", b"d", b"e"):
+        checks.put(digest, who, time.monotonic())
+    assert checks.get(b"c") is None and checks.get(b"e") is who  # bounded: the oldest went
+    expired = key_checks.KeyChecks(ttl_s=0.0)
+    expired.put(b"f", who, time.monotonic() - 1)
+    assert expired.get(b"f") is None
 
 
 def test_suspended_tenant_gets_403(api):

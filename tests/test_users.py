@@ -3,12 +3,10 @@ core/sessions.py, and the `qahub users` and `qahub init` commands. Real SQLite f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 
-import aiosqlite
 import pytest
 
 from conftest import write_config
@@ -17,7 +15,6 @@ from qahub_lite.config import load_config
 from qahub_lite.core import passwords, sessions, users
 from qahub_lite.core.errors import Conflict, Forbidden, Invalid, NotFound
 from qahub_lite.db.database import direct_connection
-from qahub_lite.db.connection import reader_uri
 
 
 def test_a_password_hash_is_scrypt_salted_and_checked_in_full():
@@ -57,11 +54,9 @@ def db(tmp_path):
 
 
 def _check(config, username, password):
-    async def check():
-        async with aiosqlite.connect(reader_uri(config.db_path), uri=True) as conn:
-            return await users.check_credentials(conn, username, password)
-
-    return asyncio.run(check())
+    with direct_connection(config.db_path) as conn:
+        stored = users.find_credentials(conn, username)
+    return users.check_credentials(stored, username, password)
 
 
 def test_users_sign_in_with_their_password_only(db):
@@ -109,12 +104,12 @@ def test_disabling_or_a_new_password_ends_every_session(db):
         second = sessions.create_session(conn, user.id, tenant_id, 3_600_000)
         users.set_disabled(conn, "dora", True)
 
-    async def resolve(token):
-        async with aiosqlite.connect(reader_uri(config.db_path), uri=True) as conn:
-            return await sessions.resolve(conn, token)
+    def resolve(token):
+        with direct_connection(config.db_path) as conn:
+            return sessions.resolve(conn, token)
 
-    assert asyncio.run(resolve(first.token)) is None
-    assert asyncio.run(resolve(second.token)) is None
+    assert resolve(first.token) is None
+    assert resolve(second.token) is None
     with pytest.raises(Forbidden):
         _check(config, "dora", "dora's new password")
 
@@ -128,14 +123,14 @@ def test_sessions_store_only_a_hash_and_expire(db):
         stored = [r[0] for r in conn.execute("SELECT id FROM sessions")]
     assert live.token not in stored and sessions.token_hash(live.token) in stored
 
-    async def resolve(token):
-        async with aiosqlite.connect(reader_uri(config.db_path), uri=True) as conn:
-            return await sessions.resolve(conn, token)
+    def resolve(token):
+        with direct_connection(config.db_path) as conn:
+            return sessions.resolve(conn, token)
 
-    found = asyncio.run(resolve(live.token))
+    found = resolve(live.token)
     assert (found.username, found.role, found.csrf_token) == ("eve", "admin", live.csrf_token)
-    assert asyncio.run(resolve(dead.token)) is None
-    assert asyncio.run(resolve("made-up")) is None
+    assert resolve(dead.token) is None
+    assert resolve("made-up") is None
 
 
 def test_a_tenant_admin_manages_only_users_of_its_own_tenant_alone(db):

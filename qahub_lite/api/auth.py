@@ -4,9 +4,13 @@
 whose scope is too small. A key limited to one project sees nothing of other projects (404).
 429 once a verified key is over its rate limit for the route's group (api/ratelimit.py).
 `last_used_at` is recorded in batches by a background job, not written on every request.
+A successful key check is remembered for a few seconds (core/key_checks.py), so that a poll
+costs the read of what it asks for and nothing more.
 """
 
 from __future__ import annotations
+
+import time
 
 from litestar import Request
 
@@ -42,8 +46,13 @@ async def authenticate(request: Request, scope: str) -> Principal:
     key = presented_key(request)
     if not key:
         raise ApiError(401, "Missing or invalid API key")
-    async with svc.db.read_async() as conn:
-        principal = await verify_key(conn, key)
+    digest = svc.key_checks.digest(key)
+    principal = svc.key_checks.get(digest)
+    if principal is None:
+        read_at = time.monotonic()
+        principal = await svc.db.read(verify_key, key)
+        if principal is not None:
+            svc.key_checks.put(digest, principal, read_at)
     if principal is None:
         raise ApiError(401, "Missing or invalid API key")
     if principal.tenant_suspended:

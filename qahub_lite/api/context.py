@@ -10,6 +10,7 @@ from litestar import Request
 from ..config import Config
 from ..db.database import Database
 from ..core.clock import now_ms
+from ..core.key_checks import KeyChecks
 
 
 class KeyUsage:
@@ -31,6 +32,7 @@ class Services:
     config: Config
     db: Database
     key_usage: KeyUsage = field(default_factory=KeyUsage)
+    key_checks: KeyChecks = field(default_factory=KeyChecks)
     # Filled by later parts (metrics, rate limiter, ...) without changing this class' users.
     extras: dict[str, Any] = field(default_factory=dict)
 

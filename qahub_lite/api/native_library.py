@@ -6,7 +6,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.params import FromPath
 
-from ..core import library, projects
+from ..core import key_checks, library, projects
 from ..core.gate import settings_rules
 from ..core.attachments import remove_unreferenced
 from .auth import authenticate, check_project
@@ -27,8 +27,7 @@ def _changes(patch) -> dict:
 async def visible_project(request: Request, scope: str, project_id: str):
     """The caller and a project of its tenant (by id or slug) that its key may see; 404 otherwise."""
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, principal.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, principal.tenant_id, project_id)
     check_project(principal, project.id)
     return principal, project
 
@@ -59,10 +58,9 @@ async def create_project(request: Request) -> Response:
 async def list_projects(request: Request) -> projects.ProjectPage:
     principal = await authenticate(request, "read")
     q = read_query(request, PageQuery)
-    async with services(request).db.read_async() as conn:
-        return await projects.list_projects(
-            conn, principal.tenant_id, limit=q.limit, cursor=q.cursor, only=principal.project_id
-        )
+    return await services(request).db.read(
+        projects.list_projects, principal.tenant_id, limit=q.limit, cursor=q.cursor, only=principal.project_id
+    )
 
 
 @endpoint("GET", "/api/v1/projects/{project_id:str}", summary="Get a project (by id or slug)", tags=TAGS,
@@ -88,6 +86,7 @@ async def delete_project(request: Request, project_id: FromPath[str]) -> Deleted
     principal, project = await visible_project(request, "admin", project_id)
     svc = services(request)
     hashes = await svc.db.write(projects.delete_project, principal.tenant_id, project.id)
+    key_checks.keys_changed()  # keys limited to the project went with it; now committed
     if hashes:
         await svc.db.write(remove_unreferenced, svc.config.attachments_dir, hashes)
     return Deleted(project.id)
@@ -115,14 +114,12 @@ async def create_suite(request: Request, project_id: FromPath[str]) -> Response:
 async def list_suites(request: Request, project_id: FromPath[str]) -> library.SuitePage:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, PageQuery)
-    async with services(request).db.read_async() as conn:
-        return await library.list_suites(conn, project.id, limit=q.limit, cursor=q.cursor)
+    return await services(request).db.read(library.list_suites, project.id, limit=q.limit, cursor=q.cursor)
 
 
 async def _visible_suite(request: Request, scope: str, suite_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        suite = await library.get_suite(conn, principal.tenant_id, suite_id)
+    suite = await services(request).db.read(library.get_suite, principal.tenant_id, suite_id)
     check_project(principal, suite.project_id)
     return principal, suite
 
@@ -171,14 +168,14 @@ async def create_test_case(request: Request, project_id: FromPath[str]) -> Respo
 async def list_test_cases(request: Request, project_id: FromPath[str]) -> library.TestCasePage:
     _, project = await visible_project(request, "read", project_id)
     q = read_query(request, TestCaseQuery)
-    async with services(request).db.read_async() as conn:
-        return await library.list_test_cases(conn, project.id, suite_id=q.suite_id, limit=q.limit, cursor=q.cursor)
+    return await services(request).db.read(
+        library.list_test_cases, project.id, suite_id=q.suite_id, limit=q.limit, cursor=q.cursor
+    )
 
 
 async def _visible_case(request: Request, scope: str, case_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        case = await library.get_test_case(conn, principal.tenant_id, case_id)
+    case = await services(request).db.read(library.get_test_case, principal.tenant_id, case_id)
     check_project(principal, case.project_id)
     return principal, case
 

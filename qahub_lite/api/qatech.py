@@ -106,8 +106,7 @@ async def start_run(request: Request) -> StartAnswer:
     ref = data.projectShortId or principal.project_id
     if ref is None:
         raise ApiError(400, "This API key is not limited to one project: pass projectShortId (a project's id or slug)")
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, principal.tenant_id, ref)
+    project = await services(request).db.read(projects.get_project, principal.tenant_id, ref)
     check_project(principal, project.id)
 
     def create(conn):

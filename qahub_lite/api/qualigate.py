@@ -133,7 +133,7 @@ async def trigger(request: Request) -> Response:
                 raise Invalid("The test suite has no test cases to run")
         else:
             specs = triggers.specs_of_project(conn, owner.project_id)
-            name = projects.get_project_sync(conn, tenant_id, owner.project_id).name
+            name = projects.get_project(conn, tenant_id, owner.project_id).name
             if not specs:
                 raise Invalid("The project has no test cases to run")
         plan = triggers.Trigger(project_id=owner.project_id, name=name, source="qualigate", specs=specs,
@@ -290,8 +290,7 @@ async def ci_config(request: Request) -> CiConfigAnswer:
     principal = await authenticate(request, "read")
     q = read_query(request, CiConfigQuery)
     owner = await _owned(request, principal, "project", q.project_id, "Project not found")
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, owner.tenant_id, owner.id)
+    project = await services(request).db.read(projects.get_project, owner.tenant_id, owner.id)
     c = project.ci_config
     return CiConfigAnswer(project.id, project.name, CiConfigOut(c.provider, c.trigger_on, c.branches, c.test_suite_id))
 

@@ -143,7 +143,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     with _db(args) as conn:
         tenant_id = _tenant(conn, args.tenant).id if args.tenant else None
-        rows = users.list_members_sync(conn, tenant_id)
+        rows = users.members_by_tenant(conn, tenant_id)
     if args.json:
         _print_json([{"tenant": name, **msgspec.structs.asdict(m)} for name, m in rows])
         return 0

@@ -4,11 +4,10 @@ its project; a case created without one is numbered from the project's counter."
 from __future__ import annotations
 
 import re
-import sqlite3
 
-import aiosqlite
 import msgspec
 
+from ..db import library as library_db
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .paging import clamp_limit, decode_cursor, split_page
@@ -58,30 +57,28 @@ class TestCasePage(msgspec.Struct):
 
 
 _automation_decoder = msgspec.json.Decoder(Automation)
-_SUITE_COLUMNS = "id, project_id, parent_id, name, description, created_at, updated_at"
-_CASE_COLUMNS = "id, project_id, suite_id, code, title, description, automation, created_at, updated_at"
 
 
 def _suite(r) -> Suite:
-    return Suite(r[0], r[1], r[2], r[3], r[4], to_iso(r[5]), to_iso(r[6]))
+    return Suite(r["id"], r["project_id"], r["parent_id"], r["name"], r["description"], to_iso(r["created_at"]),
+                 to_iso(r["updated_at"]))
 
 
 def _case(r) -> TestCase:
     return TestCase(
-        r[0], r[1], r[2], r[3], r[4], r[5], _automation_decoder.decode(r[6]) if r[6] else None,
-        to_iso(r[7]), to_iso(r[8]),
+        r["id"], r["project_id"], r["suite_id"], r["code"], r["title"], r["description"],
+        _automation_decoder.decode(r["automation"]) if r["automation"] else None,
+        to_iso(r["created_at"]), to_iso(r["updated_at"]),
     )
 
 
-def _check_project(conn: sqlite3.Connection, tenant_id: str, project_id: str) -> None:
-    if conn.execute("SELECT 1 FROM projects WHERE id = ? AND tenant_id = ?", (project_id, tenant_id)).fetchone() is None:
+def _check_project(conn, tenant_id: str, project_id: str) -> None:
+    if not library_db.project_exists(conn, tenant_id, project_id):
         raise NotFound("Project not found")
 
 
-def _check_suite(conn: sqlite3.Connection, project_id: str, suite_id: str | None) -> None:
-    if suite_id is not None and conn.execute(
-        "SELECT 1 FROM suites WHERE id = ? AND project_id = ?", (suite_id, project_id)
-    ).fetchone() is None:
+def _check_suite(conn, project_id: str, suite_id: str | None) -> None:
+    if suite_id is not None and not library_db.suite_in_project(conn, project_id, suite_id):
         raise NotFound("Suite not found")
 
 
@@ -89,7 +86,7 @@ def _check_suite(conn: sqlite3.Connection, project_id: str, suite_id: str | None
 
 
 def create_suite(
-    conn: sqlite3.Connection, tenant_id: str, project_id: str, *, name: str, description: str | None = None,
+    conn, tenant_id: str, project_id: str, *, name: str, description: str | None = None,
     parent_id: str | None = None,
 ) -> Suite:
     _check_project(conn, tenant_id, project_id)
@@ -97,83 +94,56 @@ def create_suite(
     if not name.strip():
         raise Invalid("name must not be empty")
     suite_id, now = new_id(), now_ms()
-    conn.execute(
-        f"INSERT INTO suites ({_SUITE_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-        (suite_id, project_id, parent_id, name.strip(), description, now, now),
-    )
-    return get_suite_sync(conn, tenant_id, suite_id)
+    library_db.insert_suite(conn, {
+        "id": suite_id, "project_id": project_id, "parent_id": parent_id, "name": name.strip(),
+        "description": description, "created_at": now, "updated_at": now,
+    })
+    return get_suite(conn, tenant_id, suite_id)
 
 
-def get_suite_sync(conn: sqlite3.Connection, tenant_id: str, suite_id: str) -> Suite:
-    row = conn.execute(
-        f"SELECT {', '.join('s.' + c.strip() for c in _SUITE_COLUMNS.split(','))} FROM suites s "
-        "JOIN projects p ON p.id = s.project_id WHERE s.id = ? AND p.tenant_id = ?",
-        (suite_id, tenant_id),
-    ).fetchone()
+def get_suite(conn, tenant_id: str, suite_id: str) -> Suite:
+    row = library_db.suite_row(conn, tenant_id, suite_id)
     if row is None:
         raise NotFound("Suite not found")
     return _suite(row)
 
 
-async def get_suite(conn: aiosqlite.Connection, tenant_id: str, suite_id: str) -> Suite:
-    rows = await conn.execute_fetchall(
-        f"SELECT {', '.join('s.' + c.strip() for c in _SUITE_COLUMNS.split(','))} FROM suites s "
-        "JOIN projects p ON p.id = s.project_id WHERE s.id = ? AND p.tenant_id = ?",
-        (suite_id, tenant_id),
-    )
-    if not rows:
-        raise NotFound("Suite not found")
-    return _suite(rows[0])
-
-
-async def list_suites(
-    conn: aiosqlite.Connection, project_id: str, *, limit: int | None = None, cursor: str | None = None
-) -> SuitePage:
+def list_suites(conn, project_id: str, *, limit: int | None = None, cursor: str | None = None) -> SuitePage:
     limit = clamp_limit(limit)
-    after = decode_cursor(cursor)
-    sql, params = f"SELECT {_SUITE_COLUMNS} FROM suites WHERE project_id = ?", [project_id]
-    if after:
-        sql += " AND (created_at, id) > (?, ?)"
-        params += [after[0], after[1]]
-    rows = list(await conn.execute_fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1)))
-    rows, next_cursor = split_page(rows, limit, created_col=5)
+    rows = library_db.suite_page(conn, project_id, after=decode_cursor(cursor), limit=limit)
+    rows, next_cursor = split_page(rows, limit, created_col="created_at", id_col="id")
     return SuitePage([_suite(r) for r in rows], next_cursor)
 
 
-def update_suite(conn: sqlite3.Connection, tenant_id: str, suite_id: str, changes: dict) -> Suite:
-    suite = get_suite_sync(conn, tenant_id, suite_id)
+def update_suite(conn, tenant_id: str, suite_id: str, changes: dict) -> Suite:
+    suite = get_suite(conn, tenant_id, suite_id)
     if "parent_id" in changes:
         _check_suite(conn, suite.project_id, changes["parent_id"])
         if changes["parent_id"] == suite_id:
             raise Invalid("a suite cannot be its own parent")
     if "name" in changes and not str(changes["name"]).strip():
         raise Invalid("name must not be empty")
-    sets = [f"{k} = ?" for k in changes] + ["updated_at = ?"]
-    conn.execute(f"UPDATE suites SET {', '.join(sets)} WHERE id = ?", (*changes.values(), now_ms(), suite_id))
-    return get_suite_sync(conn, tenant_id, suite_id)
+    library_db.update_suite(conn, suite_id, {**changes, "updated_at": now_ms()})
+    return get_suite(conn, tenant_id, suite_id)
 
 
-def delete_suite(conn: sqlite3.Connection, tenant_id: str, suite_id: str) -> None:
-    get_suite_sync(conn, tenant_id, suite_id)
-    conn.execute("DELETE FROM suites WHERE id = ?", (suite_id,))
+def delete_suite(conn, tenant_id: str, suite_id: str) -> None:
+    get_suite(conn, tenant_id, suite_id)
+    library_db.delete_suite(conn, suite_id)
 
 
 # --- test cases -----------------------------------------------------------------------
 
 
-def _next_code(conn: sqlite3.Connection, project_id: str) -> str:
+def _next_code(conn, project_id: str) -> str:
     while True:
-        number = conn.execute(
-            "UPDATE projects SET next_case_number = next_case_number + 1 WHERE id = ? RETURNING next_case_number - 1",
-            (project_id,),
-        ).fetchone()[0]
-        code = f"TC-{number:03d}"
-        if conn.execute("SELECT 1 FROM test_cases WHERE project_id = ? AND code = ?", (project_id, code)).fetchone() is None:
+        code = f"TC-{library_db.take_case_number(conn, project_id):03d}"
+        if not library_db.code_taken(conn, project_id, code):
             return code
 
 
 def create_test_case(
-    conn: sqlite3.Connection, tenant_id: str, project_id: str, *, title: str, code: str | None = None,
+    conn, tenant_id: str, project_id: str, *, title: str, code: str | None = None,
     suite_id: str | None = None, description: str | None = None, automation: Automation | None = None,
 ) -> TestCase:
     _check_project(conn, tenant_id, project_id)
@@ -183,61 +153,37 @@ def create_test_case(
     if code is not None:
         if not CODE_PATTERN.match(code):
             raise Invalid(f"code {code!r} is not valid: use letters, digits, '-', '_' or '.', starting with a letter")
-        if conn.execute("SELECT 1 FROM test_cases WHERE project_id = ? AND code = ?", (project_id, code)).fetchone():
+        if library_db.code_taken(conn, project_id, code):
             raise Conflict(f"test case code {code} exists already in this project")
     else:
         code = _next_code(conn, project_id)
     case_id, now = new_id(), now_ms()
-    conn.execute(
-        f"INSERT INTO test_cases ({_CASE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            case_id, project_id, suite_id, code, title.strip(), description,
-            msgspec.json.encode(automation).decode() if automation else None, now, now,
-        ),
-    )
-    return get_test_case_sync(conn, tenant_id, case_id)
+    library_db.insert_case(conn, {
+        "id": case_id, "project_id": project_id, "suite_id": suite_id, "code": code, "title": title.strip(),
+        "description": description, "automation": msgspec.json.encode(automation).decode() if automation else None,
+        "created_at": now, "updated_at": now,
+    })
+    return get_test_case(conn, tenant_id, case_id)
 
 
-_CASE_SELECT = (
-    f"SELECT {', '.join('c.' + c.strip() for c in _CASE_COLUMNS.split(','))} FROM test_cases c "
-    "JOIN projects p ON p.id = c.project_id"
-)
-
-
-def get_test_case_sync(conn: sqlite3.Connection, tenant_id: str, case_id: str) -> TestCase:
-    row = conn.execute(f"{_CASE_SELECT} WHERE c.id = ? AND p.tenant_id = ?", (case_id, tenant_id)).fetchone()
+def get_test_case(conn, tenant_id: str, case_id: str) -> TestCase:
+    row = library_db.case_row(conn, tenant_id, case_id)
     if row is None:
         raise NotFound("Test case not found")
     return _case(row)
 
 
-async def get_test_case(conn: aiosqlite.Connection, tenant_id: str, case_id: str) -> TestCase:
-    rows = await conn.execute_fetchall(f"{_CASE_SELECT} WHERE c.id = ? AND p.tenant_id = ?", (case_id, tenant_id))
-    if not rows:
-        raise NotFound("Test case not found")
-    return _case(rows[0])
-
-
-async def list_test_cases(
-    conn: aiosqlite.Connection, project_id: str, *, suite_id: str | None = None, limit: int | None = None,
-    cursor: str | None = None,
+def list_test_cases(
+    conn, project_id: str, *, suite_id: str | None = None, limit: int | None = None, cursor: str | None = None,
 ) -> TestCasePage:
     limit = clamp_limit(limit)
-    after = decode_cursor(cursor)
-    sql, params = f"SELECT {_CASE_COLUMNS} FROM test_cases WHERE project_id = ?", [project_id]
-    if suite_id:
-        sql += " AND suite_id = ?"
-        params.append(suite_id)
-    if after:
-        sql += " AND (created_at, id) > (?, ?)"
-        params += [after[0], after[1]]
-    rows = list(await conn.execute_fetchall(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1)))
-    rows, next_cursor = split_page(rows, limit, created_col=7)
+    rows = library_db.case_page(conn, project_id, suite_id=suite_id, after=decode_cursor(cursor), limit=limit)
+    rows, next_cursor = split_page(rows, limit, created_col="created_at", id_col="id")
     return TestCasePage([_case(r) for r in rows], next_cursor)
 
 
-def update_test_case(conn: sqlite3.Connection, tenant_id: str, case_id: str, changes: dict) -> TestCase:
-    case = get_test_case_sync(conn, tenant_id, case_id)
+def update_test_case(conn, tenant_id: str, case_id: str, changes: dict) -> TestCase:
+    case = get_test_case(conn, tenant_id, case_id)
     if "suite_id" in changes:
         _check_suite(conn, case.project_id, changes["suite_id"])
     if "title" in changes and not str(changes["title"]).strip():
@@ -246,32 +192,22 @@ def update_test_case(conn: sqlite3.Connection, tenant_id: str, case_id: str, cha
         code = changes["code"]
         if not CODE_PATTERN.match(code or ""):
             raise Invalid(f"code {code!r} is not valid")
-        if code != case.code and conn.execute(
-            "SELECT 1 FROM test_cases WHERE project_id = ? AND code = ?", (case.project_id, code)
-        ).fetchone():
+        if code != case.code and library_db.code_taken(conn, case.project_id, code):
             raise Conflict(f"test case code {code} exists already in this project")
-    values = []
+    columns = {}
     for key, value in changes.items():
         if key == "automation":
             value = msgspec.json.encode(value).decode() if value is not None else None
-        values.append(value)
-    sets = [f"{k} = ?" for k in changes] + ["updated_at = ?"]
-    conn.execute(f"UPDATE test_cases SET {', '.join(sets)} WHERE id = ?", (*values, now_ms(), case_id))
+        columns[key] = value
+    library_db.update_case(conn, case_id, {**columns, "updated_at": now_ms()})
     if "title" in changes:  # keep the interned identity's display title in step
-        conn.execute("UPDATE tests SET title = ? WHERE test_case_id = ?", (changes["title"], case_id))
-    return get_test_case_sync(conn, tenant_id, case_id)
+        library_db.retitle_case_tests(conn, case_id, changes["title"])
+    return get_test_case(conn, tenant_id, case_id)
 
 
-def delete_test_case(conn: sqlite3.Connection, tenant_id: str, case_id: str) -> list[str]:
+def delete_test_case(conn, tenant_id: str, case_id: str) -> list[str]:
     """Delete a case and its results; returns attachment hashes to check after commit."""
-    get_test_case_sync(conn, tenant_id, case_id)
-    hashes = [
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT a.sha256 FROM attachments a JOIN results r ON r.id = a.result_id "
-            "JOIN tests t ON t.id = r.test_id WHERE t.test_case_id = ?",
-            (case_id,),
-        )
-    ]
-    conn.execute("DELETE FROM test_cases WHERE id = ?", (case_id,))
+    get_test_case(conn, tenant_id, case_id)
+    hashes = library_db.case_attachment_hashes(conn, case_id)
+    library_db.delete_case(conn, case_id)
     return hashes

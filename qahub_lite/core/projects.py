@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 
-import aiosqlite
 import msgspec
 
+from ..db import library as library_db
+from . import key_checks
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, Invalid, NotFound
 from .paging import clamp_limit, decode_cursor, split_page
@@ -40,16 +40,16 @@ class ProjectPage(msgspec.Struct):
     next_cursor: str | None
 
 
-_COLUMNS = "id, name, slug, description, repo, default_branch, ci_config, settings, created_at, updated_at"
 _ci_decoder = msgspec.json.Decoder(CiConfig)
 
 
 def _project(row) -> Project:
     return Project(
-        id=row[0], name=row[1], slug=row[2], description=row[3], repo=row[4], default_branch=row[5],
-        ci_config=_ci_decoder.decode(row[6]) if row[6] else CiConfig(),
-        settings=msgspec.json.decode(row[7]) if row[7] else {},
-        created_at=to_iso(row[8]), updated_at=to_iso(row[9]),
+        id=row["id"], name=row["name"], slug=row["slug"], description=row["description"], repo=row["repo"],
+        default_branch=row["default_branch"],
+        ci_config=_ci_decoder.decode(row["ci_config"]) if row["ci_config"] else CiConfig(),
+        settings=msgspec.json.decode(row["settings"]) if row["settings"] else {},
+        created_at=to_iso(row["created_at"]), updated_at=to_iso(row["updated_at"]),
     )
 
 
@@ -77,7 +77,7 @@ def _settings_json(settings: dict | None) -> str | None:
 
 
 def create_project(
-    conn: sqlite3.Connection,
+    conn,
     tenant_id: str,
     *,
     name: str,
@@ -93,84 +93,57 @@ def create_project(
         raise Invalid("name must not be empty")
     base = slugify(slug or name)
     project_id, now = new_id(), now_ms()
-    if repo is not None and conn.execute(
-        "SELECT 1 FROM projects WHERE tenant_id = ? AND repo = ?", (tenant_id, repo)
-    ).fetchone():
+    if repo is not None and library_db.repo_taken(conn, tenant_id, repo):
         raise Conflict(f"a project with repo {repo!r} exists already")
     candidate = base
     for n in range(2, 1000):
-        if conn.execute("SELECT 1 FROM projects WHERE tenant_id = ? AND slug = ?", (tenant_id, candidate)).fetchone() is None:
+        if not library_db.slug_taken(conn, tenant_id, candidate):
             break
         if slug:  # an explicit slug that is taken is the caller's mistake
             raise Conflict(f"a project with slug {candidate!r} exists already")
         candidate = f"{base}-{n}"
-    conn.execute(
-        f"INSERT INTO projects ({_COLUMNS}, tenant_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            project_id, name, candidate, description, repo, default_branch or "main",
-            msgspec.json.encode(ci_config).decode() if ci_config else None,
-            _settings_json(settings), now, now, tenant_id,
-        ),
-    )
-    return get_project_sync(conn, tenant_id, project_id)
+    library_db.insert_project(conn, tenant_id, {
+        "id": project_id, "name": name, "slug": candidate, "description": description, "repo": repo,
+        "default_branch": default_branch or "main",
+        "ci_config": msgspec.json.encode(ci_config).decode() if ci_config else None,
+        "settings": _settings_json(settings), "created_at": now, "updated_at": now,
+    })
+    return get_project(conn, tenant_id, project_id)
 
 
-def get_project_sync(conn: sqlite3.Connection, tenant_id: str, project_id: str) -> Project:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM projects WHERE id = ? AND tenant_id = ?", (project_id, tenant_id)
-    ).fetchone()
+def get_project(conn, tenant_id: str, ref: str) -> Project:
+    """A tenant's project by id or slug (as everywhere a person types a project)."""
+    row = library_db.project_row(conn, tenant_id, ref)
     if row is None:
         raise NotFound("Project not found")
     return _project(row)
 
 
-def find_project_by_repo(conn: sqlite3.Connection, tenant_id: str, repo: str) -> Project | None:
+def find_project_by_repo(conn, tenant_id: str, repo: str) -> Project | None:
     """The project whose `repo` is `repo` (QualityPilot names projects this way), or None."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM projects WHERE tenant_id = ? AND repo = ?", (tenant_id, repo)
-    ).fetchone()
+    row = library_db.project_row_by_repo(conn, tenant_id, repo)
     return _project(row) if row else None
 
 
-async def get_project(conn: aiosqlite.Connection, tenant_id: str, project_id: str) -> Project:
-    rows = await conn.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM projects WHERE (id = ? OR slug = ?) AND tenant_id = ?", (project_id, project_id, tenant_id)
-    )
-    if not rows:
-        raise NotFound("Project not found")
-    return _project(rows[0])
-
-
-async def list_projects(
-    conn: aiosqlite.Connection, tenant_id: str, *, limit: int | None = None, cursor: str | None = None,
-    only: str | None = None,
+def list_projects(
+    conn, tenant_id: str, *, limit: int | None = None, cursor: str | None = None, only: str | None = None,
 ) -> ProjectPage:
+    """`only`: a key limited to one project sees only that one."""
     limit = clamp_limit(limit)
-    after = decode_cursor(cursor)
-    sql = f"SELECT {_COLUMNS} FROM projects WHERE tenant_id = ?"
-    params: list = [tenant_id]
-    if only is not None:  # a key limited to one project sees only that one
-        sql += " AND id = ?"
-        params.append(only)
-    if after:
-        sql += " AND (created_at, id) > (?, ?)"
-        params += [after[0], after[1]]
-    sql += " ORDER BY created_at, id LIMIT ?"
-    params.append(limit + 1)
-    rows = list(await conn.execute_fetchall(sql, params))
-    rows, next_cursor = split_page(rows, limit, created_col=8)
+    rows = library_db.project_page(conn, tenant_id, after=decode_cursor(cursor), limit=limit, only=only)
+    rows, next_cursor = split_page(rows, limit, created_col="created_at", id_col="id")
     return ProjectPage([_project(r) for r in rows], next_cursor)
 
 
 _UPDATABLE = {"name", "description", "repo", "default_branch", "ci_config", "settings"}
 
 
-def update_project(conn: sqlite3.Connection, tenant_id: str, project_id: str, changes: dict) -> Project:
-    get_project_sync(conn, tenant_id, project_id)
+def update_project(conn, tenant_id: str, project_id: str, changes: dict) -> Project:
+    project = get_project(conn, tenant_id, project_id)
     unknown = set(changes) - _UPDATABLE
     if unknown:
         raise Invalid(f"cannot update {', '.join(sorted(unknown))}")
-    sets, params = [], []
+    columns = {}
     for key, value in changes.items():
         if key == "name" and not str(value).strip():
             raise Invalid("name must not be empty")
@@ -178,28 +151,18 @@ def update_project(conn: sqlite3.Connection, tenant_id: str, project_id: str, ch
             value = _settings_json(value) if value is not None else None
         elif key == "ci_config":
             value = msgspec.json.encode(value).decode() if value is not None else None
-        sets.append(f"{key} = ?")
-        params.append(value)
-    if sets:
-        sets.append("updated_at = ?")
-        params.append(now_ms())
-        try:
-            conn.execute(f"UPDATE projects SET {', '.join(sets)} WHERE id = ?", (*params, project_id))
-        except sqlite3.IntegrityError:
-            raise Conflict("another project has this repo already") from None
-    return get_project_sync(conn, tenant_id, project_id)
+        columns[key] = value
+    if columns:
+        columns["updated_at"] = now_ms()
+        if not library_db.update_project(conn, project.id, columns):
+            raise Conflict("another project has this repo already")
+    return get_project(conn, tenant_id, project.id)
 
 
-def delete_project(conn: sqlite3.Connection, tenant_id: str, project_id: str) -> list[str]:
+def delete_project(conn, tenant_id: str, project_id: str) -> list[str]:
     """Delete a project and everything in it; returns attachment hashes to check after commit."""
-    get_project_sync(conn, tenant_id, project_id)
-    hashes = [
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT a.sha256 FROM attachments a JOIN results r ON r.id = a.result_id "
-            "JOIN runs u ON u.id = r.run_id WHERE u.project_id = ?",
-            (project_id,),
-        )
-    ]
-    conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+    project = get_project(conn, tenant_id, project_id)
+    hashes = library_db.project_attachment_hashes(conn, project.id)
+    key_checks.keys_changed()  # keys limited to the project go with it
+    library_db.delete_project(conn, project.id)
     return hashes

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 
-import aiosqlite
 import msgspec
 
+from ..db import tenancy as tenancy_db
 from .clock import now_ms
 from .errors import NotFound
+from .users import Membership, memberships
 
 RENEW_AFTER_MS = 3_600_000
 
@@ -52,60 +52,52 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_session(conn: sqlite3.Connection, user_id: str, tenant_id: str, lifetime_ms: int) -> NewSession:
+def create_session(conn, user_id: str, tenant_id: str, lifetime_ms: int) -> NewSession:
     """Writer operation: start a session; expired sessions of everybody are purged on the way,
     which keeps the table small without a background job."""
     now = now_ms()
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+    tenancy_db.delete_expired_sessions(conn, now)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now + lifetime_ms
-    conn.execute(
-        "INSERT INTO sessions (id, user_id, tenant_id, csrf_token, created_at, renewed_at, expires_at) "
-        "VALUES (?,?,?,?,?,?,?)",
-        (token_hash(token), user_id, tenant_id, csrf, now, now, expires),
-    )
+    tenancy_db.insert_session(conn, token_hash(token), user_id, tenant_id, csrf, now, expires)
     return NewSession(token, csrf, expires)
 
 
-async def resolve(conn: aiosqlite.Connection, token: str) -> Session | None:
+def resolve(conn, token: str) -> Session | None:
     """The live session of a cookie's token: unexpired, its user enabled and still a member of
     the session's tenant. None otherwise (the page asks to sign in)."""
     if not token or len(token) > 100:
         return None
-    rows = await conn.execute_fetchall(
-        "SELECT s.id, s.user_id, u.username, s.tenant_id, t.name, t.suspended, m.role, s.csrf_token, s.renewed_at, "
-        "s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id "
-        "JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id "
-        "JOIN tenants t ON t.id = s.tenant_id "
-        "WHERE s.id = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
-        (token_hash(token), now_ms()),
-    )
-    if not rows:
+    r = tenancy_db.live_session_row(conn, token_hash(token), now_ms())
+    if r is None:
         return None
-    r = rows[0]
-    return Session(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], r[9])
+    return Session(r["id"], r["user_id"], r["username"], r["tenant_id"], r["tenant_name"], bool(r["suspended"]),
+                   r["role"], r["csrf_token"], r["renewed_at"], r["expires_at"])
 
 
-def renew(conn: sqlite3.Connection, session_id: str, lifetime_ms: int) -> int:
+def resolve_signed_in(conn, token: str) -> tuple[Session, list[Membership]] | None:
+    """`resolve` and the user's tenants (the dashboard's tenant switcher) in one read: every
+    page asks for both."""
+    session = resolve(conn, token)
+    if session is None:
+        return None
+    return session, memberships(conn, session.user_id)
+
+
+def renew(conn, session_id: str, lifetime_ms: int) -> int:
     """Writer operation: push a session's expiry `lifetime_ms` into the future."""
     now = now_ms()
-    conn.execute(
-        "UPDATE sessions SET renewed_at = ?, expires_at = ? WHERE id = ?", (now, now + lifetime_ms, session_id)
-    )
+    tenancy_db.set_session_expiry(conn, session_id, now, now + lifetime_ms)
     return now + lifetime_ms
 
 
-def end_session(conn: sqlite3.Connection, session_id: str) -> None:
+def end_session(conn, session_id: str) -> None:
     """Writer operation: sign out (the row goes; the cookie is worthless from now on)."""
-    conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    tenancy_db.delete_session(conn, session_id)
 
 
-def switch_tenant(conn: sqlite3.Connection, session_id: str, tenant_id: str) -> None:
+def switch_tenant(conn, session_id: str, tenant_id: str) -> None:
     """Writer operation: move a session to another tenant the user belongs to."""
-    row = conn.execute(
-        "SELECT 1 FROM sessions s JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = ? WHERE s.id = ?",
-        (tenant_id, session_id),
-    ).fetchone()
-    if row is None:
+    if not tenancy_db.session_user_is_member(conn, session_id, tenant_id):
         raise NotFound("Tenant not found")
-    conn.execute("UPDATE sessions SET tenant_id = ? WHERE id = ?", (tenant_id, session_id))
+    tenancy_db.set_session_tenant(conn, session_id, tenant_id)

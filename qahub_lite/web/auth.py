@@ -103,11 +103,9 @@ async def find_session(request: Request) -> sessions.Session | None:
     token = request.cookies.get(SESSION_COOKIE, "")
     svc = services(request)
     session = None
-    if token:
-        async with svc.db.read_async() as conn:
-            session = await sessions.resolve(conn, token)
-            if session is not None:
-                request.scope["qahub_memberships"] = await users.memberships(conn, session.user_id)
+    found = await svc.db.read(sessions.resolve_signed_in, token) if token else None
+    if found is not None:
+        session, request.scope["qahub_memberships"] = found
     if session is not None and session.due_for_renewal(now_ms()):
         await svc.db.write(sessions.renew, session.id, _lifetime_ms(request))
         request.scope["qahub_cookies"] = [_cookie(request, SESSION_COOKIE, token, _lifetime_ms(request) // 1000)]
@@ -166,8 +164,8 @@ async def login(request: Request) -> Response:
     svc = services(request)
     try:
         async with hash_gate(request).slot(address):
-            async with svc.db.read_async() as conn:
-                signed = await users.check_credentials(conn, form.username, form.password)
+            stored = await svc.db.read(users.find_credentials, form.username)
+            signed = await asyncio.to_thread(users.check_credentials, stored, form.username, form.password)
     except Busy:
         limiter.release(form.username, address)
         return _login_page(

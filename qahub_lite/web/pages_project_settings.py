@@ -46,8 +46,7 @@ def _list(text: str | None) -> list[str]:
 @get("/settings/projects", include_in_schema=False)
 async def projects_page(request: Request) -> Response:
     session = await web_session(request, "admin")
-    async with services(request).db.read_async() as conn:
-        found = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
+    found = (await services(request).db.read(projects.list_projects, session.tenant_id, limit=1000)).data
     return page(request, "settings/projects.html", projects=found)
 
 
@@ -68,8 +67,8 @@ async def render_project(
     request: Request, session, project_id: FromPath[str], *, new_secret: str | None = None, status: int = 200
 ) -> Response:
     """The project's settings page; `new_secret` is a webhook's signing secret, shown once."""
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
         hooks = (await webhooks.list_webhooks(conn, project.id)).data
     return page(request, "settings/project.html", project=project, hooks=hooks, new_secret=new_secret,
                 events=webhooks.EVENTS, formats=webhooks.FORMATS, status=status,
@@ -86,8 +85,7 @@ async def project_page(request: Request, project_id: FromPath[str]) -> Response:
 async def update_project(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, ProjectForm, csrf=session.csrf_token)
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     changes = {"name": form.name, "repo": form.repo, "default_branch": form.default_branch,
                "description": form.description}
     await services(request).db.write(projects.update_project, session.tenant_id, project.id, changes)
@@ -98,8 +96,7 @@ async def update_project(request: Request, project_id: FromPath[str]) -> Respons
 async def update_ci(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     form = await read_form(request, CiForm, csrf=session.csrf_token)
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     ci = CiConfig(provider=form.provider, trigger_on=_list(form.trigger_on), branches=_list(form.branches),
                   test_suite_id=form.test_suite_id)
     await services(request).db.write(projects.update_project, session.tenant_id, project.id, {"ci_config": ci})

@@ -50,7 +50,7 @@ def _card_runs(conn, tenant_id: str, project: Project) -> tuple[runs.RunPage, li
     return latest, history
 
 
-async def _card(conn, db, tenant_id: str, project: Project) -> ProjectCard:
+async def _card(db, tenant_id: str, project: Project) -> ProjectCard:
     latest, history = await db.read(_card_runs, tenant_id, project)
     rates = [pass_rate(r.counts.passed, r.counts.failed, r.counts.broken) for r in history]
     spark = sparkline(rates, label=f"pass rate of the last {len(rates)} runs of {project.name}")
@@ -66,9 +66,8 @@ async def overview(request: Request) -> Response:
     session = await web_session(request)
     q = read_query(request, OverviewQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        found = await projects.list_projects(conn, session.tenant_id, limit=50, cursor=q.cursor)
-        cards = [await _card(conn, svc.db, session.tenant_id, p) for p in found.data]
+    found = await svc.db.read(projects.list_projects, session.tenant_id, limit=50, cursor=q.cursor)
+    cards = [await _card(svc.db, session.tenant_id, p) for p in found.data]
     return page(request, "overview.html", cards=cards, next_cursor=found.next_cursor, first_page=q.cursor is None)
 
 
@@ -76,10 +75,9 @@ async def overview(request: Request) -> Response:
 async def project_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
-        card = await _card(conn, svc.db, session.tenant_id, project)
-        recent = await svc.db.read(runs.list_runs, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
+    project = await svc.db.read(projects.get_project, session.tenant_id, project_id)
+    card = await _card(svc.db, session.tenant_id, project)
+    recent = await svc.db.read(runs.list_runs, session.tenant_id, runs.RunFilter(project_id=project.id), limit=15)
     health = await svc.db.read(health_view.project_health, svc.config, project, 5)
     return page(request, "project.html", project=project, card=card, recent=recent.data, ranking=health.ranking,
                 retention_note=describe_retention(svc.config.retention),

@@ -92,8 +92,8 @@ async def runs_list(request: Request) -> Response:
         raise ApiError(400, "the first day comes after the last day")
     svc = services(request)
     async with svc.db.read_async() as conn:
-        all_projects = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
-        project = await projects.get_project(conn, session.tenant_id, q.project) if q.project else None
+        all_projects = (await services(request).db.read(projects.list_projects, session.tenant_id, limit=1000)).data
+        project = await services(request).db.read(projects.get_project, session.tenant_id, q.project) if q.project else None
         f = runs.RunFilter(
             project_id=project.id if project else None, branch=q.branch, environment=q.environment, status=q.status,
             source=q.source, since=_day_ms(q.since) if q.since else None,
@@ -244,28 +244,27 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, RunQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        run = await svc.db.read(runs.get_run, session.tenant_id, run_ref)
-        project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
-        failed = await svc.db.read(
-            runs.list_results, run.id, statuses=sorted(FAILURE_STATUSES), limit=FAILURES_PER_PAGE, cursor=q.failures
+    run = await svc.db.read(runs.get_run, session.tenant_id, run_ref)
+    project = await svc.db.read(projects.get_project, session.tenant_id, run.project_id)
+    marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
+    failed = await svc.db.read(
+        runs.list_results, run.id, statuses=sorted(FAILURE_STATUSES), limit=FAILURES_PER_PAGE, cursor=q.failures
+    )
+    failures = [
+        Failure(
+            r, await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(r.id),
+                                       text_bytes=RUN_PAGE_TEXT_BYTES, text_count=RUN_PAGE_TEXT_ATTACHMENTS),
+            new=r.test_id in marks.new_failures, flaky=r.test_id in marks.flaky,
+            quarantined=r.test_id in marks.quarantined, texts=folded_texts(r, whole_page=False),
         )
-        failures = [
-            Failure(
-                r, await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(r.id),
-                                           text_bytes=RUN_PAGE_TEXT_BYTES, text_count=RUN_PAGE_TEXT_ATTACHMENTS),
-                new=r.test_id in marks.new_failures, flaky=r.test_id in marks.flaky,
-                quarantined=r.test_id in marks.quarantined, texts=folded_texts(r, whole_page=False),
-            )
-            for r in failed.data
-        ]
-        listed = await svc.db.read(
-            runs.list_results, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
-            cursor=q.cursor, tag=q.tag,
-        )
-        verdict = await svc.db.read(health_view.run_gate, svc.config, project, run)
-        groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
+        for r in failed.data
+    ]
+    listed = await svc.db.read(
+        runs.list_results, run.id, statuses=[q.status] if q.status else None, limit=svc.config.dashboard.page_size,
+        cursor=q.cursor, tag=q.tag,
+    )
+    verdict = await svc.db.read(health_view.run_gate, svc.config, project, run)
+    groups = await svc.db.read(triage.run_failures, project.id, run.id)  # "N failures in K groups" (docs/triage.md)
     c = run.counts
     bar = stacked_bar(
         [("passed", c.passed), ("failed", c.failed), ("broken", c.broken), ("skipped", c.skipped),
@@ -289,11 +288,10 @@ async def run_page(request: Request, run_ref: FromPath[str]) -> Response:
 async def result_page(request: Request, run_ref: FromPath[str], result_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
-        project = await projects.get_project(conn, session.tenant_id, run.project_id)
-        marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
-        shown = await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(result.id))
+    run, result = await svc.db.read(runs.get_run_result, session.tenant_id, run_ref, result_id)
+    project = await svc.db.read(projects.get_project, session.tenant_id, run.project_id)
+    marks = await svc.db.read(health_view.run_marks, svc.config, project, run)
+    shown = await shown_attachments(svc.db, svc.config.attachments_dir, session.tenant_id, int(result.id))
     return page(request, "result.html", run=run, project=project, result=result, attachments=shown, marks=marks,
                 texts=folded_texts(result, whole_page=True))
 

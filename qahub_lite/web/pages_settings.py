@@ -16,7 +16,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from ..api.context import services
-from ..core import projects, retention, tenancy, users
+from ..core import key_checks, projects, retention, tenancy, users
 from ..core.sessions import Session
 from .auth import web_session
 from .forms import read_form
@@ -58,10 +58,12 @@ async def settings_index(request: Request) -> Response:
 # --- API keys -------------------------------------------------------------------------
 
 
+def _keys_and_projects(conn, tenant_id: str) -> tuple[list[tenancy.KeyInfo], list[projects.Project]]:
+    return tenancy.list_keys(conn, tenant_id), projects.list_projects(conn, tenant_id, limit=1000).data
+
+
 async def _keys_page(request: Request, session: Session, *, new_key: str | None = None, status: int = 200) -> Response:
-    async with services(request).db.read_async() as conn:
-        keys = await tenancy.tenant_keys(conn, session.tenant_id)
-        all_projects = (await projects.list_projects(conn, session.tenant_id, limit=1000)).data
+    keys, all_projects = await services(request).db.read(_keys_and_projects, session.tenant_id)
     names = {p.id: p.name for p in all_projects}
     return page(request, "settings/keys.html", keys=list(reversed(keys)), projects=all_projects, names=names,
                 new_key=new_key, status=status)
@@ -89,6 +91,7 @@ async def revoke_key(request: Request, key_id: FromPath[str]) -> Response:
     session = await _admin(request)
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     await services(request).db.write(tenancy.revoke_key, key_id, session.tenant_id)
+    key_checks.keys_changed()  # again now that it is committed: no check read meanwhile is kept
     return redirect("/settings/keys")
 
 
@@ -98,8 +101,7 @@ async def revoke_key(request: Request, key_id: FromPath[str]) -> Response:
 async def _users_page(
     request: Request, session: Session, *, shown: tuple[str, str] | None = None, status: int = 200
 ) -> Response:
-    async with services(request).db.read_async() as conn:
-        members = await users.list_members(conn, session.tenant_id)
+    members = await services(request).db.read(users.list_members, session.tenant_id)
     return page(request, "settings/users.html", members=members, shown=shown, roles=users.ROLES, status=status)
 
 
@@ -124,7 +126,7 @@ async def set_role(request: Request, user_id: FromPath[str]) -> Response:
     form = await read_form(request, RoleForm, csrf=session.csrf_token)
 
     def change(conn):
-        users.get_member_sync(conn, session.tenant_id, user_id)  # only members of this tenant
+        users.get_member(conn, session.tenant_id, user_id)  # only members of this tenant
         return users.set_role(conn, session.tenant_id, user_id, form.role)
 
     await services(request).db.write(change)
@@ -172,7 +174,7 @@ async def remove_user(request: Request, user_id: FromPath[str]) -> Response:
     await read_form(request, EmptyForm, csrf=session.csrf_token)
 
     def remove(conn):
-        users.get_member_sync(conn, session.tenant_id, user_id)
+        users.get_member(conn, session.tenant_id, user_id)
         users.remove_member(conn, session.tenant_id, user_id)
 
     await services(request).db.write(remove)

@@ -68,8 +68,7 @@ async def test_page(request: Request, project_id: FromPath[str], test_ref: FromP
     session = await web_session(request)
     q = read_query(request, TestQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await svc.db.read(projects.get_project, session.tenant_id, project_id)
     found, days = await svc.db.read(_test_view, project.id, test_ref, q.branch, svc.config.flaky)
     return page(
         request, "test.html", project=project, test=found.test, health=found.health, entries=found.data,
@@ -90,8 +89,7 @@ def _test_view(conn, project_id: str, test_ref: str, branch: str | None, rules) 
 async def flaky_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await svc.db.read(projects.get_project, session.tenant_id, project_id)
     ranking = await svc.db.read(health_view.flaky_ranking, svc.config, project, limit=100)
     return page(request, "flaky.html", project=project, ranking=ranking, rules=svc.config.flaky)
 
@@ -102,8 +100,7 @@ async def set_quarantine(request: Request, project_id: FromPath[str], test_ref: 
     session = await web_session(request, "member")
     form = await read_form(request, QuarantineForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     reason = form.reason or f"set in the dashboard by {session.username}"
     expires = parse_moment(form.expires) if form.expires else None
     await svc.db.write(lambda conn: quarantine.set_quarantine(

@@ -49,8 +49,7 @@ class TestsQuery(msgspec.Struct, forbid_unknown_fields=True):
 async def failures_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, FailuresQuery)
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     found = await services(request).db.read(triage.project_failures, project.id, branch=q.branch or None,
                                             status=q.status or None, limit=200)
     return page(request, "failures.html", project=project, failures=found, branch=q.branch or "",
@@ -63,8 +62,7 @@ async def triage_form(request: Request, project_id: FromPath[str], signature: Fr
     session = await web_session(request, "member")
     form = await read_form(request, TriageForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     data = triage.TriageIn(form.bug_ticket_key or None, form.bug_ticket_url or None, form.category or None,
                            form.note or None)
     await svc.db.write(triage.set_triage, project.id, signature, data)
@@ -75,9 +73,8 @@ async def triage_form(request: Request, project_id: FromPath[str], signature: Fr
 async def compare_page(request: Request, run_ref: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, CompareQuery)
-    async with services(request).db.read_async() as conn:
-        run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
-        project = await projects.get_project(conn, session.tenant_id, run.project_id)
+    run = await services(request).db.read(runs.get_run, session.tenant_id, run_ref)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, run.project_id)
     result = await services(request).db.read(compare.compare, project.id, run.id, q.base or None)
     return page(request, "compare.html", project=project, run=run, cmp=result)
 
@@ -87,8 +84,7 @@ async def tests_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, TestsQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await svc.db.read(projects.get_project, session.tenant_id, project_id)
     found = await svc.db.read(
         flaky.list_tests, project.id, branch=q.branch or project.default_branch, rules=svc.config.flaky,
         state=q.state or None, limit=200, tag=q.tag or None, q=q.q or None,

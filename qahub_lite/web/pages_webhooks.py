@@ -47,8 +47,7 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
     session = await web_session(request, "admin")
     form = await read_form(request, WebhookForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await projects.get_project(conn, session.tenant_id, project_id)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
     new = await svc.db.write(
         lambda conn: webhooks.create_webhook(
             conn, session.tenant_id, project.id, url=form.url, events=list(form.events), fmt=form.format,
@@ -85,7 +84,7 @@ async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
     q = read_query(request, DeliveriesQuery)
     async with services(request).db.read_async() as conn:
         hook = await webhooks.get_webhook(conn, session.tenant_id, hook_id)
-        project = await projects.get_project(conn, session.tenant_id, hook.project_id)
+        project = await services(request).db.read(projects.get_project, session.tenant_id, hook.project_id)
         found = await outbox.list_deliveries(conn, hook.id, limit=DELIVERIES_PER_PAGE, cursor=q.cursor)
     return page(request, "settings/webhook.html", hook=hook, project=project, deliveries=found.data,
                 next_cursor=found.next_cursor, first_page=q.cursor is None)
