@@ -70,7 +70,7 @@ async def render_project(
     """The project's settings page; `new_secret` is a webhook's signing secret, shown once."""
     async with services(request).db.read_async() as conn:
         project = await projects.get_project(conn, session.tenant_id, project_id)
-        hooks = (await webhooks.list_webhooks(conn, project.id)).data
+    hooks = (await services(request).db.read(webhooks.list_webhooks, project.id)).data
     return page(request, "settings/project.html", project=project, hooks=hooks, new_secret=new_secret,
                 events=webhooks.EVENTS, formats=webhooks.FORMATS, status=status,
                 retention_note=describe_retention(services(request).config.retention))
