@@ -1,4 +1,4 @@
-"""The background jobs of test health (STYLE.md habit 8: named, logged, surviving failures):
+"""The maintenance tasks of test health (STYLE.md habit 8: named, logged, surviving failures):
 
 - `run-health` (every second): the health work of finished runs, queued in the transaction
   that finished them (core/health.py): regression verdicts and webhook events.
@@ -152,7 +152,7 @@ async def _head(response: httpx.Response) -> str:
 
 
 def schedule(svc, scheduler) -> Sender:
-    """Register the three jobs (app.py schedule_jobs)."""
+    """Register the four maintenance tasks (app.py schedule_tasks)."""
     cfg = svc.config
     sender = Sender(svc)
     scheduler.add("run-health", RUN_HEALTH_INTERVAL_S, lambda: process_finished_runs(svc))

@@ -307,7 +307,7 @@ async def start_embedded_agent(svc: Services) -> EmbeddedAgentHandle | None:
 
 
 def schedule(svc: Services, scheduler) -> None:
-    """The background job that ends expired leases and jobs nobody claimed in time."""
+    """The maintenance task that ends expired leases and agent jobs nobody claimed in time."""
     cfg = svc.config.jobs
 
     async def expire_leases():

@@ -1,9 +1,9 @@
 """The webhook outbox: deliveries waiting, sent, given up, and every attempt of each.
 
 A delivery is queued in the transaction of its event (webhooks.enqueue), so a crash can lose
-none. The sender (the `webhook-delivery` maintenance task, health_jobs.py) claims due ones, which moves their next attempt a
-lease into the future so that nothing else sends them meanwhile, sends them, and records each
-attempt. After a failure the next attempt waits retry_base_s x 2^(attempts - 1) seconds (at
+none. The sender (the `webhook-delivery` maintenance task, health_jobs.py) claims due ones,
+which moves their next attempt a lease into the future so that nothing else sends them
+meanwhile, sends them, and records each attempt. After a failure the next attempt waits retry_base_s x 2^(attempts - 1) seconds (at
 most retry_max_s, +-10 % so that hooks of a recovering receiver do not all come back at once);
 the last attempt is made at created_at + retry_for_hours, and the delivery is then given up.
 A restart only delays: a claimed delivery whose sender died is due again when its lease ends.
