@@ -3,9 +3,9 @@
 A delivery is queued in the transaction of its event (webhooks.enqueue), so a crash can lose
 none. The sender (the `webhook-delivery` maintenance task, health_jobs.py) claims due ones,
 which moves their next attempt a lease into the future so that nothing else sends them
-meanwhile, sends them, and records each attempt. After a failure the next attempt waits retry_base_s x 2^(attempts - 1) seconds (at
-most retry_max_s, +-10 % so that hooks of a recovering receiver do not all come back at once);
-the last attempt is made at created_at + retry_for_hours, and the delivery is then given up.
+meanwhile, sends them, and records each attempt. After a failure the next attempt waits
+retry_base_s x 2^(attempts - 1) seconds (at most retry_max_s, +-10 % so that hooks of a
+recovering receiver do not all come back at once); the last attempt is made at created_at + retry_for_hours, and the delivery is then given up.
 A restart only delays: a claimed delivery whose sender died is due again when its lease ends.
 """
 
@@ -93,8 +93,8 @@ def record(conn, outcomes: list[AttemptOutcome], retry: Retry) -> None:
         if now >= deadline:
             webhooks_db.mark_given_up(conn, o.delivery_id, o.attempt, o.status_code, o.error)
         else:
-            webhooks_db.schedule_retry(conn, o.delivery_id, o.attempt, min(now + backoff_ms(o.attempt, retry), deadline),
-                                       o.status_code, o.error)
+            due = min(now + backoff_ms(o.attempt, retry), deadline)
+            webhooks_db.schedule_retry(conn, o.delivery_id, o.attempt, due, o.status_code, o.error)
 
 
 def prune(conn, before_ms: int, limit: int = 500) -> int:

@@ -115,8 +115,8 @@ def release_deliveries(conn, delivery_ids: Sequence[str], now: int) -> None:
 def insert_attempts(conn, attempts: Sequence[tuple]) -> None:
     """(delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
     tuples; an attempt recorded already (a sender that retried its write) is kept as it is."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, "  # engine: sqlite
+    conn.executemany(  # engine: sqlite (INSERT OR IGNORE; ON CONFLICT DO NOTHING on PostgreSQL)
+        "INSERT OR IGNORE INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, "
         "response_body) VALUES (?,?,?,?,?,?,?)",
         attempts,
     )
