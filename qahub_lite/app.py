@@ -1,5 +1,5 @@
 """Builds the Litestar application: routes of every dialect, the one error handler, the
-database's lifespan and the background jobs. No globals: everything hangs off `app.state`."""
+database's lifespan and the maintenance tasks. No globals: everything hangs off `app.state`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .core.tenancy import touch_keys
 from .db import backup as backups
 from .db import orphans
 from .db.database import Database
-from .maintenance import Scheduler
+from .maintenance import TaskScheduler
 from . import run_completion_tasks
 from . import web
 
@@ -55,7 +55,8 @@ def route_handlers() -> list:
     ]
 
 
-def schedule_jobs(svc: Services, scheduler: Scheduler) -> None:
+def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
+    """Register the server's maintenance tasks (maintenance.py)."""
     cfg = svc.config
 
     async def flush_key_usage():
@@ -99,7 +100,7 @@ def schedule_jobs(svc: Services, scheduler: Scheduler) -> None:
     # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
     # that a restart never postpones one by a whole interval.
     scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
-    agent_api.schedule(svc, scheduler)  # job-expiry: leases that ran out, jobs nobody claimed
+    agent_api.schedule(svc, scheduler)  # job-expiry: agent jobs' leases that ran out, jobs nobody claimed
     run_completion_tasks.schedule(svc, scheduler)  # run-completion, trend-grades, webhook-delivery, quarantine-expiry
 
 
@@ -122,8 +123,8 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         svc.extras["shutdown"] = Shutdown()  # api/shutdown.py: set off by server.py on SIGTERM
         svc.extras["ratelimiter"] = SlidingWindowLimiter.from_config(config.rate_limits)
         app.state.services = svc
-        scheduler = Scheduler()
-        schedule_jobs(svc, scheduler)
+        scheduler = TaskScheduler()
+        schedule_tasks(svc, scheduler)
         svc.extras["scheduler"] = scheduler
         scheduler.start()
         embedded_agent = await agent_api.start_embedded_agent(svc)  # None unless [agent] enabled

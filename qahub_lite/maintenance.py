@@ -1,6 +1,10 @@
-"""Background work as named in-process jobs (STYLE.md habit 8): each runs on its interval,
-logs what it did, and survives its own failures: an exception is logged and the job tries
-again next time. Nothing here can crash the server."""
+"""The server's maintenance tasks: background loops run in-process (STYLE.md habit 8), each
+named, on its interval, logging what it did, and surviving its own failures: an exception is
+logged and the task tries again next time. Nothing here can crash the server.
+
+"Task" here never means an agent job (core/jobs.py: work an agent claims). The logger keeps
+its name `qahub.jobs` so that operators' log filters and collectors keep matching.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ log = logging.getLogger("qahub.jobs")
 
 
 @dataclass
-class Job:
+class Task:
     name: str
     interval_s: float
     run: Callable[[], Awaitable[object]]
@@ -22,52 +26,52 @@ class Job:
     failures: int = 0
     last_error: str | None = None
     last_duration_s: float = 0.0
-    _task: asyncio.Task | None = field(default=None, repr=False)
+    _loop: asyncio.Task | None = field(default=None, repr=False)
 
 
-class Scheduler:
+class TaskScheduler:
     def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
+        self.tasks: dict[str, Task] = {}
 
     def add(self, name: str, interval_s: float, run: Callable[[], Awaitable[object]]) -> None:
         if interval_s <= 0:
-            log.info("job %s is disabled", name)
+            log.info("maintenance task %s is disabled", name)
             return
-        self.jobs[name] = Job(name, interval_s, run)
+        self.tasks[name] = Task(name, interval_s, run)
 
     def start(self) -> None:
-        for job in self.jobs.values():
-            job._task = asyncio.create_task(self._loop(job), name=f"job:{job.name}")
+        for task in self.tasks.values():
+            task._loop = asyncio.create_task(self._repeat(task), name=f"maintenance:{task.name}")
 
     async def run_once(self, name: str) -> object:
-        return await self._tick(self.jobs[name])
+        return await self._tick(self.tasks[name])
 
-    async def _tick(self, job: Job) -> object:
+    async def _tick(self, task: Task) -> object:
         started = time.perf_counter()
         try:
-            outcome = await job.run()
+            outcome = await task.run()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a job must never take the server down
-            job.failures += 1
-            job.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("job %s failed (will retry in %ss)", job.name, job.interval_s)
+        except Exception as exc:  # noqa: BLE001 - a maintenance task must never take the server down
+            task.failures += 1
+            task.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("maintenance task %s failed (will retry in %ss)", task.name, task.interval_s)
             return None
         finally:
-            job.runs += 1
-            job.last_duration_s = time.perf_counter() - started
-        job.last_error = None
+            task.runs += 1
+            task.last_duration_s = time.perf_counter() - started
+        task.last_error = None
         if outcome:
-            log.info("job %s: %s", job.name, outcome)
+            log.info("maintenance task %s: %s", task.name, outcome)
         return outcome
 
-    async def _loop(self, job: Job) -> None:
+    async def _repeat(self, task: Task) -> None:
         while True:
-            await asyncio.sleep(job.interval_s)
-            await self._tick(job)
+            await asyncio.sleep(task.interval_s)
+            await self._tick(task)
 
     async def stop(self) -> None:
-        tasks = [j._task for j in self.jobs.values() if j._task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        loops = [t._loop for t in self.tasks.values() if t._loop is not None]
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)

@@ -153,7 +153,7 @@ async def _head(response: httpx.Response) -> str:
 
 
 def schedule(svc, scheduler) -> Sender:
-    """Register the four tasks (app.py schedule_jobs)."""
+    """Register the four maintenance tasks (app.py schedule_tasks)."""
     cfg = svc.config
     sender = Sender(svc)
     scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc))

@@ -10,8 +10,8 @@ beyond what a results hub needs; SQLite's single writer would be the limit long 
 
 Graceful stop (SIGTERM or SIGINT), within `server.shutdown_timeout_s` (8 s by default):
 stop accepting connections, let requests in flight finish (those still running near the
-deadline get a 503 with Retry-After, api/shutdown.py), then the app's shutdown: background
-jobs stop, every queued write commits, the WAL is checkpointed; exit 0. A stop that overruns
+deadline get a 503 with Retry-After, api/shutdown.py), then the app's shutdown: maintenance
+tasks stop, every queued write commits, the WAL is checkpointed; exit 0. A stop that overruns
 its budget by a second (a handler blocking the event loop) exits at once with status 1:
 SQLite's journal keeps the database consistent, and nothing unanswered was acknowledged.
 """

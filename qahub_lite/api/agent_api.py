@@ -71,9 +71,8 @@ class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
 async def _job_holder(request: Request, job_id: FromPath[str]):
     """The caller, once the job is known to be its tenant's (404 before the body is read)."""
     principal = await authenticate(request, "write")
-    async with services(request).db.read_async() as conn:
-        if not await jobs.job_exists(conn, principal.tenant_id, job_id, principal.project_id):
-            raise NotFound("Job not found")
+    if not await services(request).db.read(jobs.job_exists, principal.tenant_id, job_id, principal.project_id):
+        raise NotFound("Job not found")
     return principal
 
 
@@ -259,8 +258,7 @@ async def list_agents(request: Request) -> agents.AgentList:
     svc = services(request)
     # An idle agent asks again at least every max_poll_s; allow for a slow network on top.
     window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
-    async with svc.db.read_async() as conn:
-        return await agents.list_agents(conn, principal.tenant_id, window_ms, principal.project_id)
+    return await svc.db.read(agents.list_agents, principal.tenant_id, window_ms, principal.project_id)
 
 
 class EmbeddedAgentHandle:
@@ -309,7 +307,7 @@ async def start_embedded_agent(svc: Services) -> EmbeddedAgentHandle | None:
 
 
 def schedule(svc: Services, scheduler) -> None:
-    """The background job that ends expired leases and jobs nobody claimed in time."""
+    """The maintenance task that ends expired leases and agent jobs nobody claimed in time."""
     cfg = svc.config.jobs
 
     async def expire_leases():

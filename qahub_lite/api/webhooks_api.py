@@ -15,6 +15,7 @@ from litestar.params import FromPath
 from ..core import outbox, webhook_ping, webhooks
 from .auth import authenticate, check_project
 from .context import services
+from .errors import ApiError
 from .health_schema import DeliveriesQuery, Redelivered, WebhookIn, WebhookPatch
 from .native_library import visible_project
 from .native_schema import Deleted
@@ -25,8 +26,7 @@ TAGS = ["Webhooks"]
 
 async def _visible_hook(request: Request, scope: str, hook_id: str):
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        hook = await webhooks.get_webhook(conn, principal.tenant_id, hook_id)
+    hook = await services(request).db.read(webhooks.get_webhook, principal.tenant_id, hook_id)
     check_project(principal, hook.project_id)
     return principal, hook
 
@@ -53,8 +53,7 @@ async def create_webhook(request: Request, project_id: FromPath[str]) -> Respons
           description="Keys below admin see each `url` as its scheme and host only: a chat webhook URL is a credential.")
 async def list_webhooks(request: Request, project_id: FromPath[str]) -> webhooks.WebhookList:
     principal, project = await visible_project(request, "read", project_id)
-    async with services(request).db.read_async() as conn:
-        hooks = await webhooks.list_webhooks(conn, project.id)
+    hooks = await services(request).db.read(webhooks.list_webhooks, project.id)
     if not principal.allows("admin"):
         hooks = webhooks.WebhookList([webhooks.without_secrets(h) for h in hooks.data])
     return hooks
@@ -90,16 +89,22 @@ async def delete_webhook(request: Request, webhook_id: FromPath[str]) -> Deleted
 @endpoint("GET", "/api/v1/webhooks/{webhook_id:str}/deliveries", summary="A webhook's deliveries, newest first",
           tags=TAGS, scope="read", query=DeliveriesQuery, responses={200: outbox.DeliveryPage})
 async def list_deliveries(request: Request, webhook_id: FromPath[str]) -> outbox.DeliveryPage:
-    _, hook = await _visible_hook(request, "read", webhook_id)
-    q = read_query(request, DeliveriesQuery)
-    async with services(request).db.read_async() as conn:
-        return await outbox.list_deliveries(conn, hook.id, state=q.state, limit=q.limit, cursor=q.cursor)
+    principal = await authenticate(request, "read")
+    try:
+        q = read_query(request, DeliveriesQuery)
+    except ApiError:
+        await _visible_hook(request, "read", webhook_id)  # an unknown or hidden hook answers 404 first
+        raise
+    hook, found = await services(request).db.read(
+        outbox.hook_deliveries, principal.tenant_id, webhook_id, state=q.state, limit=q.limit, cursor=q.cursor
+    )
+    check_project(principal, hook.project_id)
+    return found
 
 
 async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[str]):
     principal = await authenticate(request, scope)
-    async with services(request).db.read_async() as conn:
-        check_project(principal, await outbox.delivery_project(conn, principal.tenant_id, delivery_id))
+    check_project(principal, await services(request).db.read(outbox.delivery_project, principal.tenant_id, delivery_id))
     return principal
 
 
@@ -107,10 +112,12 @@ async def _visible_delivery(request: Request, scope: str, delivery_id: FromPath[
           tags=TAGS, scope="read", responses={200: outbox.DeliveryDetail},
           description="Each attempt's `response_body` (the receiver's answer) is shown to admin keys only.")
 async def get_delivery(request: Request, delivery_id: FromPath[str]) -> outbox.DeliveryDetail:
-    principal = await _visible_delivery(request, "read", delivery_id)
-    async with services(request).db.read_async() as conn:
-        return await outbox.get_delivery(conn, principal.tenant_id, delivery_id,
-                                         with_responses=principal.allows("admin"))
+    principal = await authenticate(request, "read")
+    project_id, delivery = await services(request).db.read(
+        outbox.delivery_with_project, principal.tenant_id, delivery_id, with_responses=principal.allows("admin")
+    )
+    check_project(principal, project_id)
+    return delivery
 
 
 @endpoint("POST", "/api/v1/deliveries/{delivery_id:str}/redeliver", summary="Send a delivery again, now",

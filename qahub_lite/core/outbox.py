@@ -1,25 +1,25 @@
 """The webhook outbox: deliveries waiting, sent, given up, and every attempt of each.
 
 A delivery is queued in the transaction of its event (webhooks.enqueue), so a crash can lose
-none. The sender (qahub_lite/delivery.py) claims due ones, which moves their next attempt a
-lease into the future so that nothing else sends them meanwhile, sends them, and records each
-attempt. After a failure the next attempt waits retry_base_s x 2^(attempts - 1) seconds (at
-most retry_max_s, +-10 % so that hooks of a recovering receiver do not all come back at once);
-the last attempt is made at created_at + retry_for_hours, and the delivery is then given up.
+none. The sender (the `webhook-delivery` maintenance task, run_completion_tasks.py) claims due ones,
+which moves their next attempt a lease into the future so that nothing else sends them
+meanwhile, sends them, and records each attempt. After a failure the next attempt waits
+retry_base_s x 2^(attempts - 1) seconds (at most retry_max_s, +-10 % so that hooks of a
+recovering receiver do not all come back at once); the last attempt is made at created_at + retry_for_hours, and the delivery is then given up.
 A restart only delays: a claimed delivery whose sender died is due again when its lease ends.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
 
-import aiosqlite
 import msgspec
 
+from ..db import webhooks as webhooks_db
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, NotFound
-from .paging import clamp_limit, decode_cursor, split_page
+from .paging import clamp_limit, decode_cursor, encode_cursor
+from .webhooks import Webhook, get_webhook
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 RESPONSE_KEEP = 1000  # characters of an answer kept for diagnosis
@@ -56,26 +56,17 @@ class Retry(msgspec.Struct):
     for_hours: int
 
 
-def claim_due(conn: sqlite3.Connection, now: int, lease_ms: int, limit: int) -> list[Due]:
+def claim_due(conn, now: int, lease_ms: int, limit: int) -> list[Due]:
     """Writer operation: take up to `limit` due deliveries of active hooks, oldest due first."""
-    rows = conn.execute(
-        "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.event_id, d.body, d.attempts + 1 "
-        "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-        "WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 ORDER BY d.next_attempt_at LIMIT ?",
-        (now, limit),
-    ).fetchall()
-    conn.executemany(
-        "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?", [(now + lease_ms, r[0]) for r in rows]
-    )
-    return [Due(*r) for r in rows]
+    return [
+        Due(r["id"], r["webhook_id"], r["url"], r["secret"], r["event"], r["event_id"], r["body"], r["attempt"])
+        for r in webhooks_db.claim_due_deliveries(conn, now, lease_ms, limit)
+    ]
 
 
-def release(conn: sqlite3.Connection, delivery_ids: list[str], now: int) -> None:
+def release(conn, delivery_ids: list[str], now: int) -> None:
     """Writer operation: hand claimed deliveries back (the sender is stopping before sending)."""
-    conn.executemany(
-        "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'",
-        [(now, d) for d in delivery_ids],
-    )
+    webhooks_db.release_deliveries(conn, delivery_ids, now)
 
 
 def backoff_ms(attempts: int, retry: Retry) -> int:
@@ -83,51 +74,32 @@ def backoff_ms(attempts: int, retry: Retry) -> int:
     return int(delay * 1000 * random.uniform(0.9, 1.1))
 
 
-def record(conn: sqlite3.Connection, outcomes: list[AttemptOutcome], retry: Retry) -> None:
+def record(conn, outcomes: list[AttemptOutcome], retry: Retry) -> None:
     """Writer operation: keep each attempt and move its delivery on (delivered, retry later,
     or given up)."""
     now = now_ms()
-    conn.executemany(
-        "INSERT OR IGNORE INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, "
-        "response_body) VALUES (?,?,?,?,?,?,?)",
-        [(o.delivery_id, o.attempt, o.started_at, o.duration_ms, o.status_code, o.error, o.response_body)
-         for o in outcomes],
-    )
+    webhooks_db.insert_attempts(conn, [
+        (o.delivery_id, o.attempt, o.started_at, o.duration_ms, o.status_code, o.error, o.response_body)
+        for o in outcomes
+    ])
     for o in outcomes:
-        row = conn.execute("SELECT created_at, state FROM webhook_deliveries WHERE id = ?", (o.delivery_id,)).fetchone()
-        if row is None or row[1] != PENDING:
+        row = webhooks_db.delivery_progress(conn, o.delivery_id)
+        if row is None or row["state"] != PENDING:
             continue  # deleted with its hook meanwhile
-        common = (o.status_code, o.error)
         if o.ok:
-            conn.execute(
-                "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?, next_attempt_at = NULL, "
-                "last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
-                (o.attempt, *common, now, o.delivery_id),
-            )
+            webhooks_db.mark_delivered(conn, o.delivery_id, o.attempt, o.status_code, o.error, now)
             continue
-        deadline = row[0] + retry.for_hours * 3_600_000
+        deadline = row["created_at"] + retry.for_hours * 3_600_000
         if now >= deadline:
-            conn.execute(
-                "UPDATE webhook_deliveries SET state = 'failed', attempts = ?, next_attempt_at = NULL, "
-                "last_status = ?, last_error = ? WHERE id = ?",
-                (o.attempt, *common, o.delivery_id),
-            )
+            webhooks_db.mark_given_up(conn, o.delivery_id, o.attempt, o.status_code, o.error)
         else:
-            conn.execute(
-                "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ? "
-                "WHERE id = ?",
-                (o.attempt, min(now + backoff_ms(o.attempt, retry), deadline), *common, o.delivery_id),
-            )
+            due = min(now + backoff_ms(o.attempt, retry), deadline)
+            webhooks_db.schedule_retry(conn, o.delivery_id, o.attempt, due, o.status_code, o.error)
 
 
-def prune(conn: sqlite3.Connection, before_ms: int, limit: int = 500) -> int:
+def prune(conn, before_ms: int, limit: int = 500) -> int:
     """Writer operation: delete up to `limit` finished deliveries created before `before_ms`."""
-    ids = [r[0] for r in conn.execute(
-        "SELECT id FROM webhook_deliveries WHERE state != 'pending' AND created_at < ? ORDER BY created_at LIMIT ?",
-        (before_ms, limit),
-    )]
-    conn.executemany("DELETE FROM webhook_deliveries WHERE id = ?", [(i,) for i in ids])
-    return len(ids)
+    return webhooks_db.prune_finished(conn, before_ms, limit)
 
 
 # --- what the API shows -------------------------------------------------------------------
@@ -167,94 +139,88 @@ class DeliveryPage(msgspec.Struct):
     next_cursor: str | None
 
 
-_COLUMNS = (
-    "d.id, d.webhook_id, d.event, d.event_id, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error, "
-    "d.redelivery_of, d.created_at, d.delivered_at"
-)
-
-
 def _delivery(r) -> Delivery:
-    return Delivery(r[0], r[1], r[2], r[3], r[4], r[5], to_iso(r[6]) if r[4] == PENDING else None, r[7], r[8], r[9],
-                    to_iso(r[10]), to_iso(r[11]))
+    pending = r["state"] == PENDING
+    return Delivery(
+        r["id"], r["webhook_id"], r["event"], r["event_id"], r["state"], r["attempts"],
+        to_iso(r["next_attempt_at"]) if pending else None, r["last_status"], r["last_error"], r["redelivery_of"],
+        to_iso(r["created_at"]), to_iso(r["delivered_at"]),
+    )
 
 
-async def list_deliveries(
-    conn: aiosqlite.Connection, webhook_id: str, *, state: str | None = None, limit: int | None = None,
-    cursor: str | None = None,
+def list_deliveries(
+    conn, webhook_id: str, *, state: str | None = None, limit: int | None = None, cursor: str | None = None,
 ) -> DeliveryPage:
     """A hook's deliveries, newest first."""
     limit = clamp_limit(limit)
-    where, params = ["d.webhook_id = ?"], [webhook_id]
-    if state is not None:
-        where.append("d.state = ?")
-        params.append(state)
-    after = decode_cursor(cursor)
-    if after:
-        where.append("(d.created_at, d.id) < (?, ?)")
-        params += [after[0], after[1]]
-    rows = list(await conn.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM webhook_deliveries d WHERE {' AND '.join(where)} "
-        "ORDER BY d.created_at DESC, d.id DESC LIMIT ?",
-        (*params, limit + 1),
-    ))
-    rows, next_cursor = split_page(rows, limit, created_col=10)
+    rows = webhooks_db.list_deliveries(conn, webhook_id, state=state, after=decode_cursor(cursor), limit=limit + 1)
+    next_cursor = None
+    if len(rows) > limit:  # the extra row only says that there is more
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
     return DeliveryPage([_delivery(r) for r in rows], next_cursor)
 
 
-async def get_delivery(
-    conn: aiosqlite.Connection, tenant_id: str, delivery_id: str, *, with_responses: bool = True,
-) -> DeliveryDetail:
+def get_delivery(conn, tenant_id: str, delivery_id: str, *, with_responses: bool = True) -> DeliveryDetail:
     """A delivery with every attempt. What a receiver answered is shown `with_responses` only
     (to admin keys): an internal service's answer is not for every key of the tenant."""
-    rows = await conn.execute_fetchall(
-        f"SELECT {_COLUMNS}, d.body, w.project_id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-        "WHERE d.id = ? AND w.tenant_id = ?",
-        (delivery_id, tenant_id),
-    )
-    if not rows:
+    r = webhooks_db.get_delivery(conn, tenant_id, delivery_id)
+    if r is None:
         raise NotFound("Delivery not found")
-    r = rows[0]
-    attempts = await conn.execute_fetchall(
-        "SELECT attempt, started_at, duration_ms, status_code, error, response_body FROM webhook_attempts "
-        "WHERE delivery_id = ? ORDER BY attempt",
-        (delivery_id,),
-    )
     base = _delivery(r)
     return DeliveryDetail(
-        *(getattr(base, f) for f in base.__struct_fields__), body=r[12],
-        attempt_log=[Attempt(a[0], to_iso(a[1]), a[2], a[3], a[4], a[5] if with_responses else None)
-                     for a in attempts],
+        *(getattr(base, f) for f in base.__struct_fields__), body=r["body"],
+        attempt_log=[
+            Attempt(a["attempt"], to_iso(a["started_at"]), a["duration_ms"], a["status_code"], a["error"],
+                    a["response_body"] if with_responses else None)
+            for a in webhooks_db.delivery_attempts(conn, delivery_id)
+        ],
     )
 
 
-async def delivery_project(conn: aiosqlite.Connection, tenant_id: str, delivery_id: str) -> str:
+def hook_deliveries(
+    conn, tenant_id: str, hook_id: str, *, state: str | None = None, limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[Webhook, DeliveryPage]:
+    """A tenant's hook and a page of its deliveries, in one read (the caller checks that the
+    hook's project is visible before it shows either)."""
+    hook = get_webhook(conn, tenant_id, hook_id)
+    return hook, list_deliveries(conn, hook.id, state=state, limit=limit, cursor=cursor)
+
+
+def delivery_with_project(
+    conn, tenant_id: str, delivery_id: str, *, with_responses: bool = True,
+) -> tuple[str, DeliveryDetail]:
+    """(project id, delivery) in one read, for callers that check the project before showing it."""
+    return delivery_project(conn, tenant_id, delivery_id), get_delivery(
+        conn, tenant_id, delivery_id, with_responses=with_responses
+    )
+
+
+def delivery_with_hook(conn, tenant_id: str, delivery_id: str) -> tuple[DeliveryDetail, Webhook]:
+    """A delivery with the hook it belongs to, in one read (the web page shows both)."""
+    delivery = get_delivery(conn, tenant_id, delivery_id)
+    return delivery, get_webhook(conn, tenant_id, delivery.webhook_id)
+
+
+def delivery_project(conn, tenant_id: str, delivery_id: str) -> str:
     """The project a delivery belongs to (for keys limited to one project)."""
-    rows = await conn.execute_fetchall(
-        "SELECT w.project_id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-        "WHERE d.id = ? AND w.tenant_id = ?",
-        (delivery_id, tenant_id),
-    )
-    if not rows:
+    project_id = webhooks_db.delivery_project(conn, tenant_id, delivery_id)
+    if project_id is None:
         raise NotFound("Delivery not found")
-    return rows[0][0]
+    return project_id
 
 
-def redeliver(conn: sqlite3.Connection, tenant_id: str, delivery_id: str) -> str:
+def redeliver(conn, tenant_id: str, delivery_id: str) -> str:
     """Writer operation: queue the same body again, as a new delivery due now (the original
     keeps its attempts). Returns the new delivery's id."""
-    row = conn.execute(
-        "SELECT d.webhook_id, d.event_id, d.event, d.body, d.state FROM webhook_deliveries d "
-        "JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ? AND w.tenant_id = ?",
-        (delivery_id, tenant_id),
-    ).fetchone()
+    row = webhooks_db.delivery_to_repeat(conn, tenant_id, delivery_id)
     if row is None:
         raise NotFound("Delivery not found")
-    if row[4] == PENDING:
+    if row["state"] == PENDING:
         raise Conflict("this delivery is still being retried; redeliver it once it is delivered or given up")
     new, now = new_id(), now_ms()
-    conn.execute(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, state, next_attempt_at, redelivery_of, "
-        "created_at) VALUES (?,?,?,?,?,'pending',?,?,?)",
-        (new, row[0], row[1], row[2], row[3], now, delivery_id, now),
+    webhooks_db.insert_deliveries(
+        conn, [(new, row["webhook_id"], row["event_id"], row["event"], row["body"], now, delivery_id, now)]
     )
     return new

@@ -8,15 +8,15 @@ The event is sent to the hook whatever events it subscribes to: it is asked for 
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
-from .clock import new_id, now_ms, to_iso
+from ..db import webhooks as webhooks_db
+from .clock import new_id, now_ms
 from .errors import Conflict, NotFound
-from .webhooks import _plain as chat_plain
+from .webhooks import TEST_EVENT, build_body
 
-EVENT = "webhook.test"
+EVENT = TEST_EVENT
+MESSAGE = "Test delivery from qahub-lite: this webhook works."
 
 
 class TestDelivery(msgspec.Struct):
@@ -27,34 +27,21 @@ class TestDelivery(msgspec.Struct):
 
 
 def _body(fmt: str, event_id: str, created_at: int, project: dict, hook_id: str) -> str:
-    if fmt == "json":
-        return msgspec.json.encode({
-            "id": event_id, "event": EVENT, "created_at": to_iso(created_at), "project": project,
-            "data": {"webhook_id": hook_id, "message": "Test delivery from qahub-lite: this webhook works."},
-        }).decode()
-    # Project names are a user's text: in a chat message they must not become links, mentions or
-    # channel links; the escaping of the real events' messages (bare URLs, ~channel, Markdown).
-    name = chat_plain(fmt, project["name"])
-    return msgspec.json.encode({"text": f"[{name}] Test delivery from qahub-lite: this webhook works."}).decode()
+    # The envelope (and a chat message's escaping of the project's name) of every real event.
+    return build_body(fmt, EVENT, event_id, created_at, project, {"webhook_id": hook_id, "message": MESSAGE})
 
 
-def queue_test_delivery(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> TestDelivery:
+def queue_test_delivery(conn, tenant_id: str, hook_id: str) -> TestDelivery:
     """Writer operation: queue one `webhook.test` delivery for the hook, due now."""
-    row = conn.execute(
-        "SELECT w.format, w.active, p.id, p.slug, p.name, p.default_branch FROM webhooks w "
-        "JOIN projects p ON p.id = w.project_id WHERE w.id = ? AND w.tenant_id = ?",
-        (hook_id, tenant_id),
-    ).fetchone()
+    row = webhooks_db.hook_with_project(conn, tenant_id, hook_id)
     if row is None:
         raise NotFound("Webhook not found")
-    if not row[1]:
+    if not row["active"]:
         # The sender skips paused hooks (outbox.claim_due): the test would wait for ever.
         raise Conflict("this webhook is paused (active: false); activate it to send a test delivery")
-    project = {"id": row[2], "slug": row[3], "name": row[4], "default_branch": row[5]}
+    project = {"id": row["project_id"], "slug": row["slug"], "name": row["name"],
+               "default_branch": row["default_branch"]}
     delivery_id, event_id, now = new_id(), new_id(), now_ms()
-    conn.execute(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, state, next_attempt_at, created_at) "
-        "VALUES (?,?,?,?,?,'pending',?,?)",
-        (delivery_id, hook_id, event_id, EVENT, _body(row[0], event_id, now, project, hook_id), now, now),
-    )
+    body = _body(row["format"], event_id, now, project, hook_id)
+    webhooks_db.insert_deliveries(conn, [(delivery_id, hook_id, event_id, EVENT, body, now, None, now)])
     return TestDelivery(delivery_id, hook_id)

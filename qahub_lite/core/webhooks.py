@@ -19,18 +19,19 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from urllib.parse import urlsplit
 
-import aiosqlite
 import msgspec
 
+from ..db import webhooks as webhooks_db
 from .clock import new_id, now_ms, to_iso
 from .errors import Invalid, NotFound
 
 EVENTS = ("run.completed", "run.regressed", "test.flaky", "failure.new", "test.quarantined", "test.unquarantined")
 FORMATS = ("json", "slack", "mattermost")
 SECRET_PREFIX = "whsec_"
+# A delivery asked for by hand to check a receiver (core/webhook_ping.py); no hook subscribes to it.
+TEST_EVENT = "webhook.test"
 
 
 class Webhook(msgspec.Struct):
@@ -56,11 +57,9 @@ class WebhookList(msgspec.Struct):
     data: list[Webhook]
 
 
-_COLUMNS = "id, project_id, url, events, format, active, description, created_at, updated_at"
-
-
 def _webhook(row) -> Webhook:
-    return Webhook(row[0], row[1], row[2], row[3].split(), row[4], bool(row[5]), row[6], to_iso(row[7]), to_iso(row[8]))
+    return Webhook(row["id"], row["project_id"], row["url"], row["events"].split(), row["format"], bool(row["active"]),
+                   row["description"], to_iso(row["created_at"]), to_iso(row["updated_at"]))
 
 
 def without_secrets(hook: Webhook) -> Webhook:
@@ -85,50 +84,36 @@ def _check(url: str | None, events: list[str] | None, fmt: str | None) -> None:
 
 
 def create_webhook(
-    conn: sqlite3.Connection, tenant_id: str, project_id: str, *, url: str, events: list[str], fmt: str = "json",
+    conn, tenant_id: str, project_id: str, *, url: str, events: list[str], fmt: str = "json",
     description: str | None = None, active: bool = True, secret: str | None = None,
 ) -> NewWebhook:
     _check(url, events, fmt)
     secret = secret or SECRET_PREFIX + secrets.token_urlsafe(32)
-    hook_id, now = new_id(), now_ms()
-    conn.execute(
-        f"INSERT INTO webhooks ({_COLUMNS}, tenant_id, secret) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (hook_id, project_id, url, " ".join(dict.fromkeys(events)), fmt, int(active), description, now, now,
-         tenant_id, secret),
+    hook_id = new_id()
+    webhooks_db.insert_webhook(
+        conn, hook_id=hook_id, tenant_id=tenant_id, project_id=project_id, url=url,
+        events=" ".join(dict.fromkeys(events)), fmt=fmt, active=active, description=description, secret=secret,
+        now=now_ms(),
     )
-    return NewWebhook(get_webhook_sync(conn, tenant_id, hook_id), secret)
+    return NewWebhook(get_webhook(conn, tenant_id, hook_id), secret)
 
 
-def get_webhook_sync(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> Webhook:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)
-    ).fetchone()
+def get_webhook(conn, tenant_id: str, hook_id: str) -> Webhook:
+    row = webhooks_db.get_webhook(conn, tenant_id, hook_id)
     if row is None:
         raise NotFound("Webhook not found")
     return _webhook(row)
 
 
-async def get_webhook(conn: aiosqlite.Connection, tenant_id: str, hook_id: str) -> Webhook:
-    rows = await conn.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM webhooks WHERE id = ? AND tenant_id = ?", (hook_id, tenant_id)
-    )
-    if not rows:
-        raise NotFound("Webhook not found")
-    return _webhook(rows[0])
+def list_webhooks(conn, project_id: str) -> WebhookList:
+    return WebhookList([_webhook(r) for r in webhooks_db.list_webhooks(conn, project_id)])
 
 
-async def list_webhooks(conn: aiosqlite.Connection, project_id: str) -> WebhookList:
-    rows = await conn.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM webhooks WHERE project_id = ? ORDER BY created_at, id", (project_id,)
-    )
-    return WebhookList([_webhook(r) for r in rows])
-
-
-def update_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str, changes: dict) -> Webhook:
+def update_webhook(conn, tenant_id: str, hook_id: str, changes: dict) -> Webhook:
     """Change url, events, format, active, description or secret."""
-    get_webhook_sync(conn, tenant_id, hook_id)
+    get_webhook(conn, tenant_id, hook_id)
     _check(changes.get("url"), changes.get("events"), changes.get("format"))
-    sets, params = [], []
+    columns = {}
     for key, value in changes.items():
         if key == "events":
             value = " ".join(dict.fromkeys(value))
@@ -136,19 +121,15 @@ def update_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str, chang
             value = int(value)
         elif key not in ("url", "format", "description", "secret"):
             raise Invalid(f"cannot update {key}")
-        sets.append(f"{key} = ?")
-        params.append(value)
-    if sets:
-        conn.execute(
-            f"UPDATE webhooks SET {', '.join(sets)}, updated_at = ? WHERE id = ?", (*params, now_ms(), hook_id)
-        )
-    return get_webhook_sync(conn, tenant_id, hook_id)
+        columns[key] = value
+    webhooks_db.update_webhook(conn, hook_id, columns, now_ms())
+    return get_webhook(conn, tenant_id, hook_id)
 
 
-def delete_webhook(conn: sqlite3.Connection, tenant_id: str, hook_id: str) -> None:
+def delete_webhook(conn, tenant_id: str, hook_id: str) -> None:
     """Delete a hook with its deliveries, pending ones too."""
-    get_webhook_sync(conn, tenant_id, hook_id)
-    conn.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
+    get_webhook(conn, tenant_id, hook_id)
+    webhooks_db.delete_webhook(conn, hook_id)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -171,11 +152,9 @@ class Subscriber(msgspec.Struct):
     format: str
 
 
-def subscribers(conn: sqlite3.Connection, project_id: str) -> list[Subscriber]:
-    rows = conn.execute(
-        "SELECT id, events, format FROM webhooks WHERE project_id = ? AND active = 1", (project_id,)
-    ).fetchall()
-    return [Subscriber(r[0], r[1].split(), r[2]) for r in rows]
+def subscribers(conn, project_id: str) -> list[Subscriber]:
+    return [Subscriber(r["id"], r["events"].split(), r["format"])
+            for r in webhooks_db.active_subscribers(conn, project_id)]
 
 
 def _slack_escape(text: str) -> str:
@@ -217,6 +196,8 @@ def _code(fmt: str, text: str) -> str:
 
 def chat_text(fmt: str, event: str, project: dict, data: dict) -> str:
     """One message for a chat channel, with a link to the run."""
+    if event == TEST_EVENT:
+        return f"[{_plain(fmt, project['name'])}] {data['message']}"
     if event in ("failure.new", "test.quarantined", "test.unquarantined"):
         return _triage_text(fmt, event, project, data)
     run = data["run"]
@@ -258,22 +239,21 @@ def _triage_text(fmt: str, event: str, project: dict, data: dict) -> str:
 
 
 def build_body(fmt: str, event: str, event_id: str, created_at: int, project: dict, data: dict) -> str:
+    """The one envelope of every delivery, a real event's or a test's, in the hook's format."""
     if fmt == "json":
         envelope = {"id": event_id, "event": event, "created_at": to_iso(created_at), "project": project, "data": data}
         return msgspec.json.encode(envelope).decode()
     return msgspec.json.encode({"text": chat_text(fmt, event, project, data)}).decode()
 
 
-def enqueue(conn: sqlite3.Connection, hooks: list[Subscriber], event: str, project: dict, data: dict) -> int:
+def enqueue(conn, hooks: list[Subscriber], event: str, project: dict, data: dict) -> int:
     """Writer operation: queue `event` for every hook subscribed to it; returns how many."""
     wanted = [h for h in hooks if event in h.events]
     if not wanted:
         return 0
     event_id, now = new_id(), now_ms()
-    conn.executemany(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, state, next_attempt_at, created_at) "
-        "VALUES (?,?,?,?,?,'pending',?,?)",
-        [(new_id(), h.id, event_id, event, build_body(h.format, event, event_id, now, project, data), now, now)
-         for h in wanted],
-    )
+    webhooks_db.insert_deliveries(conn, [
+        (new_id(), h.id, event_id, event, build_body(h.format, event, event_id, now, project, data), now, None, now)
+        for h in wanted
+    ])
     return len(wanted)

@@ -68,8 +68,7 @@ async def render_project(
 ) -> Response:
     """The project's settings page; `new_secret` is a webhook's signing secret, shown once."""
     project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
-    async with services(request).db.read_async() as conn:
-        hooks = (await webhooks.list_webhooks(conn, project.id)).data
+    hooks = (await services(request).db.read(webhooks.list_webhooks, project.id)).data
     return page(request, "settings/project.html", project=project, hooks=hooks, new_secret=new_secret,
                 events=webhooks.EVENTS, formats=webhooks.FORMATS, status=status,
                 retention_note=describe_retention(services(request).config.retention))

@@ -2,7 +2,7 @@
 on and off, delete, and look at every delivery with its attempts, redelivering by hand.
 
 The same operations as the native API's webhook routes (core/webhooks.py, core/outbox.py): a
-delivery made here goes through the same durable outbox and the same background job.
+delivery made here goes through the same durable outbox and the same maintenance task.
 """
 
 from __future__ import annotations
@@ -72,8 +72,7 @@ async def delete_webhook(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        hook = await webhooks.get_webhook(conn, session.tenant_id, hook_id)
+    hook = await svc.db.read(webhooks.get_webhook, session.tenant_id, hook_id)
     await svc.db.write(webhooks.delete_webhook, session.tenant_id, hook.id)
     return redirect(f"/settings/projects/{hook.project_id}#webhooks")
 
@@ -82,10 +81,11 @@ async def delete_webhook(request: Request, hook_id: FromPath[str]) -> Response:
 async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
     q = read_query(request, DeliveriesQuery)
-    async with services(request).db.read_async() as conn:
-        hook = await webhooks.get_webhook(conn, session.tenant_id, hook_id)
-        project = await services(request).db.read(projects.get_project, session.tenant_id, hook.project_id)
-        found = await outbox.list_deliveries(conn, hook.id, limit=DELIVERIES_PER_PAGE, cursor=q.cursor)
+    svc = services(request)
+    hook, found = await svc.db.read(
+        outbox.hook_deliveries, session.tenant_id, hook_id, limit=DELIVERIES_PER_PAGE, cursor=q.cursor
+    )
+    project = await svc.db.read(projects.get_project, session.tenant_id, hook.project_id)
     return page(request, "settings/webhook.html", hook=hook, project=project, deliveries=found.data,
                 next_cursor=found.next_cursor, first_page=q.cursor is None)
 
@@ -93,20 +93,17 @@ async def deliveries_page(request: Request, hook_id: FromPath[str]) -> Response:
 @get("/settings/deliveries/{delivery_id:str}", include_in_schema=False)
 async def delivery_page(request: Request, delivery_id: FromPath[str]) -> Response:
     session = await web_session(request, "admin")
-    async with services(request).db.read_async() as conn:
-        delivery = await outbox.get_delivery(conn, session.tenant_id, delivery_id)
-        hook = await webhooks.get_webhook(conn, session.tenant_id, delivery.webhook_id)
+    delivery, hook = await services(request).db.read(outbox.delivery_with_hook, session.tenant_id, delivery_id)
     return page(request, "settings/delivery.html", delivery=delivery, hook=hook)
 
 
 @post("/settings/deliveries/{delivery_id:str}/redeliver", include_in_schema=False, status_code=303)
 async def redeliver(request: Request, delivery_id: FromPath[str]) -> Response:
-    """Queue the same body again; the background job sends it within seconds."""
+    """Queue the same body again; the `webhook-delivery` maintenance task sends it within seconds."""
     session = await web_session(request, "admin")
     await read_form(request, EmptyForm, csrf=session.csrf_token)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        delivery = await outbox.get_delivery(conn, session.tenant_id, delivery_id)
+    delivery = await svc.db.read(outbox.get_delivery, session.tenant_id, delivery_id)
     await svc.db.write(outbox.redeliver, session.tenant_id, delivery.id)
     return redirect(f"/settings/webhooks/{delivery.webhook_id}")
 
