@@ -272,8 +272,7 @@ async def ci_config(request: Request) -> CiConfigAnswer:
     principal = await authenticate(request, "read")
     q = read_query(request, CiConfigQuery)
     owner = await _owned(request, principal, "project", q.project_id, "Project not found")
-    async with services(request).db.read_async() as conn:
-        project = await projects.get_project(conn, owner.tenant_id, owner.id)
+    project = await services(request).db.read(projects.get_project_sync, owner.tenant_id, owner.id)
     c = project.ci_config
     return CiConfigAnswer(project.id, project.name, CiConfigOut(c.provider, c.trigger_on, c.branches, c.test_suite_id))
 
