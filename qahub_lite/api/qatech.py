@@ -18,7 +18,6 @@ from litestar import Request
 from litestar.params import FromPath
 
 from ..core import executions, projects, triggers
-from ..core import runs as runs_core
 from ..core.status import QATECH_CASE_STATUS, QATECH_FAILED_FILTER, QATECH_RESULT, QATECH_RUN_STATUS
 from .agent_api import job_signal
 from .auth import authenticate, check_project

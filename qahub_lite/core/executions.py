@@ -121,7 +121,8 @@ def test_runs(conn, refs: Sequence[str]) -> dict[str, TestRun]:
     by_key = _split_refs(refs)
     results = {key: ref for ref, key in by_key["result"]}
     keyed = [(results[r["key"]], r) for r in executions_db.test_runs_by_result_ids(conn, list(results))]
-    keyed += [(r["key"], r) for r in executions_db.test_runs_by_execution_ids(conn, [k for _, k in by_key["execution"]])]
+    execution_ids = [key for _, key in by_key["execution"]]
+    keyed += [(r["key"], r) for r in executions_db.test_runs_by_execution_ids(conn, execution_ids)]
     order = {ref: i for i, ref in enumerate(dict.fromkeys(refs))}
     keyed.sort(key=lambda pair: order[pair[0]])
     return dict(zip([ref for ref, _ in keyed], _with_videos(conn, [row for _, row in keyed])))

@@ -73,8 +73,8 @@ def run_of_execution(conn: sqlite3.Connection, execution_id: str) -> str | None:
 # execution row exists) from an uploaded one.
 _TEST_RUN_COLUMNS = (
     "coalesce(e.id, CAST(r.id AS TEXT)) AS id, r.run_id, t.test_case_id, c.code, t.title, c.description, "
-    "r.test_id, r.status, r.executed_at AS started_at, r.updated_at, r.duration_ms, r.error_message, r.id AS result_id, "
-    "e.id IS NOT NULL AS triggered"
+    "r.test_id, r.status, r.executed_at AS started_at, r.updated_at, r.duration_ms, r.error_message, "
+    "r.id AS result_id, e.id IS NOT NULL AS triggered"
 )
 _TEST_RUN_FROM = (
     "FROM results r JOIN tests t ON t.id = r.test_id LEFT JOIN test_cases c ON c.id = t.test_case_id "
