@@ -180,6 +180,8 @@ def test_results_of_many_test_run_ids_are_checked_together_and_in_order(api):
     many = api.get(f"/api/v1/results?test_run_ids={','.join(reversed(refs))}").json()
     assert [r["test_run_id"] for r in many["results"]] == refs[::-1]
     assert (many["total_tests"], many["failed_tests"], many["status"]) == (1000, 143, "failed")
+    twice = api.get(f"/api/v1/results?test_run_ids={refs[1]},0{refs[1]}").json()["results"]
+    assert [r["test_run_id"] for r in twice] == [refs[1], f"0{refs[1]}"]  # two spellings of one result id
 
     # The first id that fails its check is the one named, whatever its kind: another project's
     # result before a missing execution is 403, a missing one before it 404 naming it.

@@ -48,28 +48,29 @@ def test_run_kind(ref: str) -> str:
 def locate_test_runs(conn, refs: Sequence[str]) -> dict[str, Owner]:
     """ref -> owner for each test run id that exists (others are left out), in one query per
     chunk of ids rather than one per id."""
-    by_key = _split_refs(refs)
+    result_refs, execution_ids = _split_refs(refs)
     found: dict[str, Owner] = {}
-    results = {key: ref for ref, key in by_key["result"]}
-    for row in executions_db.owners_of_results(conn, list(results)):
-        found[results[row["key"]]] = _owner(row)
-    executions = dict(by_key["execution"])
-    for row in executions_db.owners_of_executions(conn, list(executions)):
+    for row in executions_db.owners_of_results(conn, list(result_refs)):
+        for ref in result_refs[row["key"]]:
+            found[ref] = _owner(row)
+    for row in executions_db.owners_of_executions(conn, execution_ids):
         found[row["key"]] = _owner(row)
     return found
 
 
-def _split_refs(refs: Sequence[str]) -> dict[str, list[tuple[str, object]]]:
-    """Unique refs as (ref, key) by kind; a digit ref that cannot be a row id is dropped."""
-    split: dict[str, list[tuple[str, object]]] = {"result": [], "execution": []}
+def _split_refs(refs: Sequence[str]) -> tuple[dict[int, list[str]], list[str]]:
+    """(result id -> the refs that name it, execution ids). Two refs may name one result ("7"
+    and "007"); a digit ref that cannot be a row id names nothing."""
+    result_refs: dict[int, list[str]] = {}
+    execution_ids: list[str] = []
     for ref in dict.fromkeys(refs):
         if test_run_kind(ref) == "result":
             key = row_id(ref)
             if key is not None:
-                split["result"].append((ref, key))
+                result_refs.setdefault(key, []).append(ref)
         else:
-            split["execution"].append((ref, ref))
-    return split
+            execution_ids.append(ref)
+    return result_refs, execution_ids
 
 
 def run_of_execution(conn, execution_id: str) -> str | None:
@@ -118,11 +119,12 @@ def _with_videos(conn, rows) -> list[TestRun]:
 
 def test_runs(conn, refs: Sequence[str]) -> dict[str, TestRun]:
     """ref -> test run, for refs that are an execution UUID or a result id; others are left out."""
-    by_key = _split_refs(refs)
-    results = {key: ref for ref, key in by_key["result"]}
-    keyed = [(results[r["key"]], r) for r in executions_db.test_runs_by_result_ids(conn, list(results))]
-    execution_ids = [key for _, key in by_key["execution"]]
-    keyed += [(r["key"], r) for r in executions_db.test_runs_by_execution_ids(conn, execution_ids)]
+    result_refs, execution_ids = _split_refs(refs)
+    keyed = [
+        (ref, row) for row in executions_db.test_runs_by_result_ids(conn, list(result_refs))
+        for ref in result_refs[row["key"]]
+    ]
+    keyed += [(row["key"], row) for row in executions_db.test_runs_by_execution_ids(conn, execution_ids)]
     order = {ref: i for i, ref in enumerate(dict.fromkeys(refs))}
     keyed.sort(key=lambda pair: order[pair[0]])
     return dict(zip([ref for ref, _ in keyed], _with_videos(conn, [row for _, row in keyed])))
