@@ -126,6 +126,22 @@ def test_a_suite_run_answers_passed_or_failed_never_completed(api):
     assert api.get(f"/api/v1/trigger?suite_run_id={one}").json()["id"] == one
 
 
+def test_a_suite_run_s_counts_keep_canceled_and_unknown_tests_apart(api):
+    lib = library(api, n_automated=3)
+    canceled = api.post("/api/v1/trigger", {"test_suite_id": lib["suite"]["id"]}).json()["suite_run_id"]
+    assert api.post(f"/api/v1/runs/{canceled}/cancel", {}).status_code == 200
+    c = api.get(f"/api/v1/trigger?suite_run_id={canceled}").json()
+    # Canceled tests neither passed nor failed, though the run's own counts file them as skipped.
+    assert (c["status"], c["total_tests"], c["passed_tests"], c["failed_tests"]) == ("canceled", 3, 0, 0)
+
+    unknown = api.post("/api/v1/ingest", {"project_id": lib["project"]["id"], "results": [
+        {"title": "a", "status": "PASSED"}, {"title": "b", "status": "SKIPPED"},
+        {"title": "c", "status": "UNKNOWN"}]}).json()["run_id"]
+    u = api.get(f"/api/v1/trigger?suite_run_id={unknown}").json()
+    # UNKNOWN is Qualigate's `error`: it fails the suite; a skipped test counts as passed.
+    assert (u["status"], u["total_tests"], u["passed_tests"], u["failed_tests"]) == ("failed", 3, 2, 1)
+
+
 def test_a_test_case_without_automation_fails_fast_with_a_clear_message(api):
     lib = library(api, n_automated=1, manual=1)
     r = api.post("/api/v1/trigger", {"test_case_id": lib["cases"][1]["id"]})
@@ -153,6 +169,30 @@ def test_results_of_an_ingested_run_answer_to_their_result_ids(api):
     assert ref.isdigit()
     one = api.get(f"/api/v1/trigger?test_run_id={ref}").json()
     assert (one["status"], one["error_message"]) == ("error", "crash")
+
+
+def test_results_of_many_test_run_ids_are_checked_together_and_in_order(api):
+    project = api.project()
+    rows = [{"title": f"t{i}", "status": "FAILED" if i % 7 == 0 else "PASSED"} for i in range(1000)]
+    run = api.post("/api/v1/ingest", {"project_id": project["id"], "results": rows}).json()
+    refs = [r["test_run_id"] for r in api.get(f"/api/v1/results?suite_run_id={run['run_id']}").json()["results"]]
+    assert len(refs) == 1000
+    many = api.get(f"/api/v1/results?test_run_ids={','.join(reversed(refs))}").json()
+    assert [r["test_run_id"] for r in many["results"]] == refs[::-1]
+    assert (many["total_tests"], many["failed_tests"], many["status"]) == (1000, 143, "failed")
+    twice = api.get(f"/api/v1/results?test_run_ids={refs[1]},0{refs[1]}").json()["results"]
+    assert [r["test_run_id"] for r in twice] == [refs[1], f"0{refs[1]}"]  # two spellings of one result id
+
+    # The first id that fails its check is the one named, whatever its kind: another project's
+    # result before a missing execution is 403, a missing one before it 404 naming it.
+    other = api.project("Other")
+    theirs = api.post("/api/v1/ingest", {"project_id": other["id"], "results": [{"title": "x", "status": "PASSED"}]})
+    their_ref = api.get(f"/api/v1/results?suite_run_id={theirs.json()['run_id']}").json()["results"][0]["test_run_id"]
+    confined = new_key(api, "read", project_id=project["id"])
+    forbidden = api.get(f"/api/v1/results?test_run_ids={refs[0]},{their_ref},nope-0", key=confined)
+    assert forbidden.status_code == 403
+    missing = api.get(f"/api/v1/results?test_run_ids={refs[0]},nope-0,{their_ref}", key=confined)
+    assert (missing.status_code, missing.json()["message"]) == (404, "Test run not found: nope-0")
 
 
 def test_ci_config_is_read_here_and_edited_through_the_native_api(api):

@@ -18,8 +18,6 @@ from litestar import Request
 from litestar.params import FromPath
 
 from ..core import executions, projects, triggers
-from ..core import runs as runs_core
-from ..core.errors import Invalid, NotFound
 from ..core.status import QATECH_CASE_STATUS, QATECH_FAILED_FILTER, QATECH_RESULT, QATECH_RUN_STATUS
 from .agent_api import job_signal
 from .auth import authenticate, check_project
@@ -110,25 +108,15 @@ async def start_run(request: Request) -> StartAnswer:
     check_project(principal, project.id)
 
     def create(conn):
-        specs, plan = [], None
-        if data.testPlanShortId:
-            project_of_suite, name = triggers.suite_info(conn, principal.tenant_id, data.testPlanShortId)
-            if project_of_suite != project.id:
-                raise NotFound("Test plan not found in this project")
-            specs += triggers.specs_of_suite(conn, data.testPlanShortId)
-            plan = TestPlan(name, data.testPlanShortId)
-        if data.testCaseIds:
-            specs += triggers.specs_of_cases(conn, project.id, data.testCaseIds)
-        if not data.testPlanShortId and not data.testCaseIds:
-            specs = triggers.specs_of_project(conn, project.id)
-        if not specs:
-            raise Invalid("There are no test cases to run")
-        name = plan.name if plan else project.name
+        chosen = triggers.plan_trigger(
+            conn, principal.tenant_id, project.id, suite_id=data.testPlanShortId, case_refs=data.testCaseIds or (),
+        )
         done = triggers.create_triggered_run(conn, principal.tenant_id, triggers.Trigger(
-            project_id=project.id, name=name, source="qatech", specs=specs,
-            extra={"suite_id": data.testPlanShortId} if plan else {},
+            project_id=project.id, name=chosen.name, source="qatech", specs=chosen.specs,
+            extra={"suite_id": chosen.suite_id} if chosen.suite_id else {},
         ))
-        return done, len({s.identity for s in specs}), plan
+        plan = TestPlan(chosen.suite_name, chosen.suite_id) if chosen.suite_id else None
+        return done, len(chosen.specs), plan
 
     done, count, plan = await services(request).db.write(create)
     _queued(request, done)
@@ -156,10 +144,9 @@ async def get_run(request: Request, short_id: FromPath[str]) -> RunStatus:
         raise ApiError(400, f"testCases must be `failed` or `all`, not {q.testCases!r}")
     cases: list[RunTestCase] = []
     if q.testCases:
-        async with services(request).db.read_async() as conn:
-            found = await executions.test_runs_of_run(
-                conn, run.id, QATECH_FAILED_FILTER if q.testCases == "failed" else ()
-            )
+        found = await services(request).db.read(
+            executions.test_runs_of_run, run.id, QATECH_FAILED_FILTER if q.testCases == "failed" else ()
+        )
         cases = [_case(tr) for tr in found]
     result = None if run.status == "CANCELED" else run.verdict
     return RunStatus(run.id, run.short_id, QATECH_RUN_STATUS[run.status], result, cases)
@@ -180,9 +167,6 @@ async def rerun(request: Request, short_id: FromPath[str]) -> StartAnswer:
         source = triggers.rerun_specs(
             conn, principal.tenant_id, run.id, failed_only=data.failedOnly, test_refs=data.projectTestCaseIds
         )
-        if not source.specs:
-            what = "failed tests" if data.failedOnly else "tests"
-            raise Invalid(f"Run {run.short_id} has no {what} to rerun")
         done = triggers.create_triggered_run(conn, principal.tenant_id, triggers.Trigger(
             project_id=run.project_id, name=f"{run.name} (rerun)", source="qatech", specs=source.specs,
             options=source.options, ci=source.ci, extra={"rerun_of": run.id},

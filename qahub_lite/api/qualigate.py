@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from litestar import Request, Response
 
-from ..core import executions, projects, triggers, unserved
+from ..core import executions, polls, projects, triggers, unserved
 from ..core import runs as runs_core
 from ..core.clock import to_iso
-from ..core.errors import Invalid
 from ..core.executions import Owner, TestRun
 from ..core.model import CiContext
-from ..core.status import QUALIGATE_OUT, RUN_FINISHED
+from ..core.status import QUALIGATE_OUT
 from ..core.tenancy import Principal
 from .agent_api import job_signal
 from .auth import authenticate
@@ -41,13 +40,12 @@ from .qualigate_schema import (
 from .routing import endpoint, read_body, read_query
 
 TAGS = ["Qualigate: triggers and results"]
-FAILING = frozenset({"failed", "error", "timeout"})
+# Qualigate statuses (QUALIGATE_OUT's values) of a test that did not pass.
+QUALIGATE_FAILED_STATES = frozenset({"failed", "error", "timeout"})
 NOT_YOURS = "You don't have access to this resource"
 
 
-async def _owned(request: Request, principal: Principal, kind: str, ref: str, missing: str) -> Owner:
-    async with services(request).db.read_async() as conn:
-        owner = await executions.locate(conn, kind, ref)
+def _check_owner(principal: Principal, owner: Owner | None, missing: str) -> Owner:
     # Another tenant's resources do not exist for this key (tenant isolation holds on every
     # route); a resource of the key's own tenant outside the one project the key is limited to
     # is the seed's 403.
@@ -56,6 +54,16 @@ async def _owned(request: Request, principal: Principal, kind: str, ref: str, mi
     if principal.project_id not in (None, owner.project_id):
         raise ApiError(403, NOT_YOURS)
     return owner
+
+
+async def _owned(request: Request, principal: Principal, kind: str, ref: str, missing: str) -> Owner:
+    return _check_owner(principal, await services(request).db.read(executions.locate, kind, ref), missing)
+
+
+def _online_window_ms(request: Request) -> int:
+    """The agent list's measure of online (api/agent_api.py): one long-poll plus one lease."""
+    jobs = services(request).config.jobs
+    return (jobs.max_poll_s + jobs.lease_s) * 1000
 
 
 def _ci(context) -> CiContext:
@@ -71,17 +79,17 @@ def _ci(context) -> CiContext:
     )
 
 
-def suite_status(run_status: str, statuses: dict[str, int]) -> str:
-    """A run's Qualigate status from its lifecycle and its results' canonical statuses."""
-    if run_status == "PENDING":
+def suite_status(run: runs_core.Run) -> str:
+    """A run's Qualigate status: its lifecycle while it is not finished, then its verdict
+    (core/runs.py). Qualigate knows no `unknown`: an UNKNOWN result is an `error` there
+    (QUALIGATE_OUT), so it fails the suite as well."""
+    if run.status == "PENDING":
         return "pending"
-    if run_status == "RUNNING":
+    if run.status == "RUNNING":
         return "running"
-    if run_status == "CANCELED":
+    if run.status == "CANCELED":
         return "canceled"
-    if run_status == "ERROR" or any(QUALIGATE_OUT.get(s) in FAILING for s, n in statuses.items() if n):
-        return "failed"
-    return "passed"
+    return "failed" if run.verdict == "FAILED" or run.counts.unknown else "passed"
 
 
 def aggregate_status(statuses: list[str]) -> str:
@@ -90,7 +98,7 @@ def aggregate_status(statuses: list[str]) -> str:
         return "running"
     if "pending" in statuses:
         return "pending"
-    if FAILING.intersection(statuses):
+    if QUALIGATE_FAILED_STATES.intersection(statuses):
         return "failed"
     return "canceled" if "canceled" in statuses else "passed"
 
@@ -119,33 +127,24 @@ async def trigger(request: Request) -> Response:
         viewport_height=data.viewport_height,
     )
     tenant_id = principal.tenant_id
+    window_ms = _online_window_ms(request)
 
     def create(conn):
-        extra = {}
-        if kind == "test_case":
-            specs = triggers.specs_of_cases(conn, owner.project_id, [owner.id])
-            name = specs[0].title
-        elif kind == "suite":
-            specs = triggers.specs_of_suite(conn, owner.id)
-            name = triggers.suite_info(conn, tenant_id, owner.id)[1]
-            extra["suite_id"] = owner.id
-            if not specs:
-                raise Invalid("The test suite has no test cases to run")
-        else:
-            specs = triggers.specs_of_project(conn, owner.project_id)
-            name = projects.get_project(conn, tenant_id, owner.project_id).name
-            if not specs:
-                raise Invalid("The project has no test cases to run")
-        plan = triggers.Trigger(project_id=owner.project_id, name=name, source="qualigate", specs=specs,
-                                options=options, ci=_ci(data.context), extra=extra)
-        done = triggers.create_triggered_run(conn, tenant_id, plan)
-        return done, runs_core.get_run(conn, tenant_id, done.run_id), specs
+        plan = triggers.plan_trigger(
+            conn, tenant_id, owner.project_id, suite_id=owner.id if kind == "suite" else None,
+            case_refs=[owner.id] if kind == "test_case" else (),
+        )
+        done = triggers.create_triggered_run(conn, tenant_id, triggers.Trigger(
+            project_id=owner.project_id, name=plan.name, source="qualigate", specs=plan.specs, options=options,
+            ci=_ci(data.context), extra={"suite_id": plan.suite_id} if plan.suite_id else {},
+        ))
+        run = runs_core.get_run(conn, tenant_id, done.run_id)
+        return done, run, plan.specs, unserved.no_agent_reason(conn, tenant_id, run.id, window_ms)
 
-    done, run, specs = await services(request).db.write(create)
+    done, run, specs, waiting = await services(request).db.write(create)
     if done.jobs:
         job_signal(services(request)).notify()
     queued = len(specs) - done.failed_fast
-    waiting = await _no_agent(request, tenant_id, run.id)
     if kind == "test_case":
         reason = specs[0].no_agent_reason()
         return Response(TestRunQueued(
@@ -157,20 +156,10 @@ async def trigger(request: Request) -> Response:
         message += f"; {_plural(done.failed_fast)} cannot run: no automation mapping (their status is error)"
     if waiting:
         message += f"; {waiting}"
-    async with services(request).db.read_async() as conn:
-        status = suite_status(run.status, await executions.status_counts(conn, run.id))
+    status = suite_status(run)
     if kind == "suite":
         return Response(SuiteRunQueued(True, run.id, len(specs), status, message), status_code=201)
     return Response(ProjectRunQueued(True, done.execution_ids, len(specs), status, message), status_code=201)
-
-
-async def _no_agent(request: Request, tenant_id: str, run_id: str) -> str | None:
-    """"no agent serves framework X" while the run has queued jobs that no online agent can take."""
-    svc = services(request)
-    # The agent list's measure of online (api/agent_api.py): one long-poll plus one lease.
-    window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
-    async with svc.db.read_async() as conn:
-        return unserved.no_agent_message(await unserved.unserved_frameworks(conn, tenant_id, run_id, window_ms))
 
 
 def _video_url(request: Request, tr: TestRun) -> str | None:
@@ -190,10 +179,9 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
         raise ApiError(400, "Provide exactly one of test_run_id or suite_run_id")
     db = services(request).db
     if q.test_run_id:
-        owner = await _owned(request, principal, "result" if q.test_run_id.isdigit() else "execution",
-                             q.test_run_id, "Test run not found")
-        async with db.read_async() as conn:
-            tr = (await executions.test_runs(conn, [owner.id])).get(owner.id)
+        polled = await db.read(polls.poll_test_run, q.test_run_id, _online_window_ms(request))
+        _check_owner(principal, polled.owner, "Test run not found")
+        tr = polled.test_run
         if tr is None:  # its result was deleted (retention, a deleted test case) after the trigger
             raise ApiError(404, "Test run not found")
         qg = QUALIGATE_OUT[tr.status]
@@ -201,33 +189,29 @@ async def status(request: Request) -> TestRunStatus | SuiteRunStatus:
             id=q.test_run_id, status=qg, started_at=to_iso(tr.started_at), completed_at=to_iso(tr.completed_at),
             duration_ms=tr.duration_ms, steps_completed=0 if qg in ("pending", "running") else 1, steps_total=1,
             error_message=tr.error_message, video_url=_video_url(request, tr),
-            message=await _no_agent(request, principal.tenant_id, tr.run_id) if qg == "pending" else None,
+            message=polled.waiting if qg == "pending" else None,
         )
-    run = await _suite_run(request, principal, q.suite_run_id)
-    async with db.read_async() as conn:
-        counts = await executions.status_counts(conn, run.id)
-    passed, failed = _tally(counts)
+    polled = await _suite_run(request, principal, q.suite_run_id)
+    run = polled.run
+    passed, failed = _tally(polled)
     return SuiteRunStatus(
-        id=q.suite_run_id, status=suite_status(run.status, counts), started_at=run.started_at,
-        completed_at=run.finished_at, duration_ms=run.duration_ms, total_tests=sum(counts.values()),
-        passed_tests=passed, failed_tests=failed, run_id=run.id,
-        message=await _no_agent(request, principal.tenant_id, run.id) if run.status not in RUN_FINISHED
-        else None,
+        id=q.suite_run_id, status=suite_status(run), started_at=run.started_at, completed_at=run.finished_at,
+        duration_ms=run.duration_ms, total_tests=run.counts.total, passed_tests=passed, failed_tests=failed,
+        run_id=run.id, message=polled.waiting,
     )
 
 
-async def _suite_run(request: Request, principal: Principal, ref: str) -> runs_core.Run:
-    db = services(request).db
-    async with db.read_async() as conn:
-        run_id = await executions.run_of_execution(conn, ref)
-    owner = await _owned(request, principal, "run", run_id or ref, "Suite run not found")
-    return await db.read(runs_core.get_run, owner.tenant_id, owner.id)
+async def _suite_run(request: Request, principal: Principal, ref: str) -> polls.RunPoll:
+    polled = await services(request).db.read(polls.poll_run, ref, _online_window_ms(request))
+    _check_owner(principal, polled.owner, "Suite run not found")
+    return polled
 
 
-def _tally(counts: dict[str, int]) -> tuple[int, int]:
-    passed = sum(n for s, n in counts.items() if QUALIGATE_OUT.get(s) == "passed")
-    failed = sum(n for s, n in counts.items() if QUALIGATE_OUT.get(s) in FAILING)
-    return passed, failed
+def _tally(polled: polls.RunPoll) -> tuple[int, int]:
+    """(passed_tests, failed_tests) from the run's stored counts, in Qualigate's terms: a skipped
+    test passed (QUALIGATE_OUT), a canceled one neither passed nor failed, UNKNOWN is an error."""
+    c = polled.run.counts
+    return c.passed + c.skipped - polled.canceled, c.failed + c.broken + c.unknown
 
 
 def _item(request: Request, tr: TestRun, ref: str) -> ResultItem:
@@ -256,29 +240,27 @@ async def results(request: Request) -> ResultsAnswer | SuiteResultsAnswer:
         too_long = next((ref for ref in refs if len(ref) > 64), None)
         if too_long is not None:
             raise ApiError(400, f"test_run_ids: {too_long[:20]}... is not a test run id (at most 64 characters)")
+        read = await db.read(polls.read_test_runs, refs)
         for ref in refs:
-            await _owned(request, principal, "result" if ref.isdigit() else "execution", ref,
-                         f"Test run not found: {ref}")
-        async with db.read_async() as conn:
-            found = await executions.test_runs(conn, refs)
-        gone = [ref for ref in refs if ref not in found]
+            _check_owner(principal, read.owners.get(ref), f"Test run not found: {ref}")
+        gone = [ref for ref in refs if ref not in read.test_runs]
         if gone:
             raise ApiError(404, f"Test run not found: {gone[0]}")
-        items = [_item(request, found[ref], ref) for ref in refs]
+        items = [_item(request, read.test_runs[ref], ref) for ref in refs]
         statuses = [i.status for i in items]
         return ResultsAnswer(
             total_tests=len(items), passed_tests=statuses.count("passed"),
-            failed_tests=sum(1 for s in statuses if s in FAILING), status=aggregate_status(statuses), results=items,
+            failed_tests=sum(1 for s in statuses if s in QUALIGATE_FAILED_STATES), status=aggregate_status(statuses),
+            results=items,
         )
-    run = await _suite_run(request, principal, q.suite_run_id)
-    async with db.read_async() as conn:
-        found = await executions.test_runs_of_run(conn, run.id)
-        counts = await executions.status_counts(conn, run.id)
-    passed, failed = _tally(counts)
+    polled = await _suite_run(request, principal, q.suite_run_id)
+    run = polled.run
+    items = [_item(request, tr, tr.id) for tr in await db.read(executions.test_runs_of_run, run.id)]
     return SuiteResultsAnswer(
-        suite_run_id=q.suite_run_id, suite_name=run.name, total_tests=len(found), passed_tests=passed,
-        failed_tests=failed, status=suite_status(run.status, counts),
-        results=[_item(request, tr, tr.id) for tr in found],
+        suite_run_id=q.suite_run_id, suite_name=run.name, total_tests=len(items),
+        passed_tests=sum(1 for i in items if i.status == "passed"),
+        failed_tests=sum(1 for i in items if i.status in QUALIGATE_FAILED_STATES), status=suite_status(run),
+        results=items,
     )
 
 

@@ -20,18 +20,16 @@ ingest path. Decisions where the seed is silent (docs/qualitypilot.md says the s
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Annotated
 
 import msgspec
 from litestar import Request, Response
 
-from ..core import ingest, projects, runs
+from ..core import reported_runs, runs
 from ..core.clock import now_ms
-from ..core.errors import NotFound, StorageFull
+from ..core.errors import DomainError, StorageFull
 from ..core.model import AttemptRecord, CiContext, ResultRecord, RunRecord
 from ..core.status import QUALITYPILOT_IN
-from ..core.tenancy import Principal
 from ..reports.tags import code_in_text
 from . import bounds
 from .auth import authenticate
@@ -51,6 +49,9 @@ Text = Annotated[str, msgspec.Meta(max_length=1000)]
 CaseText = Annotated[str, msgspec.Meta(max_length=4000)]
 LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
 Repo = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+STORAGE_FAILURE = "Storage failure: the run was not stored. Please try again later."
 
 
 class QualityPilotSummary(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -95,22 +96,10 @@ class QualityPilotAccepted(msgspec.Struct, rename="camel"):
 
 
 def reported_counts(summary: QualityPilotSummary) -> runs.RunCounts:
-    """The summary as canonical run counts, where flaky tests are passes with a flag.
-
-    QualityPilot's pytest reporter counts flaky tests apart from passed ones (total = passed +
-    failed + skipped + flaky); seed 002's example counts them inside passed (142 = 140 + 2 with
-    1 flaky). When passed + failed + skipped + flaky fits in total, flaky ones were counted
-    apart and are added to passed; otherwise they are already in it. Tests the summary does
-    not place anywhere count as unknown."""
-    skipped, flaky = summary.skipped or 0, summary.flaky or 0
-    passed = summary.passed
-    if passed + summary.failed + skipped + flaky <= summary.total:
-        passed += flaky
-    placed = passed + summary.failed + skipped
-    total = max(summary.total, placed)
-    return runs.RunCounts(
-        total=total, passed=passed, failed=summary.failed, broken=0, skipped=skipped, unknown=total - placed,
-        pending=0, flaky=min(flaky, passed),
+    """The summary as canonical run counts (core/reported_runs.py places its flaky tests)."""
+    return reported_runs.reconcile_counts(
+        total=summary.total, passed=summary.passed, failed=summary.failed, skipped=summary.skipped or 0,
+        flaky=summary.flaky or 0,
     )
 
 
@@ -145,19 +134,6 @@ def _check_statuses(cases: list[QualityPilotCase]) -> None:
             )
 
 
-def _project_for_repo(conn: sqlite3.Connection, principal: Principal, repo: str, create: bool) -> projects.Project:
-    project = projects.find_project_by_repo(conn, principal.tenant_id, repo)
-    # A key limited to another project gets the same answer as for a repo nobody has.
-    if project is not None and principal.project_id in (None, project.id):
-        return project
-    if project is None and principal.project_id is None and create:
-        return projects.create_project(conn, principal.tenant_id, name=repo, repo=repo)
-    raise NotFound(
-        f"No project has repo {repo!r}: set it as a project's repo (PATCH /api/v1/projects/{{id}} "
-        'with {"repo": ...}) or post with a write key of the whole tenant'
-    )
-
-
 def _run_name(data: QualityPilotRun, repo: str) -> str:
     parts = [repo, data.branch, data.commit[:12] if data.commit else None]
     return " · ".join(p for p in parts if p)
@@ -184,34 +160,34 @@ async def post_test_run(request: Request) -> Response:
     kept = cases[: cfg.max_cases]
     dropped = len(cases) - len(kept)
     items = [(index, to_record(case, data.framework)) for index, case in enumerate(kept)]
-    counts = reported_counts(data.summary)
     duration = None if data.summary.duration_ms is None else round(data.summary.duration_ms)
     extra = {"summary": msgspec.to_builtins(data.summary), "casesReceived": len(cases), "casesDropped": dropped}
 
-    def store(conn: sqlite3.Connection):
-        project = _project_for_repo(conn, principal, repo, cfg.create_projects)
-        run = RunRecord(
-            project_id=project.id, name=_run_name(data, repo), source="qualitypilot", status="COMPLETED",
+    reported = reported_runs.ReportedRun(
+        repo=repo, items=items, counts=reported_counts(data.summary),
+        run=RunRecord(
+            project_id="", name=_run_name(data, repo), source="qualitypilot", status="COMPLETED",
             framework=data.framework, duration_ms=duration,
             started_at=now_ms() - duration if duration is not None else None,
             ci=CiContext(branch=data.branch, commit_sha=data.commit, repository=repo, ci_provider=data.ci_provider),
             extra=extra,
-        )
-        # QualityPilot answers 202 or an error, with no list of refused items: a case whose
-        # @qa-hub('TC-…') tag names no test case is kept, unlinked, rather than lost.
-        # For the same reason, two cases with one identity (name, suite, variant) are kept as
-        # attempts of one result rather than refused or overwritten.
-        outcome = ingest.store_results(
-            conn, principal.tenant_id, items, run=run, unlink_unknown_codes=True, duplicates="attempts",
-        )
-        runs.adopt_reported_counts(conn, outcome.run_id, counts)
-        return outcome
-
+        ),
+    )
     try:
-        outcome = await svc.db.write(store)
-    except (sqlite3.Error, OSError, StorageFull) as exc:
+        outcome = await svc.db.write(
+            reported_runs.store_reported_run, principal.tenant_id, principal.project_id, reported,
+            create_projects=cfg.create_projects,
+        )
+    except DomainError as exc:
+        if not isinstance(exc, StorageFull):
+            raise  # the repo's project is not the key's (404), and the like: answered as they are
         log.error("storing a QualityPilot run of %s failed: %s", repo, exc)
-        raise ApiError(500, "Storage failure: the run was not stored. Please try again later.") from None
+        raise ApiError(500, STORAGE_FAILURE) from None
+    except Exception:
+        # The seed lists 500 for any storage failure (not the 507/503 of other dialects), and
+        # whatever failed, the writer rolled the whole run back: say so rather than guess why.
+        log.exception("storing a QualityPilot run of %s failed", repo)
+        raise ApiError(500, STORAGE_FAILURE) from None
     body = QualityPilotAccepted(outcome.run_id, True, outcome.accepted, dropped)
     return Response(body, status_code=202)
 

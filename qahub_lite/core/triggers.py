@@ -1,4 +1,4 @@
-"""Triggered runs: what a Qualigate trigger, a QA.tech start or a rerun asks to execute, turned
+"""Triggered runs: what a Qualigate trigger, a QA.tech start or a rerun asks to run, turned
 into a run with PENDING results, one execution per test and one queued job per framework.
 
 Every result row is written through THE ingest path (`ingest.store_results`): a trigger is a run
@@ -9,11 +9,12 @@ A run that ends up with no job at all is finished at once (ERROR), so pollers st
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 import msgspec
 
+from ..db import triggers as triggers_db
+from . import projects
 from . import runs as runs_core
 from .clock import new_id, now_ms
 from .errors import Invalid, NotFound
@@ -36,7 +37,7 @@ class TriggerOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=T
 
 
 class TestSpec(msgspec.Struct, frozen=True):
-    """One test to execute: a library test case, or an unlinked test known by (suite, title)."""
+    """One test to run: a library test case, or an unlinked test known by (suite, title)."""
 
     title: str
     test_case_id: str | None = None
@@ -83,70 +84,91 @@ class Triggered(msgspec.Struct):
 
 
 def _spec_from_case(row) -> TestSpec:
-    """(id, code, title, automation JSON) -> spec."""
-    automation = _automation_decoder.decode(row[3]) if row[3] else Automation()
+    automation = _automation_decoder.decode(row["automation"]) if row["automation"] else Automation()
     return TestSpec(
-        title=row[2], test_case_id=row[0], code=row[1], framework=automation.framework or None,
+        title=row["title"], test_case_id=row["id"], code=row["code"], framework=automation.framework or None,
         grep=automation.grep or None, file=automation.file or None,
     )
 
 
-_CASE_COLUMNS = "c.id, c.code, c.title, c.automation"
-
-
-def specs_of_cases(conn: sqlite3.Connection, project_id: str, refs: Sequence[str]) -> list[TestSpec]:
-    """Test cases of a project by id or code, in the order given (duplicates dropped).
-    Raises NotFound naming the first that does not exist."""
+def specs_of_cases(conn, project_id: str, refs: Sequence[str]) -> list[TestSpec]:
+    """Test cases of a project by id or code, in the order given (duplicates dropped), read in
+    one query per chunk. Raises NotFound naming the first that does not exist."""
+    rows = triggers_db.cases_by_refs(conn, project_id, list(dict.fromkeys(refs)))
+    by_code = {row["code"]: row for row in rows}
+    by_id = {row["id"]: row for row in rows}  # an id wins over another case's equal code
     specs: dict[str, TestSpec] = {}
     for ref in refs:
-        row = conn.execute(
-            f"SELECT {_CASE_COLUMNS} FROM test_cases c WHERE c.project_id = ? AND (c.id = ? OR c.code = ?)",
-            (project_id, ref, ref),
-        ).fetchone()
+        row = by_id.get(ref) or by_code.get(ref)
         if row is None:
             raise NotFound(f"Test case not found: {ref}")
-        specs.setdefault(row[0], _spec_from_case(row))
+        specs.setdefault(row["id"], _spec_from_case(row))
     return list(specs.values())
 
 
-def specs_of_suite(conn: sqlite3.Connection, suite_id: str) -> list[TestSpec]:
+def specs_of_suite(conn, suite_id: str) -> list[TestSpec]:
     """Every test case filed in the suite or in any suite below it."""
-    rows = conn.execute(
-        f"""WITH RECURSIVE tree(id) AS (
-                SELECT id FROM suites WHERE id = ?
-                UNION SELECT s.id FROM suites s JOIN tree ON s.parent_id = tree.id)
-            SELECT {_CASE_COLUMNS} FROM test_cases c WHERE c.suite_id IN (SELECT id FROM tree)
-            ORDER BY c.created_at, c.id""",
-        (suite_id,),
-    ).fetchall()
-    return [_spec_from_case(r) for r in rows]
+    return [_spec_from_case(r) for r in triggers_db.cases_of_suite_tree(conn, suite_id)]
 
 
-def specs_of_project(conn: sqlite3.Connection, project_id: str) -> list[TestSpec]:
-    rows = conn.execute(
-        f"SELECT {_CASE_COLUMNS} FROM test_cases c WHERE c.project_id = ? ORDER BY c.created_at, c.id", (project_id,)
-    ).fetchall()
-    return [_spec_from_case(r) for r in rows]
+def specs_of_project(conn, project_id: str) -> list[TestSpec]:
+    return [_spec_from_case(r) for r in triggers_db.cases_of_project(conn, project_id)]
 
 
-def suite_info(conn: sqlite3.Connection, tenant_id: str, suite_id: str) -> tuple[str, str]:
-    """(project id, name) of a suite of the tenant."""
-    row = conn.execute(
-        "SELECT s.project_id, s.name FROM suites s JOIN projects p ON p.id = s.project_id "
-        "WHERE s.id = ? AND p.tenant_id = ?",
-        (suite_id, tenant_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound("Suite not found")
-    return row[0], row[1]
+class Plan(msgspec.Struct):
+    """What a trigger runs: its tests (unique by identity, in the order selected), the run's
+    name, and the suite it was asked for, if any."""
+
+    specs: list[TestSpec]
+    name: str
+    suite_id: str | None = None
+    suite_name: str | None = None
 
 
-def create_triggered_run(conn: sqlite3.Connection, tenant_id: str, trigger: Trigger) -> Triggered:
+def nothing_to_run(what: str) -> Invalid:
+    """The one "nothing to run" rule of every trigger and rerun: a selection without a test is
+    refused (400) before any run exists, saying what was selected, rather than queued empty."""
+    return Invalid(f"{what} has no test cases to run")
+
+
+def plan_trigger(
+    conn, tenant_id: str, project_id: str, *, suite_id: str | None = None, case_refs: Sequence[str] = (),
+) -> Plan:
+    """The tests a trigger (Qualigate, QA.tech) selects in a project: a suite's test cases with
+    those of the suites below it, test cases by id or code, or the union of both; neither means
+    every test case of the project. A suite outside the project, or a test case that does not
+    exist, is NotFound. The run is named after the suite, else the one test case named, else
+    the project."""
+    specs: list[TestSpec] = []
+    suite_name = None
+    if suite_id:
+        suite = triggers_db.suite_of_tenant(conn, tenant_id, suite_id)
+        if suite is None or suite["project_id"] != project_id:
+            raise NotFound("Test suite not found")
+        suite_name = suite["name"]
+        specs += specs_of_suite(conn, suite_id)
+    if case_refs:
+        specs += specs_of_cases(conn, project_id, case_refs)
+    if not suite_id and not case_refs:
+        specs = specs_of_project(conn, project_id)
+    specs = list({s.identity: s for s in specs}.values())
+    if not specs:
+        raise nothing_to_run("The test suite" if suite_id else "The project")
+    if suite_name is not None:
+        name = suite_name
+    elif len(case_refs) == 1:
+        name = specs[0].title
+    else:
+        name = projects.get_project(conn, tenant_id, project_id).name
+    return Plan(specs, name, suite_id, suite_name)
+
+
+def create_triggered_run(conn, tenant_id: str, trigger: Trigger) -> Triggered:
     """Writer operation: the run, its PENDING (or failed-fast BROKEN) results, the executions
     and one QUEUED job per framework, all in one transaction."""
     specs = list({s.identity: s for s in trigger.specs}.values())
     if not specs:
-        raise Invalid("there are no test cases to run")
+        raise nothing_to_run("The trigger")
     frameworks = sorted({s.framework for s in specs if s.framework})
     records = []
     for index, spec in enumerate(specs):
@@ -164,27 +186,18 @@ def create_triggered_run(conn: sqlite3.Connection, tenant_id: str, trigger: Trig
     outcome = store_results(conn, tenant_id, records, run=run)
     if outcome.rejected:  # the specs were read from this project a moment ago
         raise Invalid("; ".join(e.error for e in outcome.errors))
-    test_ids = {
-        identity: test_id
-        for identity, test_id in conn.execute(
-            "SELECT t.identity, t.id FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?",
-            (outcome.run_id,),
-        )
-    }
+    test_ids = triggers_db.test_ids_of_run(conn, outcome.run_id)
     now = now_ms()
     options = _json.encode(trigger.options).decode()
     job_ids = {}
     for framework in frameworks:
         job_ids[framework] = new_id()
-        conn.execute(
-            "INSERT INTO jobs (id, tenant_id, project_id, run_id, framework, status, options, created_at) "
-            "VALUES (?,?,?,?,?,'QUEUED',?,?)",
-            (job_ids[framework], tenant_id, trigger.project_id, outcome.run_id, framework, options, now),
+        triggers_db.insert_queued_job(
+            conn, job_ids[framework], tenant_id, trigger.project_id, outcome.run_id, framework, options, now
         )
     execution_ids = [new_id() for _ in specs]
-    conn.executemany(
-        "INSERT INTO executions (id, run_id, test_id, job_id, position, grep, file, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?)",
+    triggers_db.insert_executions(
+        conn,
         [
             (eid, outcome.run_id, test_ids[s.identity], job_ids.get(s.framework or ""), pos, s.grep, s.file, now)
             for pos, (eid, s) in enumerate(zip(execution_ids, specs))
@@ -210,44 +223,42 @@ _options_decoder = msgspec.json.Decoder(dict)
 
 
 def rerun_specs(
-    conn: sqlite3.Connection, tenant_id: str, run_ref: str, *, failed_only: bool = False,
-    test_refs: Sequence[str] | None = None,
+    conn, tenant_id: str, run_ref: str, *, failed_only: bool = False, test_refs: Sequence[str] | None = None,
 ) -> RerunSource:
-    """The tests of a run (any run: triggered or ingested) to execute again: all of them, only
+    """The tests of a run (any run: triggered or ingested) to run again: all of them, only
     those whose outcome failed, or those named by test case id, code, or (for tests without a
     test case) their id in the run. A linked test runs with its test case's automation as it is
-    now; an unlinked one with the framework and file its result recorded."""
+    now; an unlinked one with the framework and file its result recorded. Nothing to rerun is
+    refused as a trigger with nothing to run is (`nothing_to_run`), in a rerun's words."""
     run = runs_core.get_run(conn, tenant_id, run_ref)
-    rows = conn.execute(
-        """SELECT t.id, t.test_case_id, c.code, t.title, t.suite_path, c.automation, r.status,
-                  coalesce(r.framework, u.framework), r.file
-           FROM results r JOIN runs u ON u.id = r.run_id JOIN tests t ON t.id = r.test_id
-           LEFT JOIN test_cases c ON c.id = t.test_case_id
-           LEFT JOIN executions e ON e.run_id = r.run_id AND e.test_id = r.test_id
-           WHERE r.run_id = ? ORDER BY coalesce(e.position, 0), r.id""",
-        (run.id,),
-    ).fetchall()
+    rows = triggers_db.rerun_rows(conn, run.id)
     chosen = rows
     if failed_only:
-        chosen = [r for r in rows if r[6] in RERUN_FAILED]
+        chosen = [r for r in rows if r["status"] in RERUN_FAILED]
     if test_refs is not None:
         wanted = list(dict.fromkeys(test_refs))
+        wanted_set = set(wanted)
         found = {}
         for r in rows:
-            for key in (r[1], r[2], str(r[0])):
-                if key in wanted and key not in found:
+            for key in (r["test_case_id"], r["code"], str(r["test_id"])):
+                if key in wanted_set and key not in found:
                     found[key] = r
         missing = [ref for ref in wanted if ref not in found]
         if missing:
             raise Invalid(f"not tests of run {run.short_id}: {', '.join(missing)}")
-        chosen = list({r[0]: r for r in (found[ref] for ref in wanted)}.values())
+        chosen = list({r["test_id"]: r for r in (found[ref] for ref in wanted)}.values())
+    if not chosen:
+        raise Invalid(f"Run {run.short_id} has no {'failed tests' if failed_only else 'tests'} to rerun")
     specs = []
     for r in chosen:
-        if r[1]:
-            specs.append(_spec_from_case((r[1], r[2], r[3], r[5])))
+        if r["test_case_id"]:
+            specs.append(_spec_from_case({
+                "id": r["test_case_id"], "code": r["code"], "title": r["title"], "automation": r["automation"],
+            }))
         else:
-            specs.append(TestSpec(title=r[3], suite_path=r[4], framework=r[7] or None, file=r[8]))
-    extra = conn.execute("SELECT extra FROM runs WHERE id = ?", (run.id,)).fetchone()[0]
+            specs.append(TestSpec(title=r["title"], suite_path=r["suite_path"], framework=r["framework"] or None,
+                                  file=r["file"]))
+    extra = triggers_db.run_extra(conn, run.id)
     saved = _options_decoder.decode(extra).get("trigger") if extra else None
     try:
         options = msgspec.convert(saved, TriggerOptions) if saved else TriggerOptions()

@@ -9,31 +9,28 @@ plus one lease.
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 
+from ..db import triggers as triggers_db
 from .clock import now_ms
 
 _frameworks = msgspec.json.Decoder(list[str])
 
 
-async def unserved_frameworks(
-    conn: aiosqlite.Connection, tenant_id: str, run_id: str, online_within_ms: int
-) -> list[str]:
+def unserved_frameworks(conn, tenant_id: str, run_id: str, online_within_ms: int) -> list[str]:
     """Frameworks of the run's queued jobs that no online agent of the tenant serves, sorted."""
-    queued = {r[0] for r in await conn.execute_fetchall(
-        "SELECT DISTINCT framework FROM jobs WHERE run_id = ? AND tenant_id = ? AND status = 'QUEUED'",
-        (run_id, tenant_id),
-    )}
+    queued = triggers_db.queued_job_frameworks(conn, tenant_id, run_id)
     if not queued:
         return []
     served: set[str] = set()
-    for (frameworks,) in await conn.execute_fetchall(
-        "SELECT frameworks FROM agents WHERE tenant_id = ? AND last_seen_at >= ?",
-        (tenant_id, now_ms() - online_within_ms),
-    ):
+    for frameworks in triggers_db.agent_frameworks_seen_since(conn, tenant_id, now_ms() - online_within_ms):
         served.update(_frameworks.decode(frameworks))
     return sorted(queued - served)
+
+
+def no_agent_reason(conn, tenant_id: str, run_id: str, online_within_ms: int) -> str | None:
+    """"no agent serves framework X" while the run has queued jobs no online agent can take."""
+    return no_agent_message(unserved_frameworks(conn, tenant_id, run_id, online_within_ms))
 
 
 def no_agent_message(frameworks: list[str]) -> str | None:

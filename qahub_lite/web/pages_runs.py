@@ -91,16 +91,15 @@ async def runs_list(request: Request) -> Response:
     if q.since and q.until and q.since > q.until:
         raise ApiError(400, "the first day comes after the last day")
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        all_projects = (await services(request).db.read(projects.list_projects, session.tenant_id, limit=1000)).data
-        project = await services(request).db.read(projects.get_project, session.tenant_id, q.project) if q.project else None
-        f = runs.RunFilter(
-            project_id=project.id if project else None, branch=q.branch, environment=q.environment, status=q.status,
-            source=q.source, since=_day_ms(q.since) if q.since else None,
-            until=_day_ms(q.until, end=True) if q.until else None,
-        )
-        found = await svc.db.read(runs.list_runs, session.tenant_id, f, limit=svc.config.dashboard.page_size,
-                                  cursor=q.cursor)
+    all_projects = (await services(request).db.read(projects.list_projects, session.tenant_id, limit=1000)).data
+    project = await services(request).db.read(projects.get_project, session.tenant_id, q.project) if q.project else None
+    f = runs.RunFilter(
+        project_id=project.id if project else None, branch=q.branch, environment=q.environment, status=q.status,
+        source=q.source, since=_day_ms(q.since) if q.since else None,
+        until=_day_ms(q.until, end=True) if q.until else None,
+    )
+    found = await svc.db.read(runs.list_runs, session.tenant_id, f, limit=svc.config.dashboard.page_size,
+                              cursor=q.cursor)
     names = {p.id: p.name for p in all_projects}
     return page(
         request, "runs.html", q=q, runs=found.data, names=names, projects=all_projects, statuses=RUN_STATUSES,

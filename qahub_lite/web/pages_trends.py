@@ -105,10 +105,9 @@ async def trends_page(request: Request, project_id: FromPath[str]) -> Response:
     if (last - first).days + 1 > trends.MAX_DAYS:
         raise ApiError(400, f"a trend spans at most {trends.MAX_DAYS} days")
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
-        branch = q.branch if q.branch is not None else project.default_branch
-        finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
+    branch = q.branch if q.branch is not None else project.default_branch
+    finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, TREND_GATE_RUNS)
     view = await svc.db.read(health_view.trends_view, svc.config, project, branch, _ms(first), _ms(last), finished)
     points = view.series.data
     return page(
@@ -143,10 +142,9 @@ async def gate_page(request: Request, project_id: FromPath[str]) -> Response:
     session = await web_session(request)
     q = read_query(request, GateQuery)
     svc = services(request)
-    async with svc.db.read_async() as conn:
-        project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
-        branch = q.branch if q.branch is not None else project.default_branch
-        finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, q.runs)
+    project = await services(request).db.read(projects.get_project, session.tenant_id, project_id)
+    branch = q.branch if q.branch is not None else project.default_branch
+    finished = await svc.db.read(_finished_runs, session.tenant_id, project.id, branch, q.runs)
     verdicts = await svc.db.read(health_view.gate_verdicts, svc.config, project, finished)
     return page(request, "gate.html", project=project, branch=branch, verdicts=list(reversed(verdicts)),
                 strip=_verdict_strip(verdicts), count=q.runs)
