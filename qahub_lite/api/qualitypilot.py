@@ -28,7 +28,7 @@ from litestar import Request, Response
 
 from ..core import ingest, projects, runs
 from ..core.clock import now_ms
-from ..core.errors import NotFound, StorageFull
+from ..core.errors import NotFound, StorageError
 from ..core.model import AttemptRecord, CiContext, ResultRecord, RunRecord
 from ..core.status import QUALITYPILOT_IN
 from ..core.tenancy import Principal
@@ -209,7 +209,7 @@ async def post_test_run(request: Request) -> Response:
 
     try:
         outcome = await svc.db.write(store)
-    except (sqlite3.Error, OSError, StorageFull) as exc:
+    except (StorageError, OSError) as exc:
         log.error("storing a QualityPilot run of %s failed: %s", repo, exc)
         raise ApiError(500, "Storage failure: the run was not stored. Please try again later.") from None
     body = QualityPilotAccepted(outcome.run_id, True, outcome.accepted, dropped)

@@ -14,6 +14,7 @@ import aiosqlite
 
 from . import migrations
 from .connection import open_writer
+from .errors import translated
 from .async_readers import AsyncReaderPool
 from .readers import ReaderPool
 from .writer import Writer
@@ -61,14 +62,17 @@ class Database:
         self.writer.stop()  # drains queued writes, checkpoints the WAL
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed."""
+        """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed.
+        A driver error reaches the caller as a storage error (errors.py)."""
         if kwargs:
             fn = functools.partial(fn, **kwargs)
         return await self.writer.run(fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(conn, *args, **kwargs)` on a read-only connection of a reader thread."""
-        return await self.readers.run(fn, *args, **kwargs)
+        """Run `fn(conn, *args, **kwargs)` on a read-only connection of a reader thread. A driver
+        error reaches the caller as a storage error (errors.py)."""
+        with translated():
+            return await self.readers.run(fn, *args, **kwargs)
 
     async def ping(self) -> None:
         """Raise unless a reader can query the migrated schema (readiness)."""
@@ -78,7 +82,8 @@ class Database:
     async def read_async(self) -> AsyncIterator[aiosqlite.Connection]:
         """Transitional (aiosqlite); every caller moves to read(fn, ...)."""
         async with self.async_readers.connection() as conn:
-            yield conn
+            with translated():
+                yield conn
 
 
 def _ping(conn) -> None:
@@ -88,16 +93,19 @@ def _ping(conn) -> None:
 @contextlib.contextmanager
 def direct_connection(path: Path, *, busy_timeout_ms: int = 5000):
     """A short-lived read-write connection for CLI commands (keys, tenants) that run beside a
-    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success."""
-    conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
+    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success.
+    A driver error reaches the caller as a storage error (errors.py)."""
+    with translated():
+        conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with translated():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
     finally:
         conn.close()
 

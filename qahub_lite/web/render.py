@@ -28,7 +28,7 @@ from litestar.exceptions import HTTPException
 
 from .. import __version__
 from ..api.errors import ApiError, error_response
-from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StorageFull
+from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 log = logging.getLogger("qahub.web")
 
@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403, StorageFull: 507}
+_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403}
 
 
 class SignInRequired(Exception):
