@@ -26,6 +26,7 @@ from .core.tenancy import touch_keys
 from .db import backup as backups
 from .db import orphans
 from .db.database import Database
+from .embedded_agent import start_embedded_agent
 from .maintenance import Scheduler
 from . import health_jobs
 from . import web
@@ -126,7 +127,7 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         schedule_jobs(svc, scheduler)
         svc.extras["scheduler"] = scheduler
         scheduler.start()
-        embedded_agent = await agent_api.start_embedded_agent(svc)  # None unless [agent] enabled
+        embedded_agent = await start_embedded_agent(svc)  # None unless [agent] enabled
         if on_ready is not None:
             on_ready()
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -261,51 +260,6 @@ async def list_agents(request: Request) -> agents.AgentList:
     window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
     async with svc.db.read_async() as conn:
         return await agents.list_agents(conn, principal.tenant_id, window_ms, principal.project_id)
-
-
-class EmbeddedAgentHandle:
-    """The agent inside `qahub serve`, as the app's lifespan holds it."""
-
-    def __init__(self, svc: Services, agent, tenant_id: str) -> None:
-        self.svc = svc
-        self.agent = agent
-        self.tenant_id = tenant_id
-        shutdown = svc.extras.get("shutdown")
-        # From the first moment of a graceful stop the server takes no new connections: the
-        # agent stops asking for work and kills a command it is running right then.
-        self._watch = asyncio.ensure_future(shutdown.requested.wait()) if shutdown else None
-        if self._watch is not None:
-            self._watch.add_done_callback(lambda _: agent.stop_event.set())
-
-    async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-        abandoned = await asyncio.to_thread(self.agent.close)
-        if abandoned is not None:
-            # It cannot tell the server over HTTP any more; we are the server.
-            await self.svc.db.write(lambda conn: jobs.complete(
-                conn, self.tenant_id, abandoned.id, abandoned.lease_token, outcome="ERROR",
-                message="the server stopped while its embedded agent ran these tests",
-            ))
-
-
-async def start_embedded_agent(svc: Services) -> EmbeddedAgentHandle | None:
-    """The agent inside `qahub serve` when `[agent] enabled`: its agent.toml is read now (a
-    mistake in it stops the start), it gets a fresh write key, and it speaks HTTP to this very
-    server, so its jobs take exactly the path a remote agent's do."""
-    cfg = svc.config
-    if not cfg.agent.enabled:
-        return None
-    from ..agent.config import load_agent_config
-    from ..agent.loop import EmbeddedAgent
-
-    settings = load_agent_config(Path(cfg.base_dir) / cfg.agent.config)
-    key = await svc.db.write(agents.issue_embedded_key, cfg.agent.tenant)
-    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    agent = EmbeddedAgent(f"http://{host}:{cfg.server.port}", key.key, settings)
-    agent.start()
-    return EmbeddedAgentHandle(svc, agent, key.info.tenant_id)
 
 
 def schedule(svc: Services, scheduler) -> None:

@@ -12,39 +12,15 @@ import errno
 import logging
 from http import HTTPStatus
 
-import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 
+from ..http.errors import ApiError, ErrorBody, error_response  # noqa: F401 - api's names for them
 from ..core.errors import (
     Conflict, DomainError, Forbidden, Invalid, NotFound, OutOfRange, StorageFailed, StorageFull, Unavailable,
 )
 
 log = logging.getLogger("qahub.api")
-
-
-class ErrorBody(msgspec.Struct, omit_defaults=True):
-    """The body of every error answer."""
-
-    error: str
-    message: str
-    retry_after: int | None = None
-
-
-class ApiError(Exception):
-    """Raised by handlers to answer with `status` and `message` (plus optional headers)."""
-
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra) -> Response:
-    body = {"error": HTTPStatus(status).phrase, "message": message, **extra}
-    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 _DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403}

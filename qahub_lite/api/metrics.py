@@ -20,7 +20,6 @@ import msgspec
 from litestar import Request, Response, get
 
 from ..core.model import IngestOutcome
-from ..db.writer import COMMIT_BUCKETS
 from .context import services
 from .errors import ErrorBody
 from .ratelimit import GROUPS
@@ -72,7 +71,7 @@ class Metrics:
         out.family("qahub_write_commit_seconds", "histogram",
                    "Duration of the writer's transactions (group commits), from BEGIN to COMMIT.")
         cumulative = 0
-        for bound, n in zip(COMMIT_BUCKETS, stats.commit_buckets, strict=True):
+        for bound, n in zip(stats.bounds, stats.commit_buckets, strict=True):
             cumulative += n
             out.sample("qahub_write_commit_seconds_bucket", cumulative, le=f"{bound:g}")
         out.sample("qahub_write_commit_seconds_bucket", stats.commits, le="+Inf")

@@ -44,6 +44,8 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 class WriterStats:
     """Figures for /metrics."""
 
+    bounds = COMMIT_BUCKETS  # read through the stats, so that /metrics needs nothing of db/
+
     def __init__(self) -> None:
         self.commits = 0
         self.operations = 0

@@ -23,8 +23,8 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 
-from ..api.context import services
-from ..api.errors import ApiError
+from ..http.services import services
+from ..http.errors import ApiError
 from ..core import passwords, sessions, users
 from ..core.clock import now_ms
 from ..core.errors import Forbidden

@@ -27,7 +27,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
 
 from .. import __version__
-from ..api.errors import ApiError, error_response
+from ..http.errors import ApiError, error_response
 from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 log = logging.getLogger("qahub.web")
