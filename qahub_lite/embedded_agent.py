@@ -18,16 +18,13 @@ class EmbeddedAgentHandle:
         self.svc = svc
         self.agent = agent
         self.tenant_id = tenant_id
-        shutdown = svc.extras.get("shutdown")
         # From the first moment of a graceful stop the server takes no new connections: the
         # agent stops asking for work and kills a command it is running right then.
-        self._watch = asyncio.ensure_future(shutdown.requested.wait()) if shutdown else None
-        if self._watch is not None:
-            self._watch.add_done_callback(lambda _: agent.stop_event.set())
+        self._watch = asyncio.ensure_future(svc.shutdown.requested.wait())
+        self._watch.add_done_callback(lambda _: agent.stop_event.set())
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        self._watch.cancel()
         abandoned = await asyncio.to_thread(self.agent.close)
         if abandoned is not None:
             # It cannot tell the server over HTTP any more; we are the server.

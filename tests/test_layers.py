@@ -13,6 +13,7 @@ api, web) reach the storage through core only. Beside that stack:
 - Leaves import nothing of the project, and every module may import them.
 
 Imports inside functions count as much as those at the top: a lazy import is still a dependency.
+Only imports under `if TYPE_CHECKING:` are left out: they never run.
 """
 
 from __future__ import annotations
@@ -87,12 +88,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _annotation_only(tree: ast.Module) -> set[int]:
+    """Ids of the import nodes under `if TYPE_CHECKING:`: they name types for readers and type
+    checkers and never run, so they create no dependency (http/services.py names the types of
+    parts that api/ and web/ own)."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            skipped |= {id(inner) for stmt in node.body for inner in ast.walk(stmt)}
+    return skipped
+
+
 def imports(path: Path) -> list[tuple[int, str]]:
-    """(line, absolute module) of every import in `path`, at any depth."""
+    """(line, absolute module) of every import in `path`, at any depth, except annotation-only ones."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    skipped = _annotation_only(tree)
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = []
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

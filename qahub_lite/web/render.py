@@ -126,11 +126,8 @@ def build_environment() -> jinja2.Environment:
 
 
 def environment(request: Request) -> jinja2.Environment:
-    """The environment, built on first use and kept for the life of the app."""
-    extras = request.app.state.services.extras
-    if "web_templates" not in extras:
-        extras["web_templates"] = build_environment()
-    return extras["web_templates"]
+    """The environment, built in the app's lifespan and kept for the life of the app."""
+    return request.app.state.services.templates
 
 
 def page(
