@@ -14,7 +14,7 @@ from litestar import Litestar
 from .api import agent_api, native_library, native_runs, openapi, probes, qatech, qualigate, qualitypilot
 from .api import exports_api, health_api, test_daily_api, triage_api, webhooks_api
 from .api.admission import Admission
-from .api.context import Services
+from .api.export_slots import new_export_slots
 from .api.errors import handle_exception
 from .api.head import head_as_get
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
@@ -26,7 +26,11 @@ from .core.tenancy import touch_keys
 from .db import backup as backups
 from .db import orphans
 from .db.database import Database
+from .embedded_agent import start_embedded_agent
+from .http.services import Services
 from .maintenance import TaskScheduler
+from .web import render as web_render
+from .web.throttle import HashGate, SignInThrottle
 from . import run_completion_tasks
 from . import web
 
@@ -69,12 +73,9 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
         report = await retention.sweep(svc.db.writer, cfg.attachments_dir, r.unlinked_days, r.batch_size)
         return f"deleted {report.deleted_results} results" if report.deleted_results else None
 
-    async def checkpoint():
-        await svc.db.write(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-
     scheduler.add("key-usage", 10, flush_key_usage)
     scheduler.add("retention-sweep", cfg.retention.sweep_interval_minutes * 60, sweep)
-    scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, checkpoint)
+    scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, svc.db.checkpoint)
 
     async def attachment_orphans():
         removed = await orphans.collect(svc.db, cfg.attachments_dir)
@@ -117,17 +118,21 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         if removed.total:
             log.info("removed %d attachment files without rows and %d unfinished uploads left by a crash",
                      removed.files_without_rows, removed.upload_leftovers)
-        svc = Services(config=config, db=db)
-        svc.extras["metrics"] = Metrics()
-        db.writer.on_commit.append(svc.extras["metrics"].observe_write)
-        svc.extras["shutdown"] = Shutdown()  # api/shutdown.py: set off by server.py on SIGTERM
-        svc.extras["ratelimiter"] = SlidingWindowLimiter.from_config(config.rate_limits)
+        svc = Services(
+            config=config, db=db, metrics=Metrics(), shutdown=Shutdown(),
+            ratelimiter=SlidingWindowLimiter.from_config(config.rate_limits), scheduler=TaskScheduler(),
+            poll_budget=agent_api.new_poll_budget(config.jobs.max_polls_per_key, config.jobs.max_polls),
+            export_slots=new_export_slots(), job_signal=agent_api.QueueSignal(),
+            templates=web_render.build_environment(),
+            sign_in_throttle=SignInThrottle(config.dashboard.login_attempts, config.dashboard.login_window_s),
+            sign_in_hash_gate=HashGate(),
+        )
+        db.writer.on_commit.append(svc.metrics.observe_write)
         app.state.services = svc
-        scheduler = TaskScheduler()
+        scheduler = svc.scheduler
         schedule_tasks(svc, scheduler)
-        svc.extras["scheduler"] = scheduler
         scheduler.start()
-        embedded_agent = await agent_api.start_embedded_agent(svc)  # None unless [agent] enabled
+        embedded_agent = await start_embedded_agent(svc)  # None unless [agent] enabled
         if on_ready is not None:
             on_ready()
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from .ci_env import CiInfo
-from .core.status import QAHUB_INPUT
+from .wire import QAHUB_INPUT
 from .reports import ParsedReport, ParsedResult
 
 # Suite path parts joined for the native `suite` field; the separator Playwright's own

@@ -122,7 +122,8 @@ def _serve(config: Config, on_ready, early: list[int]) -> int:
             return
         stopping.append(sig)
         log.info("received %s: finishing requests in flight, then stopping", signal.Signals(sig).name)
-        shutdown = _extras(app).get("shutdown")
+        svc = getattr(app.state, "services", None)  # None while the lifespan has not built it
+        shutdown = svc.shutdown if svc is not None else None
         if shutdown is not None:
             shutdown.begin()
             asyncio.get_running_loop().call_later(max(budget - LIFESPAN_RESERVE_S, 0.5), _cut_off, shutdown)
@@ -176,11 +177,6 @@ def _fit_open_files(connections: int) -> None:
         if target < want:
             log.warning("open-files limit %d is below server.max_connections + 256 (%d): raise it (ulimit -n, "
                         "LimitNOFILE= in the systemd unit) or lower max_connections", target, want)
-
-
-def _extras(app) -> dict:
-    svc = getattr(app.state, "services", None)
-    return svc.extras if svc is not None else {}
 
 
 def _cut_off(shutdown) -> None:

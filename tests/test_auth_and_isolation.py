@@ -11,11 +11,14 @@ import time
 import pytest
 
 from qahub_lite.api import qualigate
-from qahub_lite.api.routing import ENDPOINTS
+from qahub_lite.api.routing import endpoints
+from qahub_lite.app import route_handlers
 from qahub_lite.core import key_checks, tenancy
 from qahub_lite.db.database import direct_connection
 
 from test_native_api import tiny_png
+
+ENDPOINTS = endpoints(route_handlers())  # what the app serves
 
 
 def _new_key(api, scope, tenant_id=None, project_id=None) -> str:

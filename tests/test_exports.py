@@ -302,10 +302,10 @@ def test_one_key_streams_at_most_two_exports_at_once(api, seeded):
     once, another key still exports, and a slot comes back however its stream ended."""
     import gc
 
-    from qahub_lite.api.export_slots import PER_KEY, export_slots
+    from qahub_lite.api.export_slots import PER_KEY
 
     project, run = seeded
-    slots = export_slots(api.client.app.state.services.extras)
+    slots = api.client.app.state.services.export_slots
     key_id = api.admin_key.split("_")[1]
     path = f"/api/v1/runs/{run['run_id']}/export"
     for _ in range(PER_KEY):  # two exports of this key streaming now

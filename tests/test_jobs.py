@@ -164,7 +164,7 @@ def test_an_expired_lease_turns_the_job_s_tests_into_timeout(hub):
     job = claim(hub, "dies")
     assert lease(hub, job, "heartbeat").json()["cancel"] is False
     time.sleep(1.2)
-    scheduler = hub.client.app.state.services.extras["scheduler"]
+    scheduler = hub.client.app.state.services.scheduler
     assert "expired" in hub.client.blocking_portal.call(scheduler.run_once, "job-expiry")
     test_run = hub.get(f"/api/v1/results?suite_run_id={run_id}").json()["results"][0]
     assert test_run["status"] == "timeout" and "'dies' stopped renewing its lease" in test_run["error_message"]
@@ -179,7 +179,7 @@ def test_a_job_nobody_claims_times_out_naming_its_framework(hub):
     suite, _ = library(hub, ("Native app", "xcuitest", None))
     run_id = hub.post("/api/v1/trigger", {"test_suite_id": suite}).json()["suite_run_id"]
     time.sleep(2.1)
-    scheduler = hub.client.app.state.services.extras["scheduler"]
+    scheduler = hub.client.app.state.services.scheduler
     assert "nobody claimed" in hub.client.blocking_portal.call(scheduler.run_once, "job-expiry")
     test_run = hub.get(f"/api/v1/results?suite_run_id={run_id}").json()["results"][0]
     assert test_run["status"] == "timeout" and "'xcuitest'" in test_run["error_message"]

@@ -283,7 +283,7 @@ def test_scheduled_backup_is_due_by_the_newest_file_and_keeps_the_newest(tmp_pat
     for path in [*old, manual]:
         path.write_bytes(b"an older backup")
     with client:
-        scheduler = client.app.state.services.extras["scheduler"]
+        scheduler = client.app.state.services.scheduler
         assert scheduler.tasks["backup"].interval_s == 600  # looks every 10 minutes for a 60-minute interval
         outcome = client.blocking_portal.call(scheduler.run_once, "backup")
         assert outcome and "wrote" in outcome
@@ -300,4 +300,4 @@ def test_scheduled_backups_can_be_turned_off(tmp_path):
     cfg = load_config(write_config(tmp_path, "[backup]\ninterval_minutes = 0\n"), environ={})
     client, _ = make_api(cfg)
     with client:
-        assert "backup" not in client.app.state.services.extras["scheduler"].tasks
+        assert "backup" not in client.app.state.services.scheduler.tasks

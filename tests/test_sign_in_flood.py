@@ -35,7 +35,7 @@ def test_parallel_guesses_are_counted_before_their_password_is_checked(tmp_path)
         users.create_user(conn, "alice", tenant_id=boot.tenant_id, role="viewer", password=PASSWORD)
     with client:
         # A gate wide enough for all 60 at once: only the throttle may stop them here.
-        client.app.state.services.extras["sign_in_hash_gate"] = HashGate(2, queue=100, per_address=100)
+        client.app.state.services.sign_in_hash_gate = HashGate(2, queue=100, per_address=100)
         token = _token(client.get("/login").text)
 
         def guess(_):

@@ -9,7 +9,10 @@ import pytest
 
 from qahub_lite.db import migrations
 from qahub_lite.db.connection import open_writer
-from qahub_lite.db.database import Database, migrate
+from qahub_lite.db.database import Database, direct_connection, migrate
+from qahub_lite.db.errors import (
+    ConstraintFailed, Duplicate, OutOfRange, StorageError, StorageFailed, StorageFull, translate,
+)
 
 
 def test_migrations_are_recorded_and_forward_only(tmp_path):
@@ -63,9 +66,8 @@ def test_group_commit_and_per_operation_savepoints(tmp_path):
         ops = [db.write(insert, i) for i in range(200)] + [db.write(insert, 5)]
         outcomes = await asyncio.gather(*ops, return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, Exception)]
-        assert len(failures) == 1 and isinstance(failures[0], sqlite3.IntegrityError)
-        async with db.read_async() as conn:
-            rows = await conn.execute_fetchall("SELECT count(*) FROM t")
+        assert len(failures) == 1 and isinstance(failures[0], Duplicate)
+        rows = await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchall())
         assert rows[0][0] == 200
         stats = db.writer.stats
         assert stats.operations >= 201
@@ -79,11 +81,61 @@ def test_readers_cannot_write(tmp_path):
     async def main():
         db = _db(tmp_path)
         await db.open()
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StorageError):
             await db.read(lambda conn: conn.execute("CREATE TABLE nope (a INTEGER)"))
         await db.close()
 
     asyncio.run(main())
+
+
+def test_driver_errors_leave_the_storage_layer_as_storage_errors(tmp_path):
+    """Callers see Duplicate, OutOfRange, StorageFull..., never the driver's exceptions; the
+    driver's error stays on __cause__ for the log."""
+
+    async def main():
+        db = _db(tmp_path)
+        await db.open()
+        await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER UNIQUE, w INTEGER CHECK (w > 0)) STRICT"))
+        await db.write(lambda c: c.execute("INSERT INTO t VALUES (1, 1)"))
+        with pytest.raises(Duplicate) as duplicate:
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (1, 1)"))
+        assert isinstance(duplicate.value.__cause__, sqlite3.IntegrityError)
+        with pytest.raises(ConstraintFailed) as refused:
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (2, 0)"))
+        assert not isinstance(refused.value, Duplicate)
+        with pytest.raises(OutOfRange):
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (?, 1)", (2**63,)))
+        with pytest.raises(OutOfRange):
+            await db.read(lambda c: c.execute("SELECT * FROM t WHERE v = ?", (-(2**63) - 1,)).fetchall())
+        with pytest.raises(OutOfRange):
+            await db.read(lambda c: c.execute("SELECT * FROM t WHERE v = ?", (10**30,)).fetchall())
+
+        def fill(conn):
+            # A database allowed no more pages than it has: SQLite answers SQLITE_FULL, as on a full disk.
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+            conn.executemany("INSERT INTO t VALUES (?, 1)", ((i, ) for i in range(10, 50_000)))
+
+        with pytest.raises(StorageFull):
+            await db.write(fill)
+        assert (await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])) == 1
+        await db.close()
+
+    asyncio.run(main())
+    with pytest.raises(Duplicate):
+        with direct_connection(tmp_path / "q.db") as conn:
+            conn.execute("INSERT INTO t VALUES (1, 1)")
+
+
+def test_an_io_error_is_storage_failed_and_other_errors_pass_unchanged():
+    io = sqlite3.OperationalError("disk I/O error")
+    io.sqlite_errorcode = 10 | (3 << 8)  # SQLITE_IOERR_WRITE
+    assert isinstance(translate(io), StorageFailed) and translate(io).__cause__ is io
+    full = sqlite3.OperationalError("database or disk is full")  # raised without a result code
+    assert isinstance(translate(full), StorageFull)
+    plain = ValueError("not the driver's")
+    assert translate(plain) is plain
+    assert isinstance(translate(sqlite3.OperationalError("no such table: x")), StorageError)
 
 
 def test_stop_drains_queued_writes(tmp_path):
@@ -95,7 +147,6 @@ def test_stop_drains_queued_writes(tmp_path):
                    for v in range(50)]
         await asyncio.sleep(0)
         db.readers.close()
-        await db.async_readers.close()
         db.writer.stop()
         await asyncio.gather(*pending)
         conn = sqlite3.connect(tmp_path / "q.db")

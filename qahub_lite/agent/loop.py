@@ -23,7 +23,7 @@ import msgspec
 
 from .. import __version__
 from ..client import ApiError, QahubClient
-from ..core.jobs import ClaimedJob
+from ..wire import ClaimedJob
 from ..payload import native_result
 from ..reports import ReportError, parse_report
 from . import runner

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 
-from ..core.jobs import ClaimedJob, JobTest
+from ..wire import ClaimedJob, JobTest
 from .config import LISTS, PLACEHOLDER, AgentSettings, FrameworkCommand
 
 # Variables of the agent's own environment a test command must not see: the agent's key (tests

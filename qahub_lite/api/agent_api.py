@@ -10,8 +10,6 @@ ingest path. Nothing here ever carries a command (agent/config.py says why).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -27,6 +25,7 @@ from .errors import ApiError
 from .native_runs import validate_items
 from .native_schema import ResultIn
 from .routing import endpoint, raw_items, read_body
+from .slots import KeyedSlots
 
 TAGS = ["Agents"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
@@ -104,53 +103,21 @@ class QueueSignal:
                 waiter.cancel()
 
 
-class PollBudget:
+def new_poll_budget(per_key: int, total: int) -> KeyedSlots:
     """Long-polls waiting at once, per key and in all (jobs.max_polls_per_key, jobs.max_polls).
     Without it, 1,030 waiting claims with one write key (well inside its rate limit) took every
     connection the server had, and /readyz timed out for every tenant."""
-
-    RETRY_AFTER_S = 5
-
-    def __init__(self, per_key: int, total: int) -> None:
-        self.per_key, self.total = per_key, total
-        self.by_key: dict[str, int] = {}
-        self.held = 0
-
-    @contextlib.contextmanager
-    def slot(self, key_id: str):
-        if self.held >= self.total or self.by_key.get(key_id, 0) >= self.per_key:
-            which = (f"this key already has {self.per_key} agents waiting for work (jobs.max_polls_per_key)"
-                     if self.by_key.get(key_id, 0) >= self.per_key
-                     else f"{self.total} agents are waiting for work already (jobs.max_polls)")
-            raise ApiError(429, f"Nothing is queued and {which}: ask again in {self.RETRY_AFTER_S} s",
-                           headers={"Retry-After": str(self.RETRY_AFTER_S)}, retry_after=self.RETRY_AFTER_S)
-        self.held += 1
-        self.by_key[key_id] = self.by_key.get(key_id, 0) + 1
-        try:
-            yield
-        finally:
-            self.held -= 1
-            left = self.by_key[key_id] - 1
-            if left:
-                self.by_key[key_id] = left
-            else:
-                del self.by_key[key_id]
-
-
-def poll_budget(svc: Services) -> PollBudget:
-    budget = svc.extras.get("poll_budget")
-    if budget is None:
-        cfg = svc.config.jobs
-        budget = svc.extras["poll_budget"] = PollBudget(cfg.max_polls_per_key, cfg.max_polls)
-    return budget
+    return KeyedSlots(
+        per_key, total, retry_after_s=5,
+        refusal="Nothing is queued and {which}: ask again in {retry_after} s",
+        key_full="this key already has {per_key} agents waiting for work (jobs.max_polls_per_key)",
+        server_full="{total} agents are waiting for work already (jobs.max_polls)",
+    )
 
 
 def job_signal(svc: Services) -> QueueSignal:
     """The process' one queue signal: triggers notify it, claims wait on it."""
-    signal = svc.extras.get("job_signal")
-    if signal is None:
-        signal = svc.extras["job_signal"] = QueueSignal()
-    return signal
+    return svc.job_signal
 
 
 @endpoint("POST", "/api/v1/agent/claim", summary="Claim the oldest queued job of the agent's frameworks",
@@ -170,7 +137,7 @@ async def claim(request: Request) -> ClaimAnswer:
     )
     lease_s = svc.config.jobs.lease_s
     # A graceful stop answers a waiting agent at once instead of being held up by it.
-    stopping = svc.extras["shutdown"].requested if "shutdown" in svc.extras else None
+    stopping = svc.shutdown.requested
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(data.wait_s, svc.config.jobs.max_poll_s)
 
@@ -191,7 +158,7 @@ async def claim(request: Request) -> ClaimAnswer:
     job = await attempt()
     if job is not None or deadline <= loop.time():
         return ClaimAnswer(job)
-    with poll_budget(svc).slot(principal.key_id):  # only a claim that waits holds a slot
+    with svc.poll_budget.slot(principal.key_id):  # only a claim that waits holds a slot
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0 or (stopping is not None and stopping.is_set()):
@@ -259,51 +226,6 @@ async def list_agents(request: Request) -> agents.AgentList:
     # An idle agent asks again at least every max_poll_s; allow for a slow network on top.
     window_ms = (svc.config.jobs.max_poll_s + svc.config.jobs.lease_s) * 1000
     return await svc.db.read(agents.list_agents, principal.tenant_id, window_ms, principal.project_id)
-
-
-class EmbeddedAgentHandle:
-    """The agent inside `qahub serve`, as the app's lifespan holds it."""
-
-    def __init__(self, svc: Services, agent, tenant_id: str) -> None:
-        self.svc = svc
-        self.agent = agent
-        self.tenant_id = tenant_id
-        shutdown = svc.extras.get("shutdown")
-        # From the first moment of a graceful stop the server takes no new connections: the
-        # agent stops asking for work and kills a command it is running right then.
-        self._watch = asyncio.ensure_future(shutdown.requested.wait()) if shutdown else None
-        if self._watch is not None:
-            self._watch.add_done_callback(lambda _: agent.stop_event.set())
-
-    async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-        abandoned = await asyncio.to_thread(self.agent.close)
-        if abandoned is not None:
-            # It cannot tell the server over HTTP any more; we are the server.
-            await self.svc.db.write(lambda conn: jobs.complete(
-                conn, self.tenant_id, abandoned.id, abandoned.lease_token, outcome="ERROR",
-                message="the server stopped while its embedded agent ran these tests",
-            ))
-
-
-async def start_embedded_agent(svc: Services) -> EmbeddedAgentHandle | None:
-    """The agent inside `qahub serve` when `[agent] enabled`: its agent.toml is read now (a
-    mistake in it stops the start), it gets a fresh write key, and it speaks HTTP to this very
-    server, so its jobs take exactly the path a remote agent's do."""
-    cfg = svc.config
-    if not cfg.agent.enabled:
-        return None
-    from ..agent.config import load_agent_config
-    from ..agent.loop import EmbeddedAgent
-
-    settings = load_agent_config(Path(cfg.base_dir) / cfg.agent.config)
-    key = await svc.db.write(agents.issue_embedded_key, cfg.agent.tenant)
-    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    agent = EmbeddedAgent(f"http://{host}:{cfg.server.port}", key.key, settings)
-    agent.start()
-    return EmbeddedAgentHandle(svc, agent, key.info.tenant_id)
 
 
 def schedule(svc: Services, scheduler) -> None:

@@ -10,48 +10,22 @@ from __future__ import annotations
 
 import errno
 import logging
-import sqlite3
 from http import HTTPStatus
 
-import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 
-from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StorageFull
-from ..db.writer import WriterClosed
+from ..http.errors import ApiError, ErrorBody, error_response  # noqa: F401 - api's names for them
+from ..core.errors import (
+    Conflict, DomainError, Forbidden, Invalid, NotFound, OutOfRange, StorageFailed, StorageFull, Unavailable,
+)
 
 log = logging.getLogger("qahub.api")
 
 
-class ErrorBody(msgspec.Struct, omit_defaults=True):
-    """The body of every error answer."""
-
-    error: str
-    message: str
-    retry_after: int | None = None
+_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403}
 
 
-class ApiError(Exception):
-    """Raised by handlers to answer with `status` and `message` (plus optional headers)."""
-
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra) -> Response:
-    body = {"error": HTTPStatus(status).phrase, "message": message, **extra}
-    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
-
-
-_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403, StorageFull: 507}
-
-
-# SQLite's primary result codes (extended codes keep them in the low byte).
-_SQLITE_IOERR, _SQLITE_FULL = 10, 13
 # errno values that mean "no room": the file system is full, a quota is used up, or the
 # process's file-size limit (RLIMIT_FSIZE) was reached.
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -61,15 +35,11 @@ def storage_failure(exc: BaseException) -> int | None:
     """507 when storage has no room left, 503 when it failed to write for another I/O reason,
     None when `exc` is not a storage failure. Either way the write was rolled back whole (the
     writer commits all of a request or none of it), so the answer can say nothing was stored."""
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is None:
-            return 507 if "database or disk is full" in str(exc) else None
-        if code & 0xFF == _SQLITE_FULL:
-            return 507
-        if code & 0xFF == _SQLITE_IOERR:
-            return 503
-        return None
+    if isinstance(exc, StorageFull):
+        return 507
+    if isinstance(exc, StorageFailed):
+        return 503
+    # Attachment files are written by core, not through the storage layer: their errno tells.
     if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
         return 507
     return None
@@ -97,9 +67,9 @@ def _answer(request: Request, exc: Exception) -> Response:
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, DomainError):
         return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.message)
-    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
-        # A number the request carried that no column can hold (JSON allows any size; SQLite
-        # stores 64 bits). The write was rolled back; Structs should bound such fields, and
+    if isinstance(exc, OutOfRange):
+        # A number the request carried that no column can hold (JSON allows any size; the
+        # storage 64 bits). The write was rolled back; Structs should bound such fields, and
         # this keeps one that does not from turning a client's mistake into a 500.
         return error_response(400, f"A number in the request is too large: the largest is {2**63 - 1}")
     if isinstance(exc, NotAuthorizedException):
@@ -128,7 +98,7 @@ def _answer(request: Request, exc: Exception) -> Response:
             503, "The server could not write to its storage; nothing was stored. Try again later.",
             {"Retry-After": "60"},
         )
-    if isinstance(exc, WriterClosed):
+    if isinstance(exc, Unavailable):
         return error_response(503, "The server is shutting down; try again shortly.", {"Retry-After": "5"})
     log.exception("unexpected error serving %s %s", request.method, request.url.path)
     return error_response(500, "An unexpected error occurred. Please try again later.")

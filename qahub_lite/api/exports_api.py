@@ -19,7 +19,6 @@ from ..core.export_rows import ResultFilter, count_results
 from .bounds import Instant, check_instants
 from .context import services
 from .errors import ApiError
-from .export_slots import export_slots
 from .native_library import visible_project
 from .native_runs import visible_run
 from .routing import endpoint, read_query
@@ -88,7 +87,7 @@ async def export_one_run(request: Request, run_id: FromPath[str]) -> Response:
 
 def _stream(svc, key_id: str, body, media_type: str, headers: dict[str, str]) -> Stream:
     """The export's stream inside one of the key's export slots (api/export_slots.py), or 429."""
-    slots = export_slots(svc.extras)
+    slots = svc.export_slots
     slots.take(key_id)
     return Stream(slots.hold(key_id, body), media_type=media_type, headers=headers)
 

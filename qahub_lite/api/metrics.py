@@ -20,7 +20,6 @@ import msgspec
 from litestar import Request, Response, get
 
 from ..core.model import IngestOutcome
-from ..db.writer import COMMIT_BUCKETS
 from .context import services
 from .errors import ErrorBody
 from .ratelimit import GROUPS
@@ -52,9 +51,8 @@ class Metrics:
         out.family("qahub_http_request_seconds_total", "counter", "Time spent serving requests, by method and route.")
         for (method, route), seconds in sorted(self.request_seconds.items()):
             out.sample("qahub_http_request_seconds_total", round(seconds, 6), method=method, route=route)
-        shutdown: Shutdown | None = svc.extras.get("shutdown")
         out.family("qahub_http_requests_in_flight", "gauge", "Requests being served right now.")
-        out.sample("qahub_http_requests_in_flight", shutdown.in_flight if shutdown else 0)
+        out.sample("qahub_http_requests_in_flight", svc.shutdown.in_flight)
         out.family("qahub_ingested_results_total", "counter", "Results committed through the one ingest path.")
         out.sample("qahub_ingested_results_total", self.ingested_results)
         out.family("qahub_rate_limited_total", "counter", "Requests refused by the rate limiter, by route group.")
@@ -72,7 +70,7 @@ class Metrics:
         out.family("qahub_write_commit_seconds", "histogram",
                    "Duration of the writer's transactions (group commits), from BEGIN to COMMIT.")
         cumulative = 0
-        for bound, n in zip(COMMIT_BUCKETS, stats.commit_buckets, strict=True):
+        for bound, n in zip(stats.bounds, stats.commit_buckets, strict=True):
             cumulative += n
             out.sample("qahub_write_commit_seconds_bucket", cumulative, le=f"{bound:g}")
         out.sample("qahub_write_commit_seconds_bucket", stats.commits, le="+Inf")
@@ -132,7 +130,7 @@ def request_middleware(app):
         status_box = [0]
         litestar_app = scope.get("app")
         svc = getattr(litestar_app.state, "services", None) if litestar_app is not None else None
-        shutdown: Shutdown | None = svc.extras.get("shutdown") if svc is not None else None
+        shutdown: Shutdown | None = svc.shutdown if svc is not None else None
         task = asyncio.current_task()
         if shutdown is not None and task is not None:
             shutdown.track(task)
@@ -173,7 +171,7 @@ async def _answer_503(send) -> None:
 def _record(svc, scope, status: int, elapsed: float) -> None:
     route = scope.get("path_template") or "unmatched"
     method = scope.get("method", "GET")
-    metrics: Metrics = svc.extras["metrics"]
+    metrics = svc.metrics
     metrics.requests[(method, route, status)] += 1
     metrics.request_seconds[(method, route)] += elapsed
     if svc.config.logging.access_log:
@@ -189,4 +187,4 @@ def _record(svc, scope, status: int, elapsed: float) -> None:
 @get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request) -> Response:
     svc = services(request)
-    return Response(svc.extras["metrics"].render(svc), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(svc.metrics.render(svc), media_type="text/plain; version=0.0.4; charset=utf-8")

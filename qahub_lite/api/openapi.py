@@ -19,13 +19,13 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.response import Response as LitestarResponse
 
 from .. import __version__
 from .errors import ErrorBody
 from .openapi_examples import ERROR_EXAMPLES, REQUEST_EXAMPLES, RESPONSE_EXAMPLES
-from .routing import ENDPOINTS, RAW_ITEMS, Endpoint
+from .routing import RAW_ITEMS, Endpoint, app_endpoints
 
 _PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _ERROR_TEXT = {
@@ -62,13 +62,13 @@ _SUCCESS_TEXT = {
     202: "Accepted: queued, the work happens in the background",
     207: "Stored in part: `errors` lists each rejected item with its index and reason",
 }
-_cache: dict[str, bytes] = {}
 
 
-def build_document() -> dict[str, Any]:
+def build_document(endpoints: list[Endpoint]) -> dict[str, Any]:
+    """The document describing `endpoints` (routing.app_endpoints: what the app serves)."""
     structs: list[Any] = [ErrorBody]
     raw_items = RAW_ITEMS
-    for ep in ENDPOINTS:
+    for ep in endpoints:
         for kind in [ep.body, *ep.responses.values()]:
             structs.extend(m for m in _members(kind) if isinstance(m, type))
         structs.extend(raw_items.values())
@@ -88,7 +88,7 @@ def build_document() -> dict[str, Any]:
             schema["properties"]["results"] = {"type": "array", "items": ref_of[item]}
 
     paths: dict[str, dict] = {}
-    for ep in ENDPOINTS:
+    for ep in endpoints:
         path = _PATH_PARAM.sub(r"{\1}", ep.path)
         op: dict[str, Any] = {
             "summary": ep.summary,
@@ -231,17 +231,20 @@ def _inline(prop: dict, defs: dict) -> dict:
     return prop
 
 
-def document_bytes() -> bytes:
-    if "doc" not in _cache:
-        _cache["doc"] = msgspec.json.encode(build_document())
-    return _cache["doc"]
+def document_bytes(app: Any) -> bytes:
+    """The encoded document of `app`, built on the first request and kept on the app (its routes
+    do not change once it is built)."""
+    doc = getattr(app.state, "openapi_document", None)
+    if doc is None:
+        doc = app.state.openapi_document = msgspec.json.encode(build_document(app_endpoints(app)))
+    return doc
 
 
 @get("/api/v1/openapi.json", include_in_schema=False)
-async def openapi_json() -> LitestarResponse:
+async def openapi_json(request: Request) -> LitestarResponse:
     # CORS allowed (seed 002): tools in a browser may read the schema from anywhere.
     return Response(
-        content=document_bytes(), media_type="application/json",
+        content=document_bytes(request.app), media_type="application/json",
         headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
     )
 

@@ -27,7 +27,7 @@ from litestar import Request, Response
 
 from ..core import reported_runs, runs
 from ..core.clock import now_ms
-from ..core.errors import DomainError, StorageFull
+from ..core.errors import DomainError, StorageError
 from ..core.model import AttemptRecord, CiContext, ResultRecord, RunRecord
 from ..core.status import QUALITYPILOT_IN
 from ..reports.tags import code_in_text
@@ -178,9 +178,9 @@ async def post_test_run(request: Request) -> Response:
             reported_runs.store_reported_run, principal.tenant_id, principal.project_id, reported,
             create_projects=cfg.create_projects,
         )
-    except DomainError as exc:
-        if not isinstance(exc, StorageFull):
-            raise  # the repo's project is not the key's (404), and the like: answered as they are
+    except DomainError:
+        raise  # the repo's project is not the key's (404), and the like: answered as they are
+    except (StorageError, OSError) as exc:
         log.error("storing a QualityPilot run of %s failed: %s", repo, exc)
         raise ApiError(500, STORAGE_FAILURE) from None
     except Exception:

@@ -150,11 +150,10 @@ def enforce(request: Request, svc, key_id: str) -> None:
     if SCOPE_KEY in request.scope:
         decision = request.scope[SCOPE_KEY]
     else:
-        limiter: SlidingWindowLimiter = svc.extras["ratelimiter"]
-        decision = limiter.hit(key_id, route_group(request.method, request.scope["path"]))
+        decision = svc.ratelimiter.hit(key_id, route_group(request.method, request.scope["path"]))
         request.scope[SCOPE_KEY] = decision
         if decision is not None and not decision.allowed:
-            svc.extras["metrics"].rate_limited[decision.group] += 1
+            svc.metrics.rate_limited[decision.group] += 1
     if decision is not None and not decision.allowed:
         raise ApiError(
             429, EXCEEDED, headers={"Retry-After": str(decision.reset_s)}, retry_after=decision.reset_s

@@ -9,7 +9,7 @@ a wrong parameter is a 400 that names it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,8 +19,6 @@ from .errors import ApiError
 
 S = TypeVar("S")
 
-# Every endpoint declared here, in declaration order, for the OpenAPI document.
-ENDPOINTS: list["Endpoint"] = []
 # Bulk bodies keep their `results` items as msgspec.Raw (validated one by one); this says
 # which Struct each such body's items are, so the OpenAPI document can describe them.
 RAW_ITEMS: dict[Any, Any] = {}
@@ -59,7 +57,6 @@ def endpoint(
 ) -> Callable:
     """Register `fn` as `method path`. The first status in `responses` is the default."""
     info = Endpoint(method, path, summary, tags, scope, body, query, responses, body_media, description)
-    ENDPOINTS.append(info)
 
     def decorate(fn: Callable) -> Any:
         return route(
@@ -72,6 +69,23 @@ def endpoint(
         )(fn)
 
     return decorate
+
+
+def endpoints(handlers: Iterable[Any]) -> list[Endpoint]:
+    """The endpoints among route `handlers` (those declared with `endpoint`), in their order.
+    What the app serves is the list: an endpoint exists because a handler of the app has it, not
+    because its module was imported."""
+    found: dict[int, Endpoint] = {}
+    for handler in handlers:
+        info = (getattr(handler, "opt", None) or {}).get("endpoint")
+        if info is not None:
+            found.setdefault(id(info), info)
+    return list(found.values())
+
+
+def app_endpoints(app: Any) -> list[Endpoint]:
+    """The endpoints a built Litestar app serves (read from its routes)."""
+    return endpoints(handler for route in app.routes for handler in getattr(route, "route_handlers", ()))
 
 
 _decoders: dict[Any, msgspec.json.Decoder] = {}

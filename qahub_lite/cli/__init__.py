@@ -1,5 +1,7 @@
 """The `qahub` command line. Each module registers its subcommands; every command and option
-has help, errors are one line on stderr and a non-zero exit (2 for usage and config errors)."""
+has help, errors are one line on stderr and a non-zero exit (2 for usage and config errors).
+The top layer: it may import everything (server, app, core, db for the offline commands, the
+clients for the remote ones)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,3 @@
-"""The canonical model and everything done with it. Nothing here knows of HTTP."""
+"""The canonical model and the rules applied to it (ingest, verdicts, test health, triggers,
+tenancy). Nothing here knows of HTTP: it may import db/, config and wire.py, never http, api, web
+or the clients."""

@@ -1,7 +1,15 @@
 """Domain errors. The API layer maps each to one HTTP status (api/errors.py); core code raises
-them without knowing that HTTP exists."""
+them without knowing that HTTP exists.
+
+The storage layer's errors are re-exported here: api and web must not import db/, yet they
+answer a full disk (507) or a number too large (400) as the storage reported it."""
 
 from __future__ import annotations
+
+from ..db.errors import (  # noqa: F401 - re-exported for api and web
+    Busy, ConstraintFailed, Duplicate, OutOfRange, StorageError, StorageFailed, StorageFull, Unavailable,
+    WriterClosed,
+)
 
 
 class DomainError(Exception):
@@ -26,7 +34,3 @@ class Conflict(DomainError):
 
 class Forbidden(DomainError):
     pass
-
-
-class StorageFull(DomainError):
-    """The disk is full: nothing was stored."""

@@ -32,43 +32,9 @@ from .ingest import store_results
 from .model import ItemError, ResultRecord
 from .status import RUN_FINISHED
 from .triggers import TriggerOptions
+from ..wire import ClaimedJob, JobCi, JobTest  # noqa: F401 - shared with the agent
 
 _options_decoder = msgspec.json.Decoder(TriggerOptions)
-
-
-class JobTest(msgspec.Struct):
-    execution_id: str
-    test_case_id: str | None
-    code: str | None
-    title: str
-    suite_path: str
-    grep: str | None
-    file: str | None
-
-
-class JobCi(msgspec.Struct, omit_defaults=True):
-    source: str | None = None
-    branch: str | None = None
-    sha: str | None = None
-    pr_number: str | None = None
-    pr_url: str | None = None
-    repository: str | None = None
-
-
-class ClaimedJob(msgspec.Struct):
-    """What an agent gets: the tests to run and how, never a command."""
-
-    id: str
-    lease_token: str
-    lease_s: int
-    heartbeat_s: int
-    run_id: str
-    run_short_id: str
-    project_id: str
-    framework: str
-    options: TriggerOptions
-    ci: JobCi
-    tests: list[JobTest]
 
 
 class JobState(msgspec.Struct):

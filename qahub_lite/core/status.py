@@ -6,6 +6,8 @@ executed (triggered) tests: PENDING RUNNING TIMEOUT CANCELED. Flaky is a flag on
 
 from __future__ import annotations
 
+from ..wire import QAHUB_INPUT  # noqa: F401 - shared with the uploader (payload.py)
+
 OUTCOMES = ("PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN")
 LIFECYCLE = ("PENDING", "RUNNING", "TIMEOUT", "CANCELED")
 ALL = OUTCOMES + LIFECYCLE
@@ -18,9 +20,6 @@ UNFINISHED = frozenset({"PENDING", "RUNNING"})
 # Run lifecycle.
 RUN_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "CANCELED", "ERROR")
 RUN_FINISHED = frozenset({"COMPLETED", "CANCELED", "ERROR"})
-
-# QA Hub (native, seeds 000/001) accepts exactly these on input.
-QAHUB_INPUT = ("PASSED", "FAILED", "BROKEN", "SKIPPED", "UNKNOWN")
 
 # QualityPilot case status -> (canonical, flaky)
 QUALITYPILOT_IN = {

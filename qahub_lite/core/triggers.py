@@ -22,18 +22,10 @@ from .ingest import case_identity, store_results, unlinked_identity
 from .library import Automation
 from .model import CiContext, ResultRecord, RunRecord
 from .status import RERUN_FAILED
+from ..wire import TriggerOptions  # noqa: F401 - shared with the agent
 
 _automation_decoder = msgspec.json.Decoder(Automation)
 _json = msgspec.json.Encoder()
-
-
-class TriggerOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """How the tests are to be run, handed to the agent's command as environment variables."""
-
-    browser: str = "chromium"
-    viewport: str = "desktop"
-    viewport_width: int | None = None
-    viewport_height: int | None = None
 
 
 class TestSpec(msgspec.Struct, frozen=True):

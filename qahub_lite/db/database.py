@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from . import migrations
 from .connection import open_writer
-from .async_readers import AsyncReaderPool
+from .errors import translated
 from .readers import ReaderPool
 from .writer import Writer
 
@@ -35,8 +33,6 @@ class Database:
         self.path = path
         self.writer = Writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, max_group=max_group)
         self.readers = ReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
-        # Transitional: the aiosqlite readers behind read_async(), until every read is a fn(conn).
-        self.async_readers = AsyncReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
 
@@ -52,33 +48,37 @@ class Database:
         applied = migrate(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
         self.writer.start()
         self.readers.open()
-        await self.async_readers.open()
         return applied
 
     async def close(self) -> None:
         self.readers.close()
-        await self.async_readers.close()
         self.writer.stop()  # drains queued writes, checkpoints the WAL
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed."""
+        """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed.
+        A driver error reaches the caller as a storage error (errors.py)."""
         if kwargs:
             fn = functools.partial(fn, **kwargs)
         return await self.writer.run(fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(conn, *args, **kwargs)` on a read-only connection of a reader thread."""
-        return await self.readers.run(fn, *args, **kwargs)
+        """Run `fn(conn, *args, **kwargs)` on a read-only connection of a reader thread. A driver
+        error reaches the caller as a storage error (errors.py)."""
+        with translated():
+            return await self.readers.run(fn, *args, **kwargs)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL back into the database file without waiting for readers (the
+        `wal-checkpoint` maintenance task), so the WAL does not grow without bound."""
+        await self.write(_checkpoint)
 
     async def ping(self) -> None:
         """Raise unless a reader can query the migrated schema (readiness)."""
         await self.read(_ping)
 
-    @contextlib.asynccontextmanager
-    async def read_async(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Transitional (aiosqlite); every caller moves to read(fn, ...)."""
-        async with self.async_readers.connection() as conn:
-            yield conn
+
+def _checkpoint(conn) -> None:  # engine: sqlite
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 def _ping(conn) -> None:
@@ -88,16 +88,19 @@ def _ping(conn) -> None:
 @contextlib.contextmanager
 def direct_connection(path: Path, *, busy_timeout_ms: int = 5000):
     """A short-lived read-write connection for CLI commands (keys, tenants) that run beside a
-    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success."""
-    conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
+    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success.
+    A driver error reaches the caller as a storage error (errors.py)."""
+    with translated():
+        conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with translated():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
     finally:
         conn.close()
 

@@ -5,12 +5,13 @@ Group commit: the thread takes every operation waiting in the queue (up to
 `max_group_commit`), runs them inside one `BEGIN IMMEDIATE ... COMMIT`, and only then answers
 each caller. So an awaited write is committed (a 2xx means durable), and under load many
 writes share one fsync. Each operation runs inside its own SAVEPOINT: one that raises is
-rolled back alone and its caller gets the exception, the others still commit.
+rolled back alone and its caller gets the exception, the others still commit. A driver
+exception reaches the caller as a storage error (errors.py), never as the driver's own.
 
 Why a thread of our own and not aiosqlite here: aiosqlite is also "a thread with a
 connection and a queue", but it runs one statement per hop and offers no public way to run a
 batch of Python functions inside one transaction on its thread, which group commit needs.
-Readers do use aiosqlite (see readers.py).
+Readers run the same way, on threads of their own (readers.py).
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .connection import open_writer
+from .errors import WriterClosed, translate
 
 log = logging.getLogger("qahub.db.writer")
 T = TypeVar("T")
 
 _STOP = object()
-
-
-class WriterClosed(Exception):
-    """The writer has been stopped; no more writes are accepted."""
 
 
 # Upper bounds in seconds of the commit-duration histogram on /metrics: one fsync is ~0.2 ms
@@ -45,6 +43,8 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 class WriterStats:
     """Figures for /metrics."""
+
+    bounds = COMMIT_BUCKETS  # read through the stats, so that /metrics needs nothing of db/
 
     def __init__(self) -> None:
         self.commits = 0
@@ -192,7 +192,7 @@ class Writer:
                         raise _TransactionLost(exc) from exc
                     conn.execute(f"ROLLBACK TO {savepoint}")
                     conn.execute(f"RELEASE {savepoint}")
-                    outcomes.append((False, exc))
+                    outcomes.append((False, translate(exc)))
                 else:
                     if not conn.in_transaction:
                         # The operation swallowed an error that ended the transaction: what it
@@ -211,7 +211,7 @@ class Writer:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            outcomes = [(False, exc)] * len(batch)
+            outcomes = [(False, translate(exc))] * len(batch)
         elapsed = time.perf_counter() - started
         self.stats.commits += 1
         self.stats.operations += len(batch)

@@ -1,4 +1,5 @@
-"""Test-report parsers: every supported format read into `ParsedResult` records.
+"""Test-report parsers: every supported format read into `ParsedResult` records; they import
+only reports/ and produce records, nothing else (any layer may use them).
 
     >>> from qahub_lite.reports import parse_report
     >>> report = parse_report("results/junit.xml")          # format detected from content

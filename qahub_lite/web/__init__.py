@@ -1,5 +1,6 @@
 """The dashboard: HTML pages served by the same process as the API, from the same core
 queries, with every asset inside the package (no CDN, no external font: it works air-gapped).
+It may import http/, core/ and config, never api/ (its sibling), db/ or the clients.
 
 `router()` is what app.py mounts: the pages, under their own exception handler (error pages
 instead of JSON for browsers), and the static files.

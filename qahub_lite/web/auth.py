@@ -23,8 +23,8 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 
-from ..api.context import services
-from ..api.errors import ApiError
+from ..http.services import services
+from ..http.errors import ApiError
 from ..core import passwords, sessions, users
 from ..core.clock import now_ms
 from ..core.errors import Forbidden
@@ -78,18 +78,11 @@ def safe_next(target: str | None) -> str:
 
 
 def throttle(request: Request) -> SignInThrottle:
-    svc = services(request)
-    if "sign_in_throttle" not in svc.extras:
-        cfg = svc.config.dashboard
-        svc.extras["sign_in_throttle"] = SignInThrottle(cfg.login_attempts, cfg.login_window_s)
-    return svc.extras["sign_in_throttle"]
+    return services(request).sign_in_throttle
 
 
 def hash_gate(request: Request) -> HashGate:
-    svc = services(request)
-    if "sign_in_hash_gate" not in svc.extras:
-        svc.extras["sign_in_hash_gate"] = HashGate()
-    return svc.extras["sign_in_hash_gate"]
+    return services(request).sign_in_hash_gate
 
 
 def _address(request: Request) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Request
 
-from ..api.errors import ApiError
+from ..http.errors import ApiError
 
 S = TypeVar("S")
 

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from ..api.context import services
+from ..http.services import services
 from ..core.retention_policy import describe as describe_retention
 from ..core import projects, webhooks
 from ..core.projects import CiConfig

@@ -24,8 +24,8 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 from litestar.response import File
 
-from ..api.context import services
-from ..api.errors import ApiError
+from ..http.services import services
+from ..http.errors import ApiError
 from ..core import attachments as files
 from ..core import projects, runs, triage
 from ..core.clock import from_datetime

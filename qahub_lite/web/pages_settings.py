@@ -15,7 +15,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from ..api.context import services
+from ..http.services import services
 from ..core import key_checks, projects, retention, tenancy, users
 from ..core.sessions import Session
 from .auth import web_session

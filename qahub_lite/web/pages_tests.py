@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from ..api.context import services
+from ..http.services import services
 from ..core import flaky, projects, quarantine, test_daily, trends
 from ..core.clock import now_ms
 from ..core.retention_policy import describe as retention_note

@@ -15,8 +15,8 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.params import FromPath
 
-from ..api.context import services
-from ..api.errors import ApiError
+from ..http.services import services
+from ..http.errors import ApiError
 from ..core import projects, runs, trends
 from ..core.status import RUN_FINISHED
 from . import health_view

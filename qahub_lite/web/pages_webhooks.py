@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from ..api.context import services
+from ..http.services import services
 from ..core import outbox, projects, webhook_ping, webhooks
 from .auth import web_session
 from .forms import read_form, read_query

@@ -27,8 +27,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
 
 from .. import __version__
-from ..api.errors import ApiError, error_response
-from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StorageFull
+from ..http.errors import ApiError, error_response
+from ..core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 log = logging.getLogger("qahub.web")
 
@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403, StorageFull: 507}
+_DOMAIN_STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, Forbidden: 403}
 
 
 class SignInRequired(Exception):
@@ -126,11 +126,8 @@ def build_environment() -> jinja2.Environment:
 
 
 def environment(request: Request) -> jinja2.Environment:
-    """The environment, built on first use and kept for the life of the app."""
-    extras = request.app.state.services.extras
-    if "web_templates" not in extras:
-        extras["web_templates"] = build_environment()
-    return extras["web_templates"]
+    """The environment, built in the app's lifespan and kept for the life of the app."""
+    return request.app.state.services.templates
 
 
 def page(

@@ -1,4 +1,5 @@
-"""Forward-only numbered SQL migrations, each recorded in the transaction that applies it.
+"""Forward-only numbered SQL migrations, each recorded in the transaction that applies it (part
+of db/: it imports only the standard library).
 
 A migration file is `NNNN_name.sql`. `apply_pending` runs every file not yet recorded in
 `schema_migrations`, in order, each inside one transaction together with its record, so a
