@@ -64,6 +64,14 @@ class Admission:
             await _refuse(send, self.per_client)
             return
         self.active[address] = held + 1
+        if not _has_body(scope):
+            # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body (RFC 9112 6.3),
+            # so there is nothing to time; a poll skips the two wrappers below.
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._leave(address)
+            return
         timed_out: list[bool] = []
 
         async def closing_send(message):
@@ -77,11 +85,14 @@ class Admission:
         try:
             await self.app(scope, self._timed(receive, timed_out), closing_send)
         finally:
-            left = self.active[address] - 1
-            if left:
-                self.active[address] = left
-            else:
-                del self.active[address]
+            self._leave(address)
+
+    def _leave(self, address: str) -> None:
+        left = self.active[address] - 1
+        if left:
+            self.active[address] = left
+        else:
+            del self.active[address]
 
     def _timed(self, receive, timed_out: list[bool]):
         """`receive` that gives up on a body that pauses or drags. Once the body is complete it
@@ -110,6 +121,13 @@ class Admission:
             return message
 
         return timed
+
+
+def _has_body(scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
 
 
 async def _refuse(send, cap: int) -> None:

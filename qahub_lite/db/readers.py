@@ -1,25 +1,29 @@
 """Read-only connections on a small pool of reader threads (as datasette's `execute_fn`).
 
-Reads run the way writes do (writer.py): a plain function `fn(conn, *args)` is handed to the
+Reads run the way writes do (writer.py): a plain function `fn(conn, *args)` is queued to the
 pool and awaited. Each thread owns one connection for its whole life, opened with `mode=ro`
 and `query_only`, so no code path can write through it and no connection is ever shared
 between threads. The event loop never blocks on SQLite.
+
+The hand-off is the writer's: a queue in, `call_soon_threadsafe` back. It costs a status poll
+less than `run_in_executor`, whose concurrent.futures.Future chained to an asyncio one is
+about a tenth of a poll's time on the event loop (bench/bench_poll.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .connection import open_reader
 
 T = TypeVar("T")
+_STOP = object()
 
 
 class ReaderPool:
@@ -27,42 +31,62 @@ class ReaderPool:
         self.path = path
         self._size = max(1, size)
         self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
 
     def open(self) -> None:
         # Open one connection now so that a missing or unreadable file fails the start, not
-        # the first request; the threads open theirs on first use.
+        # the first request; each thread then opens its own.
         open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms).close()
-        self._executor = ThreadPoolExecutor(self._size, thread_name_prefix="qahub-reader")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-        return fn(self._connection(), *args, **kwargs)
+        for index in range(self._size):
+            thread = threading.Thread(target=self._serve, name=f"qahub-reader-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` on a reader thread and return its value."""
-        if self._executor is None:
+        if not self._threads:
             raise RuntimeError("the reader pool is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(self._call, fn, args, kwargs))
+        future = loop.create_future()
+        self._queue.put((fn, args, kwargs, future, loop))
+        return await future
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        with self._lock:
-            for conn in self._connections:
-                # Threads are gone; closing from here is safe (check_same_thread=False).
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                fn, args, kwargs, future, loop = item
+                try:
+                    if conn is None:
+                        conn = open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms)
+                    outcome = (True, fn(conn, *args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    outcome = (False, exc)
+                try:
+                    loop.call_soon_threadsafe(_resolve, future, outcome)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody waits for this answer any more
+        finally:
+            if conn is not None:
                 conn.close()
-            self._connections.clear()
+
+
+def _resolve(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
+    if future.cancelled():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
