@@ -9,6 +9,8 @@ a wrong parameter is a 400 that names it.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -138,9 +140,16 @@ def decode_item(raw: msgspec.Raw, kind: type[S]) -> S:
 
 
 
+@functools.lru_cache(maxsize=None)  # one entry per query Struct of the app: a fixed, small set
+def _query_fields(kind: type) -> dict[str, msgspec.structs.FieldInfo]:
+    # msgspec.structs.fields resolves the class' annotations on every call: a fifth of a
+    # QA.tech poll's time on the event loop before it was remembered (bench/bench_poll.py).
+    return {f.encode_name: f for f in msgspec.structs.fields(kind)}
+
+
 def read_query(request: Request, kind: type[S]) -> S:
     params: dict[str, Any] = {}
-    fields = {f.encode_name: f for f in msgspec.structs.fields(kind)}
+    fields = _query_fields(kind)
     for name, value in request.query_params.multi_items():
         field = fields.get(name)
         if field is None:
