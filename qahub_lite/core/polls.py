@@ -27,7 +27,12 @@ class RunPoll(msgspec.Struct):
 
 def poll_run(conn, ref: str, online_within_ms: int) -> RunPoll:
     """A run by id, short id, or the id of one of its executions (a test run id)."""
-    owner = executions.locate(conn, "run", executions.run_of_execution(conn, ref) or ref)
+    # Most polls name the run itself; an execution's id (a UUID, never a run's id or short id)
+    # is looked up only when no run answers to `ref`.
+    owner = executions.locate(conn, "run", ref)
+    if owner is None:
+        run_id = executions.run_of_execution(conn, ref)
+        owner = executions.locate(conn, "run", run_id) if run_id else None
     if owner is None:
         return RunPoll(None)
     run = runs_core.get_run(conn, owner.tenant_id, owner.id)
