@@ -240,14 +240,21 @@ def test_several_agents_share_the_queue_and_each_job_goes_to_one(hub):
         assert hub.poll(f"/api/v1/trigger?test_run_id={test_run_id}")["status"] == "passed"
     aggregated = hub.get(f"/api/v1/results?test_run_ids={','.join(ids)}")
     assert (aggregated["total_tests"], aggregated["passed_tests"], aggregated["status"]) == (8, 8, "passed")
-    db = sqlite3.connect(f"file:{hub.server.folder / 'data' / 'qahub.db'}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT j.status, a.name FROM jobs j JOIN executions e ON e.job_id = j.id LEFT JOIN agents a "
-            f"ON a.id = j.agent_id WHERE e.id IN ({','.join('?' * len(ids))})", ids
-        ).fetchall()
-    finally:
-        db.close()
+    # An agent reports a job's results, then says it is done: a second request, so a test run
+    # can read "passed" a moment before its job reads DONE.
+    deadline = time.monotonic() + 15
+    while True:
+        db = sqlite3.connect(f"file:{hub.server.folder / 'data' / 'qahub.db'}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT j.status, a.name FROM jobs j JOIN executions e ON e.job_id = j.id LEFT JOIN agents a "
+                f"ON a.id = j.agent_id WHERE e.id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        finally:
+            db.close()
+        if {status for status, _ in rows} != {"DONE", "RUNNING"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(rows) == 8 and {status for status, _ in rows} == {"DONE"}
     assert {name for _, name in rows} <= {"agent-one", "agent-two"}
     listed = {a["name"]: a for a in hub.get("/api/v1/agents")["data"]}
