@@ -27,15 +27,16 @@ class RunPoll(msgspec.Struct):
 
 def poll_run(conn, ref: str, online_within_ms: int) -> RunPoll:
     """A run by id, short id, or the id of one of its executions (a test run id)."""
-    # Most polls name the run itself; an execution's id (a UUID, never a run's id or short id)
-    # is looked up only when no run answers to `ref`.
-    owner = executions.locate(conn, "run", ref)
-    if owner is None:
+    # Most polls name the run itself (one query); an execution's id (a UUID, never a run's id
+    # or short id) is looked up only when no run answers to `ref`.
+    found = runs_core.find_run_of_any_tenant(conn, ref)
+    if found is None:
         run_id = executions.run_of_execution(conn, ref)
-        owner = executions.locate(conn, "run", run_id) if run_id else None
-    if owner is None:
+        found = runs_core.find_run_of_any_tenant(conn, run_id) if run_id else None
+    if found is None:
         return RunPoll(None)
-    run = runs_core.get_run(conn, owner.tenant_id, owner.id)
+    tenant_id, run = found
+    owner = Owner(tenant_id, run.project_id, run.id)
     canceled = executions.canceled_results(conn, run.id) if run.status == "CANCELED" else 0
     waiting = None
     if run.status not in RUN_FINISHED:

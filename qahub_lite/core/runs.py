@@ -209,6 +209,12 @@ def get_run(conn, tenant_id: str, run_ref: str) -> Run:
     return run_from_row(row)
 
 
+def find_run_of_any_tenant(conn, run_ref: str) -> tuple[str, Run] | None:
+    """(tenant id, run) of a run by id or short id, whoever owns it: the caller checks."""
+    row = runs_db.find_run_of_any_tenant(conn, run_ref)
+    return (row["tenant_id"], run_from_row(row)) if row is not None else None
+
+
 class RunFilter(msgspec.Struct, kw_only=True):
     project_id: str | None = None
     branch: str | None = None

@@ -48,6 +48,14 @@ def find_run(conn, tenant_id: str, run_ref: str):
     ).fetchone()
 
 
+def find_run_of_any_tenant(conn, run_ref: str):
+    """A run by id or short id, whichever tenant's, with its tenant_id; or None. For the callers
+    that check ownership themselves (a dialect's poll answers 404 for another tenant's run)."""
+    return conn.execute(
+        f"SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE id = ?1 OR short_id = ?1", (run_ref,),
+    ).fetchone()
+
+
 def run_place(conn, tenant_id: str, run_id: str):
     """(project_id, short_id, branch) of a run of the tenant, or None."""
     return conn.execute(
