@@ -15,7 +15,6 @@ from litestar.params import FromPath
 
 from ..core import compare, quarantine, triage
 from .context import services
-from .errors import ApiError
 from .native_library import visible_project
 from .native_runs import visible_run
 from .routing import endpoint, read_body, read_query

@@ -220,7 +220,7 @@ def _as_retry(earlier: ResultRecord, later: ResultRecord) -> ResultRecord:
         AttemptRecord(earlier.status, earlier.duration_ms, earlier.error_message),
         *later.previous_attempts,
     ][-100:]
-    flaky = later.status == "PASSED" and (later.flaky or passed_after_failing(later.status, (a.status for a in previous)))
+    flaky = later.flaky or passed_after_failing(later.status, (a.status for a in previous))
     return msgspec.structs.replace(
         later, previous_attempts=previous, attempts=earlier.attempts + later.attempts, flaky=flaky,
     )
