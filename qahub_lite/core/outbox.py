@@ -18,7 +18,7 @@ import msgspec
 from ..db import webhooks as webhooks_db
 from .clock import new_id, now_ms, to_iso
 from .errors import Conflict, NotFound
-from .paging import clamp_limit, decode_cursor, encode_cursor
+from .paging import clamp_limit, decode_cursor, split_page
 from .webhooks import Webhook, get_webhook
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -154,10 +154,7 @@ def list_deliveries(
     """A hook's deliveries, newest first."""
     limit = clamp_limit(limit)
     rows = webhooks_db.list_deliveries(conn, webhook_id, state=state, after=decode_cursor(cursor), limit=limit + 1)
-    next_cursor = None
-    if len(rows) > limit:  # the extra row only says that there is more
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    rows, next_cursor = split_page(rows, limit, created_col="created_at", id_col="id")
     return DeliveryPage([_delivery(r) for r in rows], next_cursor)
 
 

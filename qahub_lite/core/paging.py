@@ -62,10 +62,13 @@ def clamp_limit(limit: int | None) -> int:
     return limit
 
 
-def split_page(rows: list, limit: int, created_col: int | None, id_col: int = 0) -> tuple[list, str | None]:
+def split_page(
+    rows: list, limit: int, created_col: int | str | None, id_col: int | str = 0,
+) -> tuple[list, str | None]:
     """Rows fetched with LIMIT limit + 1 -> (this page's rows, the next page's cursor or None).
     The extra row only says that there is more; the cursor is the last shown row's position
-    (`created_col` None: rows are ordered by id alone)."""
+    (`created_col` None: rows are ordered by id alone). Columns by position, or by name for rows
+    read by name."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
