@@ -64,9 +64,10 @@ class Admission:
             await _refuse(send, self.per_client)
             return
         self.active[address] = held + 1
-        if not _has_body(scope):
-            # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body (RFC 9112 6.3),
-            # so there is nothing to time; a poll skips the two wrappers below.
+        if scope.get("http_version") in ("1.0", "1.1") and not _has_body(scope):
+            # HTTP/1.x: no Content-Length and no Transfer-Encoding means no body (RFC 9112 6.3),
+            # so there is nothing to time; a poll skips the two wrappers below. HTTP/2 may send a
+            # body without either header: its requests are always timed.
             try:
                 await self.app(scope, receive, send)
             finally:

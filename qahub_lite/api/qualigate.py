@@ -27,7 +27,7 @@ from ..core import runs as runs_core
 from ..core.clock import to_iso
 from ..core.executions import Owner, TestRun
 from ..core.model import CiContext
-from ..core.status import QUALIGATE_OUT
+from ..core.status import QUALIGATE_FAILED_STATES, QUALIGATE_OUT
 from ..core.tenancy import Principal
 from .agent_api import job_signal
 from .auth import authenticate
@@ -40,8 +40,6 @@ from .qualigate_schema import (
 from .routing import endpoint, read_body, read_query
 
 TAGS = ["Qualigate: triggers and results"]
-# Qualigate statuses (QUALIGATE_OUT's values) of a test that did not pass.
-QUALIGATE_FAILED_STATES = frozenset({"failed", "error", "timeout"})
 NOT_YOURS = "You don't have access to this resource"
 
 

@@ -43,6 +43,8 @@ QUALIGATE_OUT = {
     "PENDING": "pending",
     "RUNNING": "running",
 }
+# Qualigate's statuses of a test that did not pass, derived from the mapping above.
+QUALIGATE_FAILED_STATES = frozenset(QUALIGATE_OUT[s] for s in ("FAILED", "BROKEN", "UNKNOWN", "TIMEOUT"))
 
 # canonical -> QA.tech test case result (seed 003); None while it has not finished.
 QATECH_RESULT = {
