@@ -52,7 +52,7 @@ def main() -> int:
         started = time.perf_counter()
         tenant_id, project_id = generate(config.db_path, args.runs, args.tests)
         print(f"generated {args.runs * args.tests:,} results in {time.perf_counter() - started:.1f} s")
-        with direct_connection(config.db_path) as conn:
+        with direct_connection(config) as conn:
             users.create_user(conn, "bench", tenant_id=tenant_id, role="admin", password=PASSWORD)
             latest = conn.execute(
                 "SELECT short_id FROM runs WHERE project_id = ? AND branch = 'main' ORDER BY created_at DESC LIMIT 1",

@@ -35,6 +35,7 @@ from qahub_lite.core import flaky, gate, ingest, run_completion  # noqa: E402
 from qahub_lite.core.model import CiContext, ResultRecord, RunRecord  # noqa: E402
 from qahub_lite.db.connection import open_writer  # noqa: E402
 from qahub_lite.db.database import Database, migrate  # noqa: E402
+from qahub_lite.db.engine import SqliteEngine  # noqa: E402
 
 TARGET_MS = 200.0
 TARGET_RATIO = 1.5
@@ -158,7 +159,7 @@ async def time_ingest(db: Database, tenant: str, project: str, runs: int, tests:
 
 
 async def open_db(path: Path) -> Database:
-    db = Database(path, busy_timeout_ms=5000, synchronous="FULL", readers=2, max_group=256)
+    db = Database(SqliteEngine(path), readers=2, max_group=256)
     await db.open()
     return db
 

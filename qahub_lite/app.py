@@ -75,7 +75,8 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
 
     scheduler.add("key-usage", 10, flush_key_usage)
     scheduler.add("retention-sweep", cfg.retention.sweep_interval_minutes * 60, sweep)
-    scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, svc.db.checkpoint)
+    if svc.db.engine.name == "sqlite":
+        scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, svc.db.checkpoint)
 
     async def attachment_orphans():
         removed = await orphans.collect(svc.db, cfg.attachments_dir)
@@ -100,7 +101,8 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
 
     # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
     # that a restart never postpones one by a whole interval.
-    scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
+    if svc.db.engine.name == "sqlite":  # PostgreSQL's backups are pg_dump's (docs/scaling.md)
+        scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
     agent_api.schedule(svc, scheduler)  # job-expiry: agent jobs' leases that ran out, jobs nobody claimed
     run_completion_tasks.schedule(svc, scheduler)  # run-completion, trend-grades, webhook-delivery, quarantine-expiry
 
@@ -113,8 +115,12 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         # Files a crash left between an upload's rename and its commit, and uploads it cut
-        # short: nothing can be in flight before we serve, so every one of them goes.
-        removed = await orphans.collect(db, config.attachments_dir, tmp_min_age_s=0)
+        # short: nothing can be in flight before we serve (on SQLite), so every one of them goes.
+        # On PostgreSQL other nodes share the attachments folder and may be mid-upload: only
+        # uploads older than the grace period are leftovers there.
+        alone = db.engine.name == "sqlite"
+        removed = await orphans.collect(db, config.attachments_dir,
+                                        tmp_min_age_s=0 if alone else orphans.TMP_GRACE_S)
         if removed.total:
             log.info("removed %d attachment files without rows and %d unfinished uploads left by a crash",
                      removed.files_without_rows, removed.upload_leftovers)

@@ -10,7 +10,8 @@ import msgspec
 from .config import Config
 from .core import tenancy, users
 from .db.connection import private_dir
-from .db.database import direct_connection, migrate
+from .db import engine as engines
+from .db.database import direct_connection
 
 
 class Bootstrap(msgspec.Struct):
@@ -29,8 +30,8 @@ def ensure_initialized(config: Config, tenant_name: str = "default", *, first_us
     that a password nobody will see is not generated (nor its scrypt cost paid)."""
     private_dir(config.data_dir)
     private_dir(config.attachments_dir)
-    migrate(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms, synchronous=config.storage.synchronous)
-    with direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms) as conn:
+    engines.from_config(config).migrate()
+    with direct_connection(config) as conn:
         existing = tenancy.list_tenants(conn)
         if existing:
             password = users.ensure_first_admin(conn, existing[0].id) if first_user else None

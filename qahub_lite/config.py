@@ -57,6 +57,10 @@ class ServerConfig(_Section):
 
 
 class StorageConfig(_Section):
+    # Empty: the SQLite file data_dir/qahub.db (the embedded engine). A PostgreSQL URL
+    # ("postgresql://user@host:5432/qahub"): that database, which several `qahub serve` nodes may
+    # share (docs/scaling.md); data_dir then holds attachments and backups, on a shared folder.
+    url: Annotated[str, msgspec.Meta(pattern=r"^(|postgres(ql)?://.+)$")] = ""
     data_dir: str = "data"
     # FULL: a 2xx answer survives power loss. NORMAL: survives a process crash only.
     synchronous: Literal["FULL", "NORMAL"] = "FULL"

@@ -45,6 +45,10 @@ def serve(config: Config, on_ready=None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: early.append(signum))
 
+    if config.storage.url:
+        # PostgreSQL: any number of nodes share the database and the attachments folder; what
+        # must happen once is coordinated in the database (docs/scaling.md), not by this lock.
+        return _serve(config, on_ready, early)
     lock = DataFolderLock(config.data_dir)
     try:
         lock.acquire("serve", url=config.public_url)

@@ -22,12 +22,12 @@ ENDPOINTS = endpoints(route_handlers())  # what the app serves
 
 
 def _new_key(api, scope, tenant_id=None, project_id=None) -> str:
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         return tenancy.create_key(conn, tenant_id or api.tenant_id, scope=scope, project_id=project_id).key
 
 
 def _new_tenant(api, name) -> tuple[str, str]:
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenant = tenancy.create_tenant(conn, name)
         return tenant.id, tenancy.create_key(conn, tenant.id, scope="admin").key
 
@@ -54,7 +54,7 @@ def test_a_tampered_secret_is_401(api):
 def test_revocation_takes_effect_on_the_next_request(api):
     key = _new_key(api, "read")
     assert api.get("/api/v1/projects", key=key).status_code == 200
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.revoke_key(conn, key)
     assert api.get("/api/v1/projects", key=key).status_code == 401
 
@@ -78,7 +78,7 @@ def test_a_key_revoked_right_after_a_poll_is_refused_on_the_next_poll(api, remem
     run_id = _polled_run(api, key)
     assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 200
     assert remembered.get(remembered.digest(key)) is not None  # the next poll would not read the key
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.revoke_key(conn, key)
     r = api.get(f"/api/v1/runs/{run_id}", key=key)
     assert r.status_code == 401 and r.json()["message"] == "Missing or invalid API key"
@@ -89,7 +89,7 @@ def test_a_tenant_suspended_right_after_a_poll_is_refused_on_the_next_poll(api, 
     run_id = _polled_run(api, key)
     assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 200
     assert remembered.get(remembered.digest(key)) is not None
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.set_suspended(conn, api.tenant_id, True)
     assert api.get(f"/api/v1/runs/{run_id}", key=key).status_code == 403
 
@@ -124,7 +124,7 @@ def test_a_key_check_read_before_a_change_committed_is_not_kept(monkeypatch):
 
 def test_suspended_tenant_gets_403(api):
     key = _new_key(api, "admin")
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.set_suspended(conn, api.tenant_id, True)
     r = api.get("/api/v1/projects", key=key)
     assert r.status_code == 403 and r.json()["error"] == "Forbidden"
@@ -283,7 +283,7 @@ def _send(api, ep, path, key):
 
 def test_a_revoked_key_is_refused_on_every_route(api, other_tenant):
     ids, key = other_tenant
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.revoke_key(conn, key)
     for ep, path in _every_keyed_route(ids):
         r = _send(api, ep, path, key)
@@ -293,21 +293,21 @@ def test_a_revoked_key_is_refused_on_every_route(api, other_tenant):
 
 def test_a_suspended_tenant_is_refused_on_every_route(api, other_tenant):
     ids, key = other_tenant
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.set_suspended(conn, "tenant-b", True)
     for ep, path in _every_keyed_route(ids):
         r = _send(api, ep, path, key)
         assert r.status_code == 403, f"{ep.method} {ep.path}: {r.status_code}"
         assert set(r.json()) == {"error", "message"} and "suspended" in r.json()["message"]
     # Nothing of it changed meanwhile; resumed, the same key works again.
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenancy.set_suspended(conn, "tenant-b", False)
     assert api.client.get(f"/api/v1/runs/{ids['run_id']}", headers={"X-API-Key": key}).status_code == 200
 
 
 def test_a_write_key_is_refused_on_every_admin_route(api, other_tenant):
     ids, _ = other_tenant
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         b = tenancy.find_tenant(conn, "tenant-b")
         write = tenancy.create_key(conn, b.id, scope="write").key
     admin_routes = [(ep, path) for ep, path in _every_keyed_route(ids) if ep.scope == "admin"]

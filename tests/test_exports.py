@@ -208,7 +208,7 @@ def test_a_project_limited_key_exports_its_project_only(api, seeded):
     other = api.project("Other")
     other_run = api.post("/api/v1/ingest", {"project_id": other["id"], "results": [
         {"title": "x", "status": "PASSED"}]}).json()
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         key = tenancy.create_key(conn, api.tenant_id, scope="read", project_id=project["id"]).key
     for path in (f"/api/v1/runs/{other_run['run_id']}/export", f"/api/v1/runs/{other_run['run_id']}/summary",
                  f"/api/v1/projects/{other['id']}/results/export", f"/api/v1/projects/{other['id']}/timings"):
@@ -220,7 +220,7 @@ def test_a_project_limited_key_exports_its_project_only(api, seeded):
 
 def test_another_tenants_ids_are_404_and_no_key_is_401(api, seeded):
     project, run = seeded
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         tenant = tenancy.create_tenant(conn, "tenant-x")
         key = tenancy.create_key(conn, tenant.id, scope="admin").key
     for path in (f"/api/v1/runs/{run['run_id']}/export", f"/api/v1/runs/{run['short_id']}/summary",
@@ -314,7 +314,7 @@ def test_one_key_streams_at_most_two_exports_at_once(api, seeded):
     assert busy.status_code == 429 and busy.headers["retry-after"] == "10", busy.text
     assert "2 exports streaming" in busy.json()["message"]
     assert api.get(f"/api/v1/projects/{project['id']}/results/export").status_code == 429
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         other = tenancy.create_key(conn, api.tenant_id, scope="read").key
     assert api.get(path, key=other).status_code == 200
     for _ in range(PER_KEY):

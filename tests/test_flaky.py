@@ -197,7 +197,7 @@ def test_a_key_of_another_project_sees_nothing(hapi):
 
     mine, theirs = hapi.project("Mine"), hapi.project("Theirs")
     _history_of_runs(hapi, theirs["id"], {"x": "PFPFPFPFPFPF"})
-    with direct_connection(hapi.config.db_path) as conn:
+    with direct_connection(hapi.config) as conn:
         key = create_key(conn, hapi.tenant_id, scope="write", project_id=mine["id"]).key
     for path in ("flaky", "tests", "grade", "trends", "gate", "tests/1/history"):
         assert hapi.get(f"/api/v1/projects/{theirs['id']}/{path}", key=key).status_code == 404, path

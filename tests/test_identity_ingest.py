@@ -177,7 +177,7 @@ def test_the_run_page_shows_variants_and_filters_by_tag(api):
         {"suite": "cart.spec.ts", "title": "adds", "status": "PASSED", "variant": "firefox", "tags": ["smoke"]},
         {"suite": "cart.spec.ts", "title": "removes", "status": "PASSED", "tags": ["slow"]},
     ])
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         users.create_user(conn, "ann", tenant_id=api.tenant_id, role="admin", password="ann's password")
     token = re.search(r'name="csrf" value="([^"]+)"', api.client.get("/login").text).group(1)
     signed_in = api.client.post("/login", data={"csrf": token, "username": "ann", "password": "ann's password"},
@@ -201,7 +201,7 @@ def test_the_failures_of_two_variants_are_told_apart_on_the_run_page(api):
         {"suite": "cart.spec.ts", "title": "adds VAT", "status": "FAILED", "variant": "chromium", "error_message": "a"},
         {"suite": "cart.spec.ts", "title": "adds VAT", "status": "FAILED", "variant": "firefox", "error_message": "b"},
     ])
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         users.create_user(conn, "bo", tenant_id=api.tenant_id, role="admin", password="bo's password 1")
     token = re.search(r'name="csrf" value="([^"]+)"', api.client.get("/login").text).group(1)
     api.client.post("/login", data={"csrf": token, "username": "bo", "password": "bo's password 1"})

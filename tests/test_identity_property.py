@@ -130,7 +130,7 @@ def test_a_run_is_failed_exactly_when_a_final_result_failed_broke_or_timed_out(h
          else ResultRecord(status=s, title=f"t{i}", variant=variants[i]))
         for i, s in enumerate(statuses)
     ]
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         outcome = ingest.store_results(conn, api.tenant_id, items, run=RunRecord(
             project_id=project["id"], name="p", source="qahub"))
         run = runs.get_run(conn, api.tenant_id, outcome.run_id)

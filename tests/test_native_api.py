@@ -274,7 +274,7 @@ def test_a_project_limited_admin_key_sweeps_its_own_project_only(api):
     conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
     conn.commit()
     conn.close()
-    with direct_connection(api.config.db_path) as c:
+    with direct_connection(api.config) as c:
         limited = tenancy.create_key(c, api.tenant_id, scope="admin", project_id=mine["id"]).key
     assert api.post("/api/v1/admin/sweep", key=limited).json()["deleted_results"] == 1
     assert api.get(f"/api/v1/runs/{runs[mine['id']]}/results").json()["data"] == []

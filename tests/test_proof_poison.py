@@ -21,7 +21,7 @@ PASSWORD = "a poisoned tenant's password"
 @pytest.fixture
 def api(api):
     """The API fixture, also signed in to the dashboard: its pages are reads to protect too."""
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         users.create_user(conn, "ann", tenant_id=api.tenant_id, role="admin", password=PASSWORD)
     token = re.search(r'name="csrf" value="([^"]+)"', api.client.get("/login").text).group(1)
     r = api.client.post("/login", data={"csrf": token, "username": "ann", "password": PASSWORD},

@@ -26,7 +26,7 @@ def qp_api(tmp_path):
 
 
 def _key(api, scope="write", project_id=None) -> str:
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         return tenancy.create_key(conn, api.tenant_id, scope=scope, project_id=project_id).key
 
 
@@ -237,7 +237,7 @@ def test_a_qa_hub_tag_links_the_case_when_the_test_case_exists(api):
 
 
 def test_a_storage_failure_is_500_and_stores_nothing(api):
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         conn.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk I/O'); END")
     r = _post(api, seed002_payload())
     assert r.status_code == 500

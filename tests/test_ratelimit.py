@@ -150,7 +150,7 @@ def limited_api(tmp_path):
 
 
 def _new_key(api) -> str:
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         return tenancy.create_key(conn, api.tenant_id, scope="admin").key
 
 

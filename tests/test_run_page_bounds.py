@@ -23,7 +23,7 @@ MB = 1_000_000
 def site(tmp_path_factory):
     config = load_config(write_config(tmp_path_factory.mktemp("run-bounds")), environ={})
     client, boot = make_api(config)
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="viewer", password="ann's password 1")
     with client:
         headers = {"Authorization": f"Bearer {boot.admin_key}"}

@@ -31,7 +31,7 @@ def _token(page_text: str) -> str:
 def test_parallel_guesses_are_counted_before_their_password_is_checked(tmp_path):
     config = load_config(write_config(tmp_path, "[dashboard]\nlogin_attempts = 3\n"), environ={})
     client, boot = make_api(config)
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "alice", tenant_id=boot.tenant_id, role="viewer", password=PASSWORD)
     with client:
         # A gate wide enough for all 60 at once: only the throttle may stop them here.

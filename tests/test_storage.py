@@ -10,6 +10,7 @@ import pytest
 from qahub_lite.db import migrations
 from qahub_lite.db.connection import open_writer
 from qahub_lite.db.database import Database, direct_connection, migrate
+from qahub_lite.db.engine import SqliteEngine
 from qahub_lite.db.errors import (
     ConstraintFailed, Duplicate, OutOfRange, StorageError, StorageFailed, StorageFull, translate,
 )
@@ -49,7 +50,7 @@ def test_pragmas(tmp_path):
 
 
 def _db(tmp_path) -> Database:
-    return Database(tmp_path / "q.db", busy_timeout_ms=5000, synchronous="FULL", readers=2, max_group=64)
+    return Database(SqliteEngine(tmp_path / "q.db"), readers=2, max_group=64)
 
 
 def test_group_commit_and_per_operation_savepoints(tmp_path):

@@ -81,7 +81,7 @@ def test_a_test_s_days_outlive_the_sweep_of_its_results(api):
 
 
 def test_the_dashboard_says_what_is_kept(api):
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         users.create_user(conn, "ada", tenant_id=api.tenant_id, role="admin", password="ada's password 1")
     assert sign_in(api.client, "ada", "ada's password 1").status_code == 303
     project = api.project("Kept")

@@ -61,7 +61,7 @@ def test_retention_of_raw_results_never_erases_the_trend(hapi):
     project = hapi.project("Shop")
     runs = [ingest(hapi, project["id"], outcomes(a="PASSED", b="FAILED")) for _ in range(3)]
     before = wait_for(lambda: [p for p in _trend(hapi, project["id"])["data"] if p["graded"]])
-    with direct_connection(hapi.config.db_path) as conn:  # the results grow old
+    with direct_connection(hapi.config) as conn:  # the results grow old
         conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
     swept = hapi.post("/api/v1/admin/sweep")
     assert swept.status_code == 200 and swept.json()["deleted_results"] == 6

@@ -31,7 +31,7 @@ def _put(api, path: str, body: dict, key=None):
 
 def _key(api, scope: str) -> str:
     from qahub_lite.core import tenancy
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         return tenancy.create_key(conn, api.tenant_id, scope=scope).key
 
 
@@ -173,7 +173,7 @@ def test_quarantine_with_ticket_and_expiry_is_audited_and_lifted_when_it_expires
     r = _put(hapi, url, {"reason": "flaky on CI", "ticket": "LIN-7", "expires_at": "2999-01-01T00:00:00Z"})
     assert r.status_code == 200, r.text
     assert (r.json()["quarantine_ticket"], r.json()["quarantine_expires_at"]) == ("LIN-7", "2999-01-01T00:00:00.000Z")
-    with direct_connection(hapi.config.db_path) as conn:
+    with direct_connection(hapi.config) as conn:
         assert quarantine.lift_expired(conn, now=int(time.time() * 1000)) == 0
         assert quarantine.lift_expired(conn, now=32_503_680_000_001) == 1  # past 2999-01-01
     audit = hapi.get(f"/api/v1/projects/{project}/quarantine-audit").json()["data"]

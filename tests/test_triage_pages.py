@@ -30,7 +30,7 @@ def _csrf(client, path: str) -> str:
 def site(tmp_path):
     config = load_config(write_config(tmp_path), environ={})
     client, boot = make_api(config)
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="member", password=PASSWORD)
         users.create_user(conn, "vic", tenant_id=boot.tenant_id, role="viewer", password=PASSWORD)
     h = {"Authorization": f"Bearer {boot.admin_key}"}

@@ -54,14 +54,14 @@ def db(tmp_path):
 
 
 def _check(config, username, password):
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         stored = users.find_credentials(conn, username)
     return users.check_credentials(stored, username, password)
 
 
 def test_users_sign_in_with_their_password_only(db):
     config, tenant_id = db
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         new = users.create_user(conn, "Ann", tenant_id=tenant_id, role="member", password="ann's password")
         generated = users.create_user(conn, "bob", tenant_id=tenant_id, role="viewer")
         with pytest.raises(Conflict, match="taken"):
@@ -81,7 +81,7 @@ def test_users_sign_in_with_their_password_only(db):
 
 def test_the_last_admin_of_a_tenant_cannot_be_lost(db):
     config, tenant_id = db
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "root", tenant_id=tenant_id, role="admin", password="root password")
         for attempt in (
             lambda: users.set_role(conn, tenant_id, "root", "member"),
@@ -97,7 +97,7 @@ def test_the_last_admin_of_a_tenant_cannot_be_lost(db):
 
 def test_disabling_or_a_new_password_ends_every_session(db):
     config, tenant_id = db
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         user = users.create_user(conn, "dora", tenant_id=tenant_id, role="viewer", password="dora's password").user
         first = sessions.create_session(conn, user.id, tenant_id, 3_600_000)
         users.set_password(conn, "dora", "dora's new password")
@@ -105,7 +105,7 @@ def test_disabling_or_a_new_password_ends_every_session(db):
         users.set_disabled(conn, "dora", True)
 
     def resolve(token):
-        with direct_connection(config.db_path) as conn:
+        with direct_connection(config) as conn:
             return sessions.resolve(conn, token)
 
     assert resolve(first.token) is None
@@ -116,7 +116,7 @@ def test_disabling_or_a_new_password_ends_every_session(db):
 
 def test_sessions_store_only_a_hash_and_expire(db):
     config, tenant_id = db
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         user = users.create_user(conn, "eve", tenant_id=tenant_id, role="admin", password="eve's password").user
         live = sessions.create_session(conn, user.id, tenant_id, 3_600_000)
         dead = sessions.create_session(conn, user.id, tenant_id, -1)
@@ -124,7 +124,7 @@ def test_sessions_store_only_a_hash_and_expire(db):
     assert live.token not in stored and sessions.token_hash(live.token) in stored
 
     def resolve(token):
-        with direct_connection(config.db_path) as conn:
+        with direct_connection(config) as conn:
             return sessions.resolve(conn, token)
 
     found = resolve(live.token)
@@ -137,7 +137,7 @@ def test_a_tenant_admin_manages_only_users_of_its_own_tenant_alone(db):
     config, tenant_id = db
     from qahub_lite.core import tenancy
 
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         other = tenancy.create_tenant(conn, "other")
         users.create_user(conn, "shared", tenant_id=tenant_id, role="viewer", password="shared password")
         users.set_role(conn, other.id, "shared", "admin")

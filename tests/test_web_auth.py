@@ -21,7 +21,7 @@ def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("web-auth")
     config = load_config(write_config(folder, "[dashboard]\nlogin_attempts = 3\n"), environ={})
     client, boot = make_api(config)
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="admin", password=PASSWORDS["ann"])
         users.create_user(conn, "mo", tenant_id=boot.tenant_id, role="member", password=PASSWORDS["mo"])
         users.create_user(conn, "vi", tenant_id=boot.tenant_id, role="viewer", password=PASSWORDS["vi"])
@@ -177,7 +177,7 @@ def test_sign_out_ends_the_session(site):
 
 def test_a_user_in_two_tenants_switches_between_them(site):
     client, config, data, _ = site
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         other = tenancy.find_tenant(conn, "other org")
         users.set_role(conn, other.id, "vi", "viewer")
     sign_in(client, "vi")

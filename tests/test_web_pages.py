@@ -28,7 +28,7 @@ def site(tmp_path_factory):
     config = load_config(write_config(folder, "[dashboard]\npage_size = 10\n[grade]\nrefresh_interval_s = 1\n"),
                          environ={})
     client, boot = make_api(config)
-    with direct_connection(config.db_path) as conn:
+    with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="admin", password=PASSWORD)
     headers = {"Authorization": f"Bearer {boot.admin_key}"}
     with client:

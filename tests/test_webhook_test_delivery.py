@@ -52,13 +52,13 @@ def test_chat_formats_get_a_plain_message_and_paused_or_foreign_hooks_refuse(hap
     paused = hapi.post(f"/api/v1/webhooks/{hook['id']}/test")
     assert paused.status_code == 409 and "paused" in paused.json()["message"]
     assert hapi.post("/api/v1/webhooks/nosuchhook/test").status_code == 404
-    with direct_connection(hapi.config.db_path) as conn:
+    with direct_connection(hapi.config) as conn:
         read_key = create_key(conn, hapi.tenant_id, scope="read").key
     assert hapi.post(f"/api/v1/webhooks/{hook['id']}/test", key=read_key).status_code == 403
 
 
 def test_the_dashboard_sends_a_test_delivery(hapi, receiver):
-    with direct_connection(hapi.config.db_path) as conn:
+    with direct_connection(hapi.config) as conn:
         users.create_user(conn, "ann", tenant_id=hapi.tenant_id, role="admin", password="ann's password 1")
     project = hapi.project("Dash")
     hook = hapi.post(f"/api/v1/projects/{project['id']}/webhooks", {"url": receiver.url}).json()["webhook"]

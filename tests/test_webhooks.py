@@ -79,7 +79,7 @@ def test_subscriptions_are_managed_by_admins_and_the_secret_is_shown_once(hapi, 
                 {"url": receiver.url, "secret": "short"}):
         r = hapi.post(f"/api/v1/projects/{project['id']}/webhooks", bad)
         assert r.status_code == 400, (bad, r.text)
-    with direct_connection(hapi.config.db_path) as conn:
+    with direct_connection(hapi.config) as conn:
         writer = create_key(conn, hapi.tenant_id, scope="write").key
     assert hapi.post(f"/api/v1/projects/{project['id']}/webhooks", {"url": receiver.url}, key=writer).status_code == 403
     assert hapi.get(f"/api/v1/projects/{project['id']}/webhooks", key=writer).status_code == 200
@@ -176,7 +176,7 @@ def test_a_delivery_is_given_up_after_its_day_of_retries(tmp_path):
         ingest(api, project["id"], outcomes(a="PASSED"))
         tried = wait_for(lambda: [d for d in _deliveries(api, hook["id"], "?state=pending") if d["attempts"]])
     retry = outbox.Retry(base_s=1, max_s=2, for_hours=24)
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         done = conn.execute("SELECT attempts FROM webhook_deliveries").fetchone()[0]
         conn.execute("UPDATE webhook_deliveries SET created_at = ?", (now_ms() - 23 * 3_600_000,))
         early = outbox.AttemptOutcome(tried[0]["id"], done + 1, now_ms(), 3, None, "ConnectError", None)
@@ -199,7 +199,7 @@ def test_a_claimed_delivery_is_not_claimed_twice_until_its_lease_ends(tmp_path):
         hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         ingest(api, project["id"], outcomes(a="PASSED"))
         wait_for(lambda: _deliveries(api, hook["id"]))
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         now = now_ms()
         conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ?", (now,))
         assert len(outbox.claim_due(conn, now, 60_000, 10)) == 1
@@ -255,7 +255,7 @@ def test_a_finished_run_is_judged_and_announced_once(tmp_path):
         hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         run = ingest(api, project["id"], outcomes(a="PASSED"))
         wait_for(lambda: _deliveries(api, hook["id"]))
-    with direct_connection(api.config.db_path) as conn:
+    with direct_connection(api.config) as conn:
         assert conn.execute("SELECT count(*) FROM run_health_queue").fetchone()[0] == 0
         queue_id = conn.execute(
             "INSERT INTO run_health_queue (run_id, queued_at) VALUES (?, 0)", (run["run_id"],)

@@ -103,7 +103,7 @@ def test_read_keys_see_no_chat_webhook_url_and_no_receiver_answer(tmp_path):
             ingest(api, project["id"], outcomes(a="PASSED"))
             delivered = wait_for(lambda: api.get(f"/api/v1/webhooks/{hook['id']}/deliveries?state=delivered")
                                  .json()["data"])
-            with direct_connection(api.config.db_path) as conn:
+            with direct_connection(api.config) as conn:
                 read = create_key(conn, api.tenant_id, scope="read").key
                 write = create_key(conn, api.tenant_id, scope="write").key
             for key in (read, write):

@@ -79,9 +79,10 @@ class Metrics:
         out.family("qahub_write_last_commit_seconds", "gauge", "Duration of the latest write transaction.")
         out.sample("qahub_write_last_commit_seconds", round(stats.last_commit_seconds, 6))
 
-        path = svc.db.path
-        out.family("qahub_database_bytes", "gauge", "Size of the database file and its write-ahead log.")
-        out.sample("qahub_database_bytes", _size(path) + _size(path.with_name(path.name + "-wal")))
+        path = svc.db.path  # SQLite's file; a PostgreSQL server reports its own sizes
+        if path is not None:
+            out.family("qahub_database_bytes", "gauge", "Size of the database file and its write-ahead log.")
+            out.sample("qahub_database_bytes", _size(path) + _size(path.with_name(path.name + "-wal")))
         out.family("qahub_uptime_seconds", "gauge", "Seconds since the server started.")
         out.sample("qahub_uptime_seconds", round(time.time() - self.started))
         return out.text()

@@ -120,17 +120,24 @@ def cmd_init(args: argparse.Namespace) -> int:
         _fail(f"config error: {exc}", 2)
     boot = ensure_initialized(config, tenant_name=args.tenant, first_user=True)
     if boot.admin_key is None:
-        _fail(f"{config.db_path} is initialised already; create keys with `qahub keys create`")
+        _fail(f"{_storage(config)} is initialised already; create keys with `qahub keys create`")
     if args.json:
         _print_json({"config": str(path.resolve()), "data_dir": str(config.data_dir), "admin_key": boot.admin_key,
                      "admin_user": "admin", "admin_password": boot.admin_password,
                      "retention": describe_retention(config.retention)})
     else:
-        print(f"Wrote {path}\nCreated {config.db_path}\nAdmin key (shown once, store it now): {boot.admin_key}")
+        print(f"Wrote {path}\nCreated {_storage(config)}\nAdmin key (shown once, store it now): {boot.admin_key}")
         print(f"Dashboard user `admin`, password (shown once, store it now): {boot.admin_password}")
         print(f"Retention: {describe_retention(config.retention)}")
         print(f"Start the server with: qahub serve --config {path}")
     return 0
+
+
+def _storage(config) -> str:
+    """Where the hub's database is, for messages (a PostgreSQL URL without its password)."""
+    from ..db import engine as engines
+
+    return engines.from_config(config).describe()
 
 
 def _db(args):
@@ -139,7 +146,7 @@ def _db(args):
 
     config = load_existing(args)
     ensure_initialized(config)
-    return direct_connection(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms)
+    return direct_connection(config)
 
 
 def _tenant(conn, name: str | None):
@@ -252,6 +259,7 @@ def cmd_tenants_suspend(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..bootstrap import ensure_initialized
     from ..core import retention
+    from ..db import engine as engines
     from ..db.writer import Writer
 
     config = load_existing(args)
@@ -259,8 +267,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     days = config.retention.unlinked_days if args.days is None else args.days
     if days < 0:
         _fail("--days must be 0 or more", 2)
-    writer = Writer(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms,
-                    synchronous=config.storage.synchronous)
+    writer = Writer(engines.from_config(config))
     writer.start()
     try:
         report = asyncio.run(retention.sweep(writer, config.attachments_dir, days, config.retention.batch_size))
@@ -277,21 +284,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from ..db import engine as engines
     from ..db import migrations
-    from ..db.connection import open_writer
+    from ..db.connection import private_dir
 
     config = load(args)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    conn = open_writer(config.db_path, busy_timeout_ms=config.storage.busy_timeout_ms)
-    try:
-        if args.list:
-            done = migrations.applied(conn)
-            for version, name, _ in migrations.available():
-                print(f"{'applied' if version in done else 'pending':<8} {name}")
-            return 0
-        applied = migrations.apply_pending(conn)
-    finally:
-        conn.close()
+    engine = engines.from_config(config)
+    if engine.name == "sqlite":
+        private_dir(config.data_dir)
+    if args.list:
+        done = engine.applied_migrations()
+        for version, name, _ in migrations.available(engine.name):
+            print(f"{'applied' if version in done else 'pending':<8} {name}")
+        return 0
+    applied = engine.migrate()
     print("applied: " + ", ".join(applied) if applied else "nothing to apply: the database is up to date")
     return 0
 
@@ -303,7 +309,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.repair and config.db_path.exists():
         from ..db.orphans import repair
 
-        removed = repair(config.db_path, config.attachments_dir, busy_timeout_ms=config.storage.busy_timeout_ms)
+        removed = repair(config.db_path, config.attachments_dir)
         print(f"repair: removed {removed.files_without_rows} attachment files without rows and "
               f"{removed.upload_leftovers} unfinished uploads", file=sys.stderr if args.json else sys.stdout)
     report = run_check(config.db_path, config.attachments_dir)

@@ -42,7 +42,7 @@ def load_existing(args: argparse.Namespace) -> Config:
     from . import CliError
 
     config = load(args)
-    if config_path(args) is None and not config.db_path.exists():
+    if config_path(args) is None and not config.storage.url and not config.db_path.exists():
         raise CliError(
             f"no qahub.toml in {Path.cwd()} and no database at {config.db_path}: "
             "pass --config PATH (or set QAHUB_CONFIG), or run this in the folder that holds qahub.toml", 2

@@ -1,5 +1,5 @@
 """The database as the rest of the program sees it: one writer, a pool of readers, migrations
-applied at start."""
+applied at start, on either engine (engine.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import migrations
-from .connection import open_writer
+from . import engine as engines
 from .errors import translated
 from .readers import ReaderPool
 from .writer import Writer
@@ -20,39 +19,35 @@ T = TypeVar("T")
 
 
 def migrate(path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> list[str]:
-    """Create the database if needed and apply pending migrations; returns their names."""
-    conn = open_writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
-    try:
-        return migrations.apply_pending(conn)
-    finally:
-        conn.close()
+    """Create the SQLite database if needed and apply pending migrations; returns their names."""
+    return engines.SqliteEngine(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous).migrate()
 
 
 class Database:
-    def __init__(self, path: Path, *, busy_timeout_ms: int, synchronous: str, readers: int, max_group: int) -> None:
-        self.path = path
-        self.writer = Writer(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, max_group=max_group)
-        self.readers = ReaderPool(path, size=readers, busy_timeout_ms=busy_timeout_ms)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._synchronous = synchronous
+    def __init__(self, engine, *, readers: int, max_group: int) -> None:
+        self.engine = engine  # engine.py: SQLite's file or a PostgreSQL server
+        self.writer = Writer(engine, max_group=max_group)
+        self.readers = ReaderPool(engine, size=readers)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return getattr(self.engine, "path", None)
 
     @classmethod
     def from_config(cls, config) -> "Database":
         s = config.storage
-        return cls(
-            config.db_path, busy_timeout_ms=s.busy_timeout_ms, synchronous=s.synchronous,
-            readers=s.reader_connections, max_group=s.max_group_commit,
-        )
+        return cls(engines.from_config(config), readers=s.reader_connections, max_group=s.max_group_commit)
 
     async def open(self) -> list[str]:
-        applied = migrate(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+        applied = self.engine.migrate()
         self.writer.start()
         self.readers.open()
         return applied
 
     async def close(self) -> None:
         self.readers.close()
-        self.writer.stop()  # drains queued writes, checkpoints the WAL
+        self.writer.stop()  # drains queued writes (and checkpoints SQLite's WAL)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in the writer's transaction; return once committed.
@@ -68,17 +63,13 @@ class Database:
             return await self.readers.run(fn, *args, **kwargs)
 
     async def checkpoint(self) -> None:
-        """Copy the WAL back into the database file without waiting for readers (the
+        """Copy SQLite's WAL back into the database file without waiting for readers (the
         `wal-checkpoint` maintenance task), so the WAL does not grow without bound."""
-        await self.write(_checkpoint)
+        await self.write(self.engine.checkpoint)
 
     async def ping(self) -> None:
         """Raise unless a reader can query the migrated schema (readiness)."""
         await self.read(_ping)
-
-
-def _checkpoint(conn) -> None:  # engine: sqlite
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 def _ping(conn) -> None:
@@ -86,15 +77,20 @@ def _ping(conn) -> None:
 
 
 @contextlib.contextmanager
-def direct_connection(path: Path, *, busy_timeout_ms: int = 5000):
+def direct_connection(engine):
     """A short-lived read-write connection for CLI commands (keys, tenants) that run beside a
-    live server: WAL lets them, busy_timeout makes them wait their turn. Commits on success.
-    A driver error reaches the caller as a storage error (errors.py)."""
+    live server: they take the write transaction in turn with it (engine.py). Commits on success.
+    A driver error reaches the caller as a storage error (errors.py). `engine` may also be a
+    loaded config (its engine) or a SQLite file's path."""
+    if isinstance(engine, Path):
+        engine = engines.SqliteEngine(engine)
+    elif hasattr(engine, "storage"):
+        engine = engines.from_config(engine)
     with translated():
-        conn = open_writer(path, busy_timeout_ms=busy_timeout_ms)
+        conn = engine.open_writer()
     try:
         with translated():
-            conn.execute("BEGIN IMMEDIATE")
+            engine.begin_write(conn)
             try:
                 yield conn
             except BaseException:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +84,7 @@ def _stale_uploads(attachments_dir: Path, min_age_s: float, now: float) -> list[
     return sorted(stale)
 
 
-def _known(conn: sqlite3.Connection, names: list[str]) -> set[str]:
+def _known(conn, names: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(names), _BATCH):
         chunk = names[start : start + _BATCH]
@@ -94,7 +93,7 @@ def _known(conn: sqlite3.Connection, names: list[str]) -> set[str]:
     return found
 
 
-def find(conn: sqlite3.Connection, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Leftovers:
+def find(conn, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Leftovers:
     """What is out of step between the attachment rows and the files (read-only)."""
     on_disk = sorted(_hash_files(attachments_dir))
     with_rows = _known(conn, on_disk)
@@ -109,7 +108,7 @@ def find(conn: sqlite3.Connection, attachments_dir: Path, *, tmp_min_age_s: floa
     )
 
 
-def remove(conn: sqlite3.Connection, attachments_dir: Path, leftovers: Leftovers, tmp_min_age_s: float) -> Removed:
+def remove(conn, attachments_dir: Path, leftovers: Leftovers, tmp_min_age_s: float) -> Removed:
     """Inside a write transaction: unlink the candidate files that still have no row, and the
     upload leftovers still untouched for `tmp_min_age_s`. Returns what went."""
     removed = Removed()
@@ -133,13 +132,14 @@ def remove(conn: sqlite3.Connection, attachments_dir: Path, leftovers: Leftovers
     return removed
 
 
-def _read_only(db_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+def scan(engine, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Leftovers:
+    """`find` with a connection of its own (run it off the event loop); `engine` is engine.py's,
+    or a SQLite file's path."""
+    if isinstance(engine, Path):
+        from .engine import SqliteEngine
 
-
-def scan(db_path: Path, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Leftovers:
-    """`find` with a connection of its own (run it off the event loop)."""
-    conn = _read_only(db_path)
+        engine = SqliteEngine(engine)
+    conn = engine.open_reader()
     try:
         return find(conn, attachments_dir, tmp_min_age_s=tmp_min_age_s)
     finally:
@@ -148,27 +148,19 @@ def scan(db_path: Path, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRA
 
 async def collect(db, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Removed:
     """The server's way: scan in a thread, then remove through the single writer."""
-    leftovers = await asyncio.to_thread(scan, db.path, attachments_dir, tmp_min_age_s=tmp_min_age_s)
+    leftovers = await asyncio.to_thread(scan, db.engine, attachments_dir, tmp_min_age_s=tmp_min_age_s)
     if not (leftovers.files_without_rows or leftovers.upload_leftovers):
         return Removed()
     return await db.write(remove, attachments_dir, leftovers, tmp_min_age_s)
 
 
-def repair(db_path: Path, attachments_dir: Path, *, busy_timeout_ms: int = 5000,
-           tmp_min_age_s: float = TMP_GRACE_S) -> Removed:
-    """The CLI's way, beside a live server or not: scan, then remove under `BEGIN IMMEDIATE`,
-    which waits for the server's writer like any other write."""
-    from .connection import open_writer
+def repair(engine, attachments_dir: Path, *, tmp_min_age_s: float = TMP_GRACE_S) -> Removed:
+    """The CLI's way, beside a live server or not: scan, then remove inside a write transaction,
+    which waits for the servers' writers like any other write (engine.py)."""
+    from .database import direct_connection
 
-    leftovers = scan(db_path, attachments_dir, tmp_min_age_s=tmp_min_age_s)
+    leftovers = scan(engine, attachments_dir, tmp_min_age_s=tmp_min_age_s)
     if not (leftovers.files_without_rows or leftovers.upload_leftovers):
         return Removed()
-    conn = open_writer(db_path, busy_timeout_ms=busy_timeout_ms)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            return remove(conn, attachments_dir, leftovers, tmp_min_age_s)
-        finally:
-            conn.execute("COMMIT")
-    finally:
-        conn.close()
+    with direct_connection(engine) as conn:
+        return remove(conn, attachments_dir, leftovers, tmp_min_age_s)

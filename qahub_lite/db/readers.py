@@ -1,8 +1,8 @@
 """Read-only connections on a small pool of reader threads (as datasette's `execute_fn`).
 
 Reads run the way writes do (writer.py): a plain function `fn(conn, *args)` is queued to the
-pool and awaited. Each thread owns one connection for its whole life, opened with `mode=ro`
-and `query_only`, so no code path can write through it and no connection is ever shared
+pool and awaited. Each thread owns one connection for its whole life, opened read-only
+(SQLite: `mode=ro` and `query_only`; PostgreSQL: `default_transaction_read_only`), so no code path can write through it and no connection is ever shared
 between threads. The event loop never blocks on SQLite.
 
 The hand-off is the writer's: a queue in, `call_soon_threadsafe` back. It costs a status poll
@@ -14,30 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
-
-from .connection import open_reader
 
 T = TypeVar("T")
 _STOP = object()
 
 
 class ReaderPool:
-    def __init__(self, path: Path, *, size: int, busy_timeout_ms: int) -> None:
-        self.path = path
+    def __init__(self, engine, *, size: int) -> None:
+        self.engine = engine  # engine.py: how to open a read-only connection
         self._size = max(1, size)
-        self._busy_timeout_ms = busy_timeout_ms
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
     def open(self) -> None:
         # Open one connection now so that a missing or unreadable file fails the start, not
         # the first request; each thread then opens its own.
-        open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms).close()
+        self.engine.open_reader().close()
         for index in range(self._size):
             thread = threading.Thread(target=self._serve, name=f"qahub-reader-{index}", daemon=True)
             thread.start()
@@ -60,7 +55,7 @@ class ReaderPool:
         self._threads.clear()
 
     def _serve(self) -> None:
-        conn: sqlite3.Connection | None = None
+        conn = None
         try:
             while True:
                 item = self._queue.get()
@@ -68,8 +63,11 @@ class ReaderPool:
                     return
                 fn, args, kwargs, future, loop = item
                 try:
+                    if conn is not None and self.engine.is_broken(conn):
+                        conn.close()  # the server dropped it (a restart): this read opens a new one
+                        conn = None
                     if conn is None:
-                        conn = open_reader(self.path, busy_timeout_ms=self._busy_timeout_ms)
+                        conn = self.engine.open_reader()
                     outcome = (True, fn(conn, *args, **kwargs))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     outcome = (False, exc)

@@ -2,7 +2,8 @@
 is queued to it as a plain function `fn(conn, *args)` and awaited (STYLE.md habit 1).
 
 Group commit: the thread takes every operation waiting in the queue (up to
-`max_group_commit`), runs them inside one `BEGIN IMMEDIATE ... COMMIT`, and only then answers
+`max_group_commit`), runs them inside one write transaction (engine.py: `BEGIN IMMEDIATE` on
+SQLite, `BEGIN` and the write lock on PostgreSQL), and only then answers
 each caller. So an awaited write is committed (a 2xx means durable), and under load many
 writes share one fsync. Each operation runs inside its own SAVEPOINT: one that raises is
 rolled back alone and its caller gets the exception, the others still commit. A driver
@@ -19,15 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-from .connection import open_writer
-from .errors import WriterClosed, translate
+from .errors import StorageError, WriterClosed, translate
 
 log = logging.getLogger("qahub.db.writer")
 T = TypeVar("T")
@@ -63,10 +61,8 @@ class WriterStats:
 
 
 class Writer:
-    def __init__(self, path: Path, *, busy_timeout_ms: int, synchronous: str, max_group: int = 256) -> None:
-        self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._synchronous = synchronous
+    def __init__(self, engine, *, max_group: int = 256) -> None:
+        self.engine = engine  # engine.py: how to connect and how a write transaction begins
         self._max_group = max_group
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -82,7 +78,7 @@ class Writer:
 
         def main() -> None:
             try:
-                conn = open_writer(self.path, busy_timeout_ms=self._busy_timeout_ms, synchronous=self._synchronous)
+                conn = self.engine.open_writer()
             except BaseException as exc:  # reported to start() below
                 failure.append(exc)
                 ready.set()
@@ -91,7 +87,7 @@ class Writer:
             try:
                 self._serve(conn)
             finally:
-                conn.close()
+                self._conn.close()
 
         self._thread = threading.Thread(target=main, name="qahub-writer", daemon=True)
         self._thread.start()
@@ -140,7 +136,8 @@ class Writer:
 
     # --- the writer thread -------------------------------------------------------------
 
-    def _serve(self, conn: sqlite3.Connection) -> None:
+    def _serve(self, conn) -> None:
+        self._conn = conn
         while True:
             first = self._queue.get()
             batch = [] if first is _STOP else [first]
@@ -155,7 +152,7 @@ class Writer:
                 else:
                     batch.append(item)
             if batch:
-                self._commit_batch(conn, batch)
+                self._commit_batch(self._connection(), batch)
             if stopping:
                 # Writes queued after the stop marker are drained too: nothing acknowledged is lost.
                 rest = []
@@ -167,18 +164,30 @@ class Writer:
                     if item is not _STOP:
                         rest.append(item)
                 if rest:
-                    self._commit_batch(conn, rest)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint at shutdown failed: %s", exc)
+                    self._commit_batch(self._connection(), rest)
+                self.engine.at_writer_stop(self._conn)
                 return
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+    def _connection(self):
+        """The writer's connection, opened again when the server dropped it (a PostgreSQL restart
+        or failover): the batch that found it broken failed; the next one gets a new connection."""
+        if self.engine.is_broken(self._conn):
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is broken already
+                pass
+            try:
+                self._conn = self.engine.open_writer()
+                log.warning("the database connection was lost and is open again")
+            except Exception as exc:  # noqa: BLE001 - the batch fails with it below
+                log.error("the database connection is lost and cannot be opened again: %s", exc)
+        return self._conn
+
+    def _commit_batch(self, conn, batch: list) -> None:
         started = time.perf_counter()
         outcomes: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.engine.begin_write(conn)
             for index, (fn, args, _, _) in enumerate(batch):
                 savepoint = f"op{index}"
                 conn.execute(f"SAVEPOINT {savepoint}")
@@ -197,7 +206,7 @@ class Writer:
                     if not conn.in_transaction:
                         # The operation swallowed an error that ended the transaction: what it
                         # and the others did cannot be trusted to be committed together.
-                        raise _TransactionLost(sqlite3.OperationalError("a write operation ended its transaction"))
+                        raise _TransactionLost(StorageError("a write operation ended its transaction"))
                     conn.execute(f"RELEASE {savepoint}")
                     outcomes.append((True, value))
             conn.execute("COMMIT")
@@ -209,7 +218,7 @@ class Writer:
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
+                except Exception:  # noqa: BLE001 - the connection may be gone with the cause
                     pass
             outcomes = [(False, translate(exc))] * len(batch)
         elapsed = time.perf_counter() - started
