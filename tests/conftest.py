@@ -30,20 +30,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(folder: Path, extra: str = "", port: int = 0) -> Path:
+def write_config(folder: Path, extra: str = "", port: int = 0, storage_url: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "qahub.toml"
     path.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n[storage]\ndata_dir = "data"\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n[storage]\ndata_dir = "data"\nurl = "{storage_url}"\n'
         f'[logging]\naccess_log = false\n{extra}',
         encoding="utf-8",
     )
     return path
 
 
+# --- the two storage engines -------------------------------------------------------------------
+# A test module marked `pytestmark = pytest.mark.engines` runs each test that uses the `engine`
+# fixture (through `config`, `api`, `live_server`...) once on SQLite and once on PostgreSQL: a
+# throw-away cluster per test process (tests/pgcluster.py) and a fresh, migrated database per
+# test. Without PostgreSQL's binaries the PostgreSQL half is skipped and says why.
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "engines: runs on SQLite and on PostgreSQL (the engine fixture)")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return load_config(write_config(tmp_path), environ={})
+def engine(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from pgcluster import Cluster, ClusterUnavailable
+
+    try:
+        cluster = Cluster().start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests need its server binaries: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def storage_url(engine: str, request) -> str:
+    """'' for SQLite (the data folder's file); a fresh PostgreSQL database's URL otherwise."""
+    if engine == "sqlite":
+        return ""
+    return request.getfixturevalue("pg_cluster").fresh_database()
+
+
+@pytest.fixture
+def config(tmp_path: Path, storage_url: str) -> Config:
+    return load_config(write_config(tmp_path, storage_url=storage_url), environ={})
 
 
 @dataclass
@@ -140,9 +182,9 @@ def qahub_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "qahub_lite"]
 
 
-def start_server(folder: Path, extra_config: str = "", env: dict | None = None) -> LiveServer:
+def start_server(folder: Path, extra_config: str = "", env: dict | None = None, storage_url: str = "") -> LiveServer:
     port = free_port()
-    cfg = write_config(folder, extra_config, port=port)
+    cfg = write_config(folder, extra_config, port=port, storage_url=storage_url)
     init = subprocess.run(
         [*qahub_command(), "keys", "create", "--scope", "admin", "--config", str(cfg), "--json"],
         capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
@@ -170,20 +212,21 @@ def start_server(folder: Path, extra_config: str = "", env: dict | None = None) 
 
 
 @pytest.fixture
-def live_server(tmp_path: Path):
-    server = start_server(tmp_path / "server")
+def live_server(tmp_path: Path, storage_url: str):
+    server = start_server(tmp_path / "server", storage_url=storage_url)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def server_factory():
+def server_factory(storage_url: str):
     """`start_server` for tests that start, signal or restart servers themselves: whatever is
-    still running when the test ends (a failed assertion half-way) is stopped, not orphaned."""
+    still running when the test ends (a failed assertion half-way) is stopped, not orphaned.
+    On PostgreSQL every server it starts shares the test's database (several nodes)."""
     started: list[LiveServer] = []
 
     def start(folder: Path, extra_config: str = "", env: dict | None = None) -> LiveServer:
-        started.append(start_server(folder, extra_config, env))
+        started.append(start_server(folder, extra_config, env, storage_url=storage_url))
         return started[-1]
 
     yield start

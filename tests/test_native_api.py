@@ -6,7 +6,11 @@ import io
 import struct
 import zlib
 
+import pytest
+
 from seeds.examples import seed000_ingest_body, seed001_upsert_body
+
+pytestmark = pytest.mark.engines
 
 
 def tiny_png() -> bytes:
