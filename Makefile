@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_split.py
 	$(BIN)/python bench/bench_sign_in.py
 	$(BIN)/python bench/bench_poll.py
+	$(BIN)/python bench/bench_engines.py
 
 # Builds a 10,000,000-result database first (a few minutes, ~2 GB in a temporary folder).
 bench-scale: $(STAMP)

@@ -41,12 +41,18 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, folder: Path) -> None:
+    """`storage_url` (a PostgreSQL URL) stores in that database instead of the folder's SQLite
+    file; several Servers given the same URL are several nodes of one hub."""
+
+    def __init__(self, folder: Path, *, storage_url: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.port = free_port()
         self.config = folder / "qahub.toml"
-        self.config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n{QUIET_CONFIG}')
+        config = QUIET_CONFIG
+        if storage_url:
+            config = config.replace("[storage]\n", f"[storage]\nurl = {json.dumps(storage_url)}\n", 1)
+        self.config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n{config}')
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = folder / "data" / "qahub.db"
         out = subprocess.run(self._cmd("keys", "create", "--scope", "admin", "--json"), capture_output=True,

@@ -47,9 +47,12 @@ def free_port() -> int:
 
 
 class Cluster:
-    """One cluster; `url` connects as its superuser to the database `qahub`."""
+    """One cluster; `url` connects as its superuser to the database `qahub`. `durable` keeps
+    PostgreSQL's crash-safe defaults (fsync, synchronous_commit, full_page_writes on), the match of
+    SQLite's synchronous=FULL that a fair benchmark needs; tests leave them off for speed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = bindir()
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="qahub-pg-"))
@@ -81,7 +84,9 @@ class Cluster:
         # Tests want speed, not durability: a crashed test cluster is thrown away anyway. The
         # crash test that needs durability starts its own cluster with fsync on.
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c max_connections=200")
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "-t", "60", "start")
         self.create_database("qahub")
         return self

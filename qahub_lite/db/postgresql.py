@@ -216,6 +216,10 @@ def connect(url: str, *, readonly: bool = False, application_name: str = "qahub-
     raw = psycopg.connect(url, autocommit=True, application_name=application_name,
                           connect_timeout=connect_timeout)
     raw.adapters.register_loader("numeric", _NumberLoader)
+    # psycopg prepares a statement run 5 times; PostgreSQL may then switch it to a generic plan,
+    # which for the ingest's `identity IN (?, ... 500 ?)` scans the whole project with a 500-way
+    # filter: ~0.8 s a chunk instead of ~20 ms (bench/bench_engines.py). Plan every execution.
+    raw.execute("SET plan_cache_mode = force_custom_plan")
     if readonly:
         raw.execute("SET default_transaction_read_only = on")
     return Connection(raw)
