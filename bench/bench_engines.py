@@ -254,13 +254,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="ingests per engine (the median is reported)")
     parser.add_argument("--seconds", type=float, default=4, help="length of each poll measurement")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the polls")
-    parser.add_argument("--node-rows", type=int, default=2_000, help="results per body in the nodes part")
-    parser.add_argument("--node-bodies", type=int, default=5, help="bodies each of the 4 clients posts per round")
+    parser.add_argument("--node-rows", type=int, default=1_000, help="results per body in the nodes part")
+    parser.add_argument("--node-bodies", type=int, default=3, help="bodies each of the 4 clients posts per round")
     parser.add_argument("--node-repeat", type=int, default=3, help="rounds per node count (the median is reported)")
     args = parser.parse_args()
     if args.quick:
-        args.repeat, args.seconds, args.node_bodies, args.node_repeat = 3, 2.0, 3, 2
+        args.repeat, args.seconds, args.node_bodies, args.node_repeat = 3, 2.0, 2, 2
 
+    load_before = os.getloadavg()[0]
     try:
         cluster = Cluster(durable=True).start()
     except (ClusterUnavailable, subprocess.CalledProcessError) as exc:
@@ -278,8 +279,12 @@ def main() -> int:
     finally:
         cluster.stop()
 
+    load_after = os.getloadavg()[0]
     poller = "wrk -t2" if shutil.which("wrk") else "the lean asyncio client"
     print(f"machine: {machine()}")
+    print(f"load average (1 min) before/after the run: {load_before:.1f}/{load_after:.1f} on {os.cpu_count()} cores"
+          + (" - other work on the machine competes for the CPU: absolute figures are low, ratios noisy"
+             if max(load_before, load_after) > (os.cpu_count() or 1) else ""))
     print("PostgreSQL: a throw-away cluster on the same machine, durable (fsync, synchronous_commit, "
           "full_page_writes on); SQLite synchronous=FULL")
     print()
@@ -312,6 +317,8 @@ def main() -> int:
           + ("the CPU is used up: a second node can only share it with the database and the first node, "
              "and every write transaction still takes the one write lock in turn"
              if busy >= 0.85 * (os.cpu_count() or 1) else
+             f"other processes hold the rest of the CPU (load average {load_after:.1f})"
+             if load_after > (os.cpu_count() or 1) else
              "the CPU is not used up: the write lock (one write transaction at a time across nodes) "
              "and commit latency limit it"))
     print()
