@@ -156,7 +156,12 @@ class Connection:
 
     def execute(self, sql: str, params: Any = ()) -> Cursor:
         cur = self.raw.cursor(row_factory=_row_factory)
-        cur.execute(translate_sql(sql), _bind(params) or None)
+        params = _bind(params) or None
+        # Not prepared when it has many parameters (an `IN (?, ...)` list): psycopg prepares a
+        # statement run 5 times, and PostgreSQL's generic plan of the ingest's 500-identity lookup
+        # scanned the whole project with a 500-way filter, ~0.8 s a chunk instead of ~20 ms
+        # (bench/bench_engines.py). executemany's inserts stay prepared: one plan for all rows.
+        cur.execute(translate_sql(sql), params, prepare=False if params and len(params) > 32 else None)
         return Cursor(cur)
 
     def executemany(self, sql: str, seq) -> Cursor:
@@ -216,10 +221,6 @@ def connect(url: str, *, readonly: bool = False, application_name: str = "qahub-
     raw = psycopg.connect(url, autocommit=True, application_name=application_name,
                           connect_timeout=connect_timeout)
     raw.adapters.register_loader("numeric", _NumberLoader)
-    # psycopg prepares a statement run 5 times; PostgreSQL may then switch it to a generic plan,
-    # which for the ingest's `identity IN (?, ... 500 ?)` scans the whole project with a 500-way
-    # filter: ~0.8 s a chunk instead of ~20 ms (bench/bench_engines.py). Plan every execution.
-    raw.execute("SET plan_cache_mode = force_custom_plan")
     if readonly:
         raw.execute("SET default_transaction_read_only = on")
     return Connection(raw)
