@@ -262,7 +262,7 @@ def test_the_order_comes_from_the_foreign_keys():
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*qahub_command(), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "QAHUB_STORAGE_URL": ""})
+                          env={k: v for k, v in os.environ.items() if k != "QAHUB_STORAGE_URL"})
 
 
 def test_the_command_line_end_to_end(hub, pg_cluster, tmp_path):
@@ -291,6 +291,7 @@ def test_the_command_line_end_to_end(hub, pg_cluster, tmp_path):
     text = _cli("copy", "--config", str(Path(pg_cfg.base_dir) / "qahub.toml"), "--to", str(back))
     assert text.returncode == 0, text.stderr
     assert "every table's count matches" in text.stdout and "attachments: not copied" in text.stdout
+    assert "(postgresql) to" in text.stdout and "(sqlite)" in text.stdout
     assert _sqlite_tables(back) == original
     helped = _cli("copy", "--help")
     assert helped.returncode == 0 and "--to TARGET" in helped.stdout and "--batch-rows" in helped.stdout
