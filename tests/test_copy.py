@@ -20,8 +20,8 @@ from seeds.examples import seed000_ingest_body
 from qahub_lite.bootstrap import ensure_initialized
 from qahub_lite.config import load_config
 from qahub_lite.core import tenancy
-from qahub_lite.db.database import direct_connection
 from qahub_lite.db.copy import CopyError, CopyRefused, Table, copy_hub, plan
+from qahub_lite.db.database import direct_connection
 from qahub_lite.db.engine import PostgresqlEngine, SqliteEngine
 
 
@@ -186,6 +186,16 @@ def test_a_non_empty_target_and_the_source_itself_are_refused(hub, pg_cluster, t
     with pytest.raises(CopyRefused, match="notes"):
         copy_hub(source, SqliteEngine(full))
     assert sqlite3.connect(full).execute("SELECT a FROM notes").fetchall() == [("keep me",)]
+    # A source behind this version's schema is refused: its tables would not match the target's.
+    behind = tmp_path / "behind.db"
+    copy_hub(source, SqliteEngine(behind))
+    conn = sqlite3.connect(behind)
+    conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CopyRefused, match="pending migrations"):
+        copy_hub(SqliteEngine(behind), SqliteEngine(tmp_path / "never.db"))
+    assert not (tmp_path / "never.db").exists()
 
 
 def test_a_copy_that_fails_half_way_commits_nothing(hub, pg_cluster):
@@ -261,7 +271,7 @@ def test_the_order_comes_from_the_foreign_keys():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*qahub_command(), *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([*qahub_command(), *args], check=False, capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k != "QAHUB_STORAGE_URL"})
 
 

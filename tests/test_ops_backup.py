@@ -313,7 +313,7 @@ def test_scheduled_backups_can_be_turned_off(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*qahub_command(), *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*qahub_command(), *args], check=False, capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in os.environ.items() if k != "QAHUB_STORAGE_URL"})
 
 

@@ -326,8 +326,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     elif report.engine == "postgresql":
         print(f"database:    {engine.describe()}")
         print(f"PostgreSQL:  {report.server_version or 'unreachable'}")
+        pending = ", ".join(report.pending_migrations)
         print(f"migrations:  {len(report.applied_migrations)} applied, "
-              f"{'none pending' if not report.pending_migrations else 'pending: ' + ', '.join(report.pending_migrations)}")
+              f"{'pending: ' + pending if pending else 'none pending'}")
         print(f"attachments: {len(report.files_without_rows)} files without rows, "
               f"{len(report.rows_without_files)} rows without files, "
               f"{len(report.upload_leftovers)} unfinished uploads ({config.attachments_dir})")

@@ -406,6 +406,8 @@ def create_attachments_backup(
 
 def _referenced(engine) -> tuple[list[str], list[str]]:
     """(the hashes the attachment rows name, the migrations applied), read in one transaction."""
+    import psycopg  # only PostgreSQL hubs come here
+
     try:
         conn = engine.open_reader()
         try:
@@ -417,6 +419,7 @@ def _referenced(engine) -> tuple[list[str], list[str]]:
                 conn.execute("ROLLBACK")
         finally:
             conn.close()
-    except Exception as exc:  # the driver's errors (db/ may name them; the message is what matters)
-        raise BackupError(f"cannot read the attachment rows of {engine.describe()}: {' '.join(str(exc).split())}") from None
+    except psycopg.Error as exc:
+        message = " ".join(str(exc).split())
+        raise BackupError(f"cannot read the attachment rows of {engine.describe()}: {message}") from None
     return hashes, applied

@@ -43,9 +43,11 @@ def check_engine(engine, attachments_dir: Path) -> CheckReport:
 
 
 def _check_postgresql(engine, attachments_dir: Path) -> CheckReport:
+    import psycopg  # only PostgreSQL hubs come here
+
     try:
         conn = engine.open_reader()
-    except Exception as exc:  # the driver's errors: the message is the finding
+    except psycopg.Error as exc:  # the message is the finding
         return CheckReport(False, "", {}, [], [], [], [], [
             f"cannot connect to {engine.describe()}: {' '.join(str(exc).split())}"], engine="postgresql")
     problems: list[str] = []

@@ -280,7 +280,7 @@ def _rows(conn, engine, sql: str, batch: int):
         # at a time (a client-side cursor would fetch the whole table first).
         cursor = conn.raw.cursor(name=f"qahub_copy_{time.monotonic_ns()}")
         try:
-            cursor.execute(sql.replace("?", "%s"))
+            cursor.execute(sql)
             while rows := cursor.fetchmany(batch):
                 yield rows
         finally:
