@@ -55,10 +55,12 @@ def pytest_configure(config) -> None:
 
 def pytest_generate_tests(metafunc) -> None:
     if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
-        metafunc.parametrize("engine", ENGINES, indirect=True)
+        # Module scope: a module's tests run on one engine, then on the other, so that a
+        # module-scoped server (module_storage_url) is started once per engine.
+        metafunc.parametrize("engine", ENGINES, indirect=True, scope="module")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def engine(request) -> str:
     return getattr(request, "param", "sqlite")
 
@@ -78,6 +80,14 @@ def pg_cluster():
 @pytest.fixture
 def storage_url(engine: str, request) -> str:
     """'' for SQLite (the data folder's file); a fresh PostgreSQL database's URL otherwise."""
+    if engine == "sqlite":
+        return ""
+    return request.getfixturevalue("pg_cluster").fresh_database()
+
+
+@pytest.fixture(scope="module")
+def module_storage_url(engine: str, request) -> str:
+    """`storage_url` for module-scoped servers: one database per module and engine."""
     if engine == "sqlite":
         return ""
     return request.getfixturevalue("pg_cluster").fresh_database()
