@@ -6,6 +6,7 @@ changing; and the command line end to end."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from conftest import make_api, qahub_command, write_config
 from seeds.examples import seed000_ingest_body
 
 from qahub_lite.bootstrap import ensure_initialized
+from qahub_lite.cli.copy import TableProgress
 from qahub_lite.config import load_config
 from qahub_lite.core import tenancy
 from qahub_lite.db.copy import CopyError, CopyRefused, Table, copy_hub, plan
@@ -305,3 +307,24 @@ def test_the_command_line_end_to_end(hub, pg_cluster, tmp_path):
     assert _sqlite_tables(back) == original
     helped = _cli("copy", "--help")
     assert helped.returncode == 0 and "--to TARGET" in helped.stdout and "--batch-rows" in helped.stdout
+
+
+def test_the_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = TableProgress(screen, width=10)
+    for done in (0, 5, 10):
+        bar("results", done, 10)
+    bar("empty", 0, 0)
+    drawn = screen.getvalue()
+    assert drawn.startswith("\r\033[Kcopy results") and "[##########] 10/10 rows\n" in drawn
+    assert "empty" in drawn and drawn.endswith("0/0 rows\n")
+
+    log = io.StringIO()
+    plain = TableProgress(log)
+    for done in (0, 5, 10):
+        plain("results", done, 10)
+    assert log.getvalue() == "copy: results 10/10 rows\n"  # no redraws, no escape codes
