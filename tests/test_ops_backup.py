@@ -147,7 +147,11 @@ def test_backup_of_a_busy_database_is_one_consistent_state(api, tmp_path):
     worker = threading.Thread(target=ingest_until_stopped)
     worker.start()
     try:
-        time.sleep(0.2)
+        # Back up once the first ingest has committed (a fixed pause was too short on a loaded
+        # machine, and the backup then held no run at all), while the next ones are being written.
+        deadline = time.monotonic() + 30
+        while not api.get(f"/api/v1/runs?project_id={project['id']}").json()["data"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         create_backup(api.config.db_path, api.config.attachments_dir, tmp_path / "b.tar")
     finally:
         stop.set()
