@@ -81,3 +81,16 @@ def test_serve_says_where_the_data_is_without_the_password(tmp_path, storage_url
     assert "qahub-lite serving on" in log and "not-to-be-printed" not in log
     if storage_url:
         assert "postgresql://qahub:***@" in log
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # no cluster: the URL names nothing
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path, engine):
+    from conftest import free_port
+
+    url = f"postgresql://qahub:not-to-be-printed@127.0.0.1:{free_port()}/qahub"
+    for command in (["serve"], ["keys", "list"], ["migrate"]):
+        out = subprocess.run([*qahub_command(), *command], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "QAHUB_STORAGE_URL": url}, timeout=60)
+        assert out.returncode == 1, (command, out.stderr)
+        assert out.stderr.startswith("qahub: the database cannot be used: connection failed"), out.stderr
+        assert "Traceback" not in out.stderr and "not-to-be-printed" not in out.stderr + out.stdout
