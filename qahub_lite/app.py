@@ -101,7 +101,7 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
 
     # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
     # that a restart never postpones one by a whole interval.
-    if svc.db.engine.name == "sqlite":  # PostgreSQL's backups are pg_dump's (docs/scaling.md)
+    if svc.db.engine.name == "sqlite":  # PostgreSQL's backups are pg_dump's (docs/moving-a-hub.md)
         scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
     agent_api.schedule(svc, scheduler)  # job-expiry: agent jobs' leases that ran out, jobs nobody claimed
     run_completion_tasks.schedule(svc, scheduler)  # run-completion, trend-grades, webhook-delivery, quarantine-expiry

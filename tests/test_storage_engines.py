@@ -171,7 +171,7 @@ def test_the_storage_url_is_checked_and_never_printed_with_its_password(tmp_path
     ("SELECT total(x), total(r.y) FROM t", "SELECT COALESCE(SUM(x), 0)::float8, COALESCE(SUM(r.y), 0)::float8 FROM t"),
 ])
 def test_postgresql_spells_sqlite_statements_its_own_way(sqlite, postgresql):
-    psycopg = pytest.importorskip("psycopg")  # noqa: F841 - postgresql.py needs the driver
+    pytest.importorskip("psycopg")  # postgresql.py needs the driver
     from qahub_lite.db.postgresql import translate_sql
 
     assert translate_sql(sqlite) == postgresql

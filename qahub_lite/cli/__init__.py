@@ -9,9 +9,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import admin, agent, export, gate, ops, serve, split, summary, upload, users, wait
+from ..db.errors import StorageError
+from . import admin, agent, copy, export, gate, ops, serve, split, summary, upload, users, wait
 
-MODULES = [serve, admin, users, upload, wait, ops, agent, gate, export, summary, split]
+MODULES = [serve, admin, users, upload, wait, ops, copy, agent, gate, export, summary, split]
 
 
 class CliError(Exception):
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"qahub: {exc}", file=sys.stderr)
         return exc.code
+    except StorageError as exc:
+        # The database cannot be reached or used (a PostgreSQL server down, a wrong URL or
+        # password, a full disk): said in one line, never a driver's traceback.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"qahub: the database cannot be used: {first}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("qahub: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import migrations
 from .connection import open_reader, open_writer
+from .errors import translated
 
 # The advisory lock every write transaction takes on PostgreSQL (an arbitrary constant of our own).
 WRITE_LOCK = 0x71A4B_0002
@@ -108,7 +109,8 @@ class PostgresqlEngine:
         return self._pg.redact(self.url)
 
     def _connect(self, *, readonly: bool):
-        conn = self._pg.connect(self.url, readonly=readonly)
+        with translated():  # an unreachable server or a refused login is a storage error
+            conn = self._pg.connect(self.url, readonly=readonly)
         # The busy timeout's meaning on this engine: how long a statement waits for a lock
         # (another node's write transaction) before it fails as Busy.
         conn.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
@@ -127,7 +129,8 @@ class PostgresqlEngine:
     def migrate(self) -> list[str]:
         conn = self.open_writer()
         try:
-            return migrations.apply_pending_postgresql(conn.raw)
+            with translated():
+                return migrations.apply_pending_postgresql(conn.raw)
         finally:
             conn.close()
 
