@@ -201,6 +201,18 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
+def writer_counts(server: Server) -> tuple[float, float, float]:
+    """(write transactions, operations in them, seconds in them) of a node so far, from /metrics:
+    operations per transaction say how much group commit shares a transaction (and its fsync)."""
+    with server.http() as http:
+        text = http.get("/metrics").text
+    value = {name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+             for name in ("qahub_write_commit_seconds_count", "qahub_write_operations_total",
+                          "qahub_write_commit_seconds_sum")}
+    return (value["qahub_write_commit_seconds_count"], value["qahub_write_operations_total"],
+            value["qahub_write_commit_seconds_sum"])
+
+
 def measure_nodes(cluster: Cluster, folder: Path, nodes: int, args) -> dict:
     """4 clients posting at once to `nodes` nodes on one fresh database: results/s (median of
     --node-repeat rounds) and the cores each party used during the rounds."""
@@ -213,6 +225,7 @@ def measure_nodes(cluster: Cluster, folder: Path, nodes: int, args) -> dict:
         project_id = create_project(servers[0], "nodes")
         for server in servers:  # each node's first ingest unmeasured (imports, caches)
             asyncio.run(_post_each(server.port, [ingest_request(server, project_id, 100, f"warm{server.port}")]))
+        writes_before = [writer_counts(s) for s in servers]
         rates, failed = [], 0
         cpu = {"postgres": 0.0, "nodes": 0.0, "clients": 0.0}
         wall = 0.0
@@ -237,11 +250,14 @@ def measure_nodes(cluster: Cluster, folder: Path, nodes: int, args) -> dict:
             wall += elapsed
             for name, b, a in zip(cpu, before, after):
                 cpu[name] += a - b
+        writes = [tuple(a - b for a, b in zip(writer_counts(s), wb)) for s, wb in zip(servers, writes_before)]
     finally:
         for server in servers:
             server.stop()
     return {"per_s": statistics.median(rates), "rates": rates, "failed": failed,
-            "cores": {name: seconds / wall for name, seconds in cpu.items()}}
+            "cores": {name: seconds / wall for name, seconds in cpu.items()},
+            "transactions": sum(w[0] for w in writes), "operations": sum(w[1] for w in writes),
+            "write_busy": sum(w[2] for w in writes) / wall}
 
 
 # --- report --------------------------------------------------------------------------------
@@ -303,24 +319,30 @@ def main() -> int:
     total = 4 * args.node_bodies * args.node_rows
     print(f"3. 4 clients at once, each {args.node_bodies} bodies of {args.node_rows:,} results ({total:,} per round, "
           f"median of {args.node_repeat}), PostgreSQL; cores used during the rounds (of {os.cpu_count()})")
-    print(f"{'nodes':<12}{'results/s':>12}{'postgres':>10}{'qahub':>8}{'clients':>9}{'total':>7}")
+    print(f"{'nodes':<12}{'results/s':>12}{'postgres':>10}{'qahub':>8}{'clients':>9}{'total':>7}"
+          f"{'ops/write tx':>14}{'in write tx':>13}")
     for name, m in (("1", one), ("2", two)):
         c = m["cores"]
         print(f"{name:<12}{m['per_s']:>12,.0f}{c['postgres']:>10.2f}{c['nodes']:>8.2f}{c['clients']:>9.2f}"
-              f"{sum(c.values()):>7.2f}")
+              f"{sum(c.values()):>7.2f}{m['operations'] / max(m['transactions'], 1):>14.2f}{m['write_busy']:>12.0%}")
+    print("(ops/write tx: ingests sharing one transaction by group commit; in write tx: time the nodes' writers "
+          "spent in write transactions, waiting for the write lock included, per second of the rounds)")
     nodes_ratio = two["per_s"] / one["per_s"]
     print(f"{'2/1':<12}{nodes_ratio:>11.2f}x")
     c = two["cores"]
     busy = sum(c.values())
     print(f"what limits 2 nodes: {busy:.2f} of {os.cpu_count()} cores busy (postgres {c['postgres']:.2f}, "
-          f"the qahub nodes {c['nodes']:.2f}, the clients {c['clients']:.2f}); "
-          + ("the CPU is used up: a second node can only share it with the database and the first node, "
-             "and every write transaction still takes the one write lock in turn"
-             if busy >= 0.85 * (os.cpu_count() or 1) else
-             f"other processes hold the rest of the CPU (load average {load_after:.1f})"
-             if load_after > (os.cpu_count() or 1) else
-             "the CPU is not used up: the write lock (one write transaction at a time across nodes) "
-             "and commit latency limit it"))
+          f"the qahub nodes {c['nodes']:.2f}, the clients {c['clients']:.2f})"
+          + (f", other processes hold the rest (load average {load_after:.1f})" if load_after > (os.cpu_count() or 1)
+             else ", the CPU is used up" if busy >= 0.85 * (os.cpu_count() or 1) else "") + ";")
+    if one["write_busy"] >= 0.9:
+        print(f"  one node's writer is in a write transaction {one['write_busy']:.0%} of the time: the write path is "
+              "saturated, and write transactions run one at a time across nodes (the write lock), so a second node "
+              f"adds only parsing and validation in parallel, while its writer waits for the lock and group commit "
+              f"shares less ({one['operations'] / max(one['transactions'], 1):.2f} -> "
+              f"{two['operations'] / max(two['transactions'], 1):.2f} ingests per transaction)")
+    else:
+        print("  the writer is not saturated: the nodes' request handling and the database's CPU limit it")
     print()
     failures = sqlite["ingest"]["failed"] + pg["ingest"]["failed"] + sqlite["poll"]["errors"] + \
         pg["poll"]["errors"] + one["failed"] + two["failed"]
