@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .engine import json_list_holds
+from .engine import is_postgresql, json_list_holds
 from .tuples import fetch_tuples
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
@@ -159,6 +159,8 @@ def intern_tests(
 ) -> dict[str, int]:
     """identity -> tests.id for `wanted` (identity -> (case id, suite path, title, variant)),
     creating the missing identities in bulk."""
+    if is_postgresql(conn):
+        return _intern_tests_postgresql(conn, project_id, wanted, now)
     conn.executemany(  # INSERT OR IGNORE: postgresql.py spells it ON CONFLICT DO NOTHING
         "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
         "VALUES (?,?,?,?,?,?,?)",
@@ -175,6 +177,24 @@ def intern_tests(
     return ids
 
 
+def _intern_tests_postgresql(conn, project_id: str, wanted: dict, now: int) -> dict[str, int]:
+    """intern_tests in two statements whatever the number of identities: the rows travel as
+    arrays (unnest), not as one statement per row, and the lookup takes one array parameter,
+    whose plan never scans the project (an IN list of 500 prepared as a generic plan did)."""
+    keys = list(wanted)
+    columns = list(zip(*(wanted[k] for k in keys))) if keys else [(), (), (), ()]
+    conn.execute(
+        "INSERT INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
+        "SELECT ?, u.case_id, u.suite, u.title, u.variant, u.identity, ? "
+        "FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(case_id, suite, title, variant, identity) "
+        "ON CONFLICT DO NOTHING",
+        (project_id, now, *(list(c) for c in columns), keys),
+    )
+    return {row[0]: row[1] for row in conn.execute(
+        "SELECT identity, id FROM tests WHERE project_id = ? AND identity = ANY(?::text[])", (project_id, keys),
+    )}
+
+
 # The order of upsert_results' row tuples.
 UPSERT_COLUMNS = (
     "run_id", "test_id", "status", "flaky", "attempts", "duration_ms", "error_message", "error_stack", "comment",
@@ -183,14 +203,33 @@ UPSERT_COLUMNS = (
 )
 
 
+# UPSERT_COLUMNS' types on PostgreSQL, for the arrays of upsert_results' one statement there.
+_UPSERT_TEXT = frozenset({
+    "run_id", "status", "error_message", "error_stack", "comment", "bug_ticket_key", "bug_ticket_url", "framework",
+    "file", "stdout", "stderr", "attempt_log", "tags",
+})
+
+
 def upsert_results(conn, rows: list[tuple]) -> None:
-    """Insert results (tuples in UPSERT_COLUMNS' order) with one `executemany`. The same test in
-    the same run is updated, not duplicated (seed 001). An update that leaves a field out keeps
-    what was there (a bug ticket added later keeps the duration), except that the error belongs
-    to the outcome: a new status brings its own."""
-    conn.executemany(
+    """Insert results (tuples in UPSERT_COLUMNS' order) with one `executemany` (on PostgreSQL,
+    one statement over arrays). The same test in the same run is updated, not duplicated (seed
+    001). An update that leaves a field out keeps what was there (a bug ticket added later keeps
+    the duration), except that the error belongs to the outcome: a new status brings its own."""
+    source = f"VALUES ({','.join('?' * len(UPSERT_COLUMNS))})"
+    params: object = rows
+    # One statement may not update a row twice: a batch naming a (run, test) twice goes row by row.
+    if is_postgresql(conn) and rows and len({(r[0], r[1]) for r in rows}) == len(rows):
+        arrays = [
+            [v if c in _UPSERT_TEXT or v is None else int(v) for v in values]
+            for c, values in zip(UPSERT_COLUMNS, zip(*rows))
+        ]
+        casts = ", ".join(f"?::{'text' if c in _UPSERT_TEXT else 'bigint'}[]" for c in UPSERT_COLUMNS)
+        source = f"SELECT * FROM unnest({casts})"
+        params = [arrays]
+    run = conn.execute if source.startswith("SELECT") else conn.executemany
+    run(
         f"""INSERT INTO results ({', '.join(UPSERT_COLUMNS)})
-           VALUES ({','.join('?' * len(UPSERT_COLUMNS))})
+           {source}
            ON CONFLICT (run_id, test_id) DO UPDATE SET
                status = excluded.status, flaky = excluded.flaky, attempts = excluded.attempts,
                duration_ms = coalesce(excluded.duration_ms, results.duration_ms),
@@ -208,7 +247,7 @@ def upsert_results(conn, rows: list[tuple]) -> None:
                tags = coalesce(excluded.tags, results.tags),
                signature_id = excluded.signature_id,
                updated_at = excluded.updated_at""",
-        rows,
+        params[0] if source.startswith("SELECT") else params,
     )
 
 
