@@ -156,8 +156,18 @@ def schedule(svc, scheduler) -> Sender:
     """Register the four maintenance tasks (app.py schedule_tasks)."""
     cfg = svc.config
     sender = Sender(svc)
-    scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc))
-    scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc))
-    scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick)
-    scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc))
+    # Not coordinated: each queued run is claimed by the transaction that does its work (the
+    # queue row is deleted there first, core/run_completion.py), so a run is judged and announced
+    # once whichever node gets to it; a lease every second would cost each idle node a write.
+    scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc), coordinated=False)
+    # Coordinated: grading a day reads all of that day's results; two nodes would both grade the
+    # same stale rows (the store keeps one answer, the reads are the cost).
+    scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc), coordinated=True)
+    # Not coordinated: deliveries are claimed row by row (outbox.claim_due moves each claimed one
+    # out of reach for its lease), so the nodes share the sending and each delivery goes once.
+    scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick, coordinated=False)
+    # Not coordinated: one write that lifts only quarantines still in place whose expiry passed;
+    # a second node's run in the same minute finds none.
+    scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc),
+                  coordinated=False)
     return sender
