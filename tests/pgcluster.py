@@ -47,9 +47,14 @@ def free_port() -> int:
 
 
 class Cluster:
-    """One cluster; `url` connects as its superuser to the database `qahub`."""
+    """One cluster; `url` connects as its superuser to the database `qahub`.
 
-    def __init__(self) -> None:
+    `durable`: fsync, synchronous commits and full-page writes on, as a production server runs,
+    for the tests whose point is what survives a crash (tests/test_proof_crash.py). Off by
+    default: the other tests want speed, and a crashed test cluster is thrown away anyway."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = bindir()
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="qahub-pg-"))
@@ -77,11 +82,13 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self._cmd("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+                  "--locale=C", *([] if self.durable else ["--no-sync"]))
         # Tests want speed, not durability: a crashed test cluster is thrown away anyway. The
-        # crash test that needs durability starts its own cluster with fsync on.
+        # crash test that needs durability starts its own cluster with `durable=True`.
+        safety = ("-c fsync=on -c synchronous_commit=on -c full_page_writes=on" if self.durable
+                  else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   f"{safety} -c max_connections=200")
         self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "-t", "60", "start")
         self.create_database("qahub")
         return self

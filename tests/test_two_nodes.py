@@ -1,0 +1,332 @@
+"""Two `qahub serve` nodes on one PostgreSQL database, requests alternating between them
+(issue 14): agent jobs are claimed exactly once, each webhook delivery is sent once, a sweep
+started on both deletes each row once, and a coordinated maintenance task runs on one node per
+round (task leases, maintenance.py and db/task_leases.py).
+
+`server_factory` starts every server of a test on the SAME database when the engine is
+PostgreSQL (tests/conftest.py): that is what makes them nodes of one hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from conftest import qahub_command
+from qahub_lite.config import load_config
+from qahub_lite.db.database import direct_connection
+
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
+
+# Limits off (the test polls hard on purpose); jobs leased long enough never to expire here and
+# never timed out while queued, so that every job ends up claimed by an agent or not at all;
+# webhooks polled every second, retried after a second, and allowed to the local receiver.
+NODE_CONFIG = (
+    "[rate_limits]\ndefault = 0\nqualigate = 0\nqualitypilot_ingest = 0\n"
+    "[jobs]\nlease_s = 600\nqueue_timeout_s = 0\ncheck_interval_s = 1\n"
+    "[webhooks]\npoll_interval_s = 1\nretry_base_s = 1\nretry_max_s = 1\nbatch_size = 5\n"
+    'allow_networks = ["127.0.0.1"]\n'
+)
+
+
+@pytest.fixture
+def nodes(engine, server_factory, tmp_path):
+    return [server_factory(tmp_path / "node-a", NODE_CONFIG), server_factory(tmp_path / "node-b", NODE_CONFIG)]
+
+
+def _client(node) -> httpx.Client:
+    return httpx.Client(base_url=node.url, headers=node.h(), timeout=30)
+
+
+def _ok(response: httpx.Response, status: int = 201) -> dict:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+# --- (a) agent jobs --------------------------------------------------------------------------
+
+JOBS = 100
+AGENTS_PER_NODE = 4
+
+
+def test_each_job_is_claimed_once_by_agents_polling_both_nodes(nodes):
+    clients = [_client(n) for n in nodes]
+    try:
+        project = _ok(clients[0].post("/api/v1/projects", json={"name": "Two nodes"}))
+        case = _ok(clients[1].post(f"/api/v1/projects/{project['id']}/test-cases", json={
+            "title": "checkout works", "automation": {"framework": "pytest", "grep": "test_checkout"}}))
+
+        claims: list[tuple[str, str, str]] = []  # (job id, agent, node url)
+        lock, triggered_all, errors = threading.Lock(), threading.Event(), []
+
+        def agent(name: str, node) -> None:
+            with _client(node) as http:
+                idle_after_all = 0
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and idle_after_all < 10:
+                    if triggered_all.is_set() and len(claims) >= JOBS:
+                        break
+                    r = http.post("/api/v1/agent/claim", json={"agent": name, "frameworks": ["pytest"], "wait_s": 0})
+                    if r.status_code != 200:
+                        errors.append((name, r.status_code, r.text))
+                        return
+                    job = r.json()["job"]
+                    if job is None:
+                        idle_after_all += triggered_all.is_set()
+                        time.sleep(0.02)
+                        continue
+                    with lock:
+                        claims.append((job["id"], name, node.url))
+                    # The agent's end of the job: the run finishes, as a real agent's would.
+                    done = http.post(f"/api/v1/agent/jobs/{job['id']}/complete",
+                                     json={"lease_token": job["lease_token"], "outcome": "DONE"})
+                    if done.status_code != 200:
+                        errors.append((name, "complete", done.status_code, done.text))
+
+        agents = [threading.Thread(target=agent, args=(f"agent-{n}-{i}", node), daemon=True)
+                  for n, node in enumerate(nodes) for i in range(AGENTS_PER_NODE)]
+        for t in agents:
+            t.start()
+        runs = []
+        for i in range(JOBS):  # triggers alternate between the nodes while the agents claim
+            queued = _ok(clients[i % 2].post("/api/v1/trigger", json={"test_case_id": case["id"]}))
+            runs.append(queued["test_run_id"])
+        triggered_all.set()
+        for t in agents:
+            t.join(120)
+        assert not any(t.is_alive() for t in agents), "an agent is still polling"
+        assert not errors, errors[:5]
+
+        ids = [job_id for job_id, _, _ in claims]
+        duplicates = [job_id for job_id, n in collections.Counter(ids).items() if n > 1]
+        assert not duplicates, f"claimed more than once: {duplicates[:5]}"
+        assert len(ids) == JOBS
+        # Both nodes handed jobs out (the claims really ran concurrently on two processes).
+        assert {url for _, _, url in claims} == {n.url for n in nodes}
+        # Nothing is left to claim on either node, and the database agrees: every job ran once.
+        for n, http in enumerate(clients):  # (an agent's name belongs to one key: each node's own)
+            assert _ok(http.post("/api/v1/agent/claim", json={"agent": f"late-{n}", "frameworks": ["pytest"],
+                                                              "wait_s": 0}), 200)["job"] is None
+        with direct_connection(load_config(nodes[0].config_path, environ={})) as conn:
+            rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+            assert {r[0]: r[1] for r in rows} == {"DONE": JOBS}
+    finally:
+        for http in clients:
+            http.close()
+
+
+# --- (b) webhook deliveries ------------------------------------------------------------------
+
+class CountingReceiver:
+    """A local HTTP receiver counting requests per delivery id. Each delivery's first attempt is
+    answered 503 and every later one 200, so that each delivery is attempted exactly twice: once
+    first, once as a retry (which either node may send). It answers slowly, so that sends of
+    both nodes overlap."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # delivery -> [(event id, answer)]
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                delivery, event_id = self.headers["X-Qahub-Delivery"], self.headers["X-Qahub-Event-Id"]
+                with receiver.lock:
+                    seen = receiver.requests[delivery]
+                    status = 503 if not seen else 200
+                    seen.append((event_id, status))
+                time.sleep(0.05)
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def snapshot(self) -> dict[str, list[tuple[str, str]]]:
+        with self.lock:
+            return {k: list(v) for k, v in self.requests.items()}
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+RUNS = 30
+
+
+def test_each_webhook_delivery_is_sent_once_per_attempt_by_two_nodes(nodes):
+    receiver = CountingReceiver()
+    clients = [_client(n) for n in nodes]
+    try:
+        project = _ok(clients[0].post("/api/v1/projects", json={"name": "Hooks"}))
+        hook = _ok(clients[1].post(f"/api/v1/projects/{project['id']}/webhooks",
+                                   json={"url": receiver.url, "events": ["run.completed"]}))["webhook"]
+        for i in range(RUNS):  # each finished run: one run.completed event, one delivery
+            _ok(clients[i % 2].post("/api/v1/ingest", json={
+                "project_id": project["id"], "run_name": f"run {i}", "results": [{"title": "t", "status": "PASSED"}]}))
+
+        def all_delivered():
+            got = receiver.snapshot()
+            return got if len(got) == RUNS and all(len(v) >= 2 for v in got.values()) else None
+
+        deadline = time.monotonic() + 60
+        while (got := all_delivered()) is None:
+            assert time.monotonic() < deadline, f"not every delivery arrived twice: {len(receiver.snapshot())}"
+            time.sleep(0.2)
+        time.sleep(3)  # three more sender rounds on each node: nothing else may arrive
+        got = receiver.snapshot()
+        assert len(got) == RUNS
+        twice = {d: [status for _, status in v] for d, v in got.items() if [s for _, s in v] != [503, 200]}
+        assert not twice, f"deliveries not attempted exactly once each time: {twice}"
+        events = [v[0][0] for v in got.values()]
+        assert len(set(events)) == RUNS  # one delivery per event, and each event once
+
+        listed = []
+        page = f"/api/v1/webhooks/{hook['id']}/deliveries?limit=100"
+        listed = _ok(clients[0].get(page), 200)["data"]
+        assert len(listed) == RUNS
+        assert {(d["state"], d["attempts"]) for d in listed} == {("delivered", 2)}
+        with direct_connection(load_config(nodes[0].config_path, environ={})) as conn:
+            # Two attempts recorded per delivery, numbered 1 and 2: no attempt was made twice.
+            rows = conn.execute("SELECT delivery_id, attempt, count(*) FROM webhook_attempts "
+                                "GROUP BY delivery_id, attempt").fetchall()
+            assert len(rows) == 2 * RUNS and {r[2] for r in rows} == {1} and {r[1] for r in rows} == {1, 2}
+    finally:
+        for http in clients:
+            http.close()
+        receiver.stop()
+
+
+# --- (c) a sweep on both nodes at once --------------------------------------------------------
+
+def test_a_sweep_started_on_both_nodes_deletes_each_row_once(engine, server_factory, tmp_path):
+    # Small batches, so that the two sweeps take turns many times; the background sweep off, so
+    # that the two command-line sweeps are the only ones.
+    extra = "[retention]\nunlinked_days = 30\nbatch_size = 7\nsweep_interval_minutes = 0\n"
+    nodes = [server_factory(tmp_path / "node-a", extra), server_factory(tmp_path / "node-b", extra)]
+    clients = [_client(n) for n in nodes]
+    try:
+        project = _ok(clients[0].post("/api/v1/projects", json={"name": "Sweep"}))
+        run_ids = [
+            _ok(clients[i % 2].post("/api/v1/ingest", json={"project_id": project["id"], "results": [
+                {"title": f"r{i}-t{j}", "status": "PASSED"} for j in range(100)]}))["run_id"]
+            for i in range(4)
+        ]
+    finally:
+        for http in clients:
+            http.close()
+    config = load_config(nodes[0].config_path, environ={})
+    old = int(time.time() * 1000) - 40 * 86_400_000
+    with direct_connection(config) as conn:  # three runs' results become 40 days old
+        expired = conn.execute("UPDATE results SET updated_at = ? WHERE run_id IN (?, ?, ?)",
+                               (old, *run_ids[:3])).rowcount
+    assert expired == 300
+
+    sweeps = [subprocess.Popen([*qahub_command(), "sweep", "--json", "--config", str(n.config_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in nodes]
+    reports = []
+    for proc in sweeps:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sum(r["deleted_results"] for r in reports) == expired, reports
+    with direct_connection(config) as conn:
+        assert conn.execute("SELECT count(*) FROM results").fetchone()[0] == 100
+        assert conn.execute("SELECT count(*) FROM results WHERE run_id = ?", (run_ids[3],)).fetchone()[0] == 100
+
+
+# --- (d) a coordinated maintenance task: one node per round ----------------------------------
+
+def _node_database(url: str):
+    from qahub_lite.db.database import Database
+    from qahub_lite.db.engine import PostgresqlEngine
+
+    return Database(PostgresqlEngine(url), readers=1, max_group=16)
+
+
+def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_stops(engine, storage_url,
+                                                                                        monkeypatch):
+    from qahub_lite import maintenance
+    from qahub_lite.db import task_leases
+    from qahub_lite.maintenance import TaskScheduler
+
+    # Short leases so that a dead node's task moves within a second or two; a round's lease
+    # lasts 0.1 s past the holder's next tick (the interval is 0.2 s).
+    monkeypatch.setattr(maintenance, "RUN_LEASE_S", 1.5)
+    monkeypatch.setattr(maintenance, "ROUND_MARGIN_S", 0.1)
+
+    async def scenario():
+        runs: list[tuple[str, float, float]] = []  # (node, start, end)
+        dbs = [_node_database(storage_url), _node_database(storage_url)]
+        for db in dbs:
+            await db.open()
+        schedulers = [TaskScheduler(task_leases.TaskLeases(db, f"node-{i}")) for i, db in enumerate(dbs)]
+
+        def task(node: str):
+            async def run():
+                started = time.monotonic()
+                await asyncio.sleep(0.05)
+                runs.append((node, started, time.monotonic()))
+            return run
+
+        for i, s in enumerate(schedulers):
+            s.add("sweep-like", 0.2, task(f"node-{i}"), coordinated=True)
+        try:
+            for s in schedulers:
+                s.start()
+            await asyncio.sleep(2)
+            first = list(runs)
+            # The holder stops cleanly: its lease is released, the other node takes over at once.
+            holder = first[0][0]
+            await schedulers[int(holder[-1])].stop()
+            stopped_at = time.monotonic()
+            await asyncio.sleep(1)
+            after = [r for r in runs if r[1] > stopped_at]
+            # The new holder dies (its loops end, its lease is not released): the first node,
+            # back, takes the task over once the lease runs out.
+            other = 1 - int(holder[-1])
+            for t in schedulers[other].tasks.values():
+                t._loop.cancel()
+            await asyncio.gather(*(t._loop for t in schedulers[other].tasks.values()), return_exceptions=True)
+            died_at = time.monotonic()
+            revived = TaskScheduler(task_leases.TaskLeases(dbs[int(holder[-1])], "node-revived"))
+            revived.add("sweep-like", 0.2, task("node-revived"), coordinated=True)
+            revived.start()
+            await asyncio.sleep(3)
+            await revived.stop()
+            leases = await dbs[0].read(task_leases.holders)
+            return first, after, died_at, list(runs), leases
+        finally:
+            for s in schedulers:
+                await s.stop()
+            for db in dbs:
+                await db.close()
+
+    first, after, died_at, runs, leases = asyncio.run(scenario())
+    assert len(first) >= 5, first  # rounds ran (0.2 s apart, for 2 s)
+    assert len({node for node, _, _ in first}) == 1, "both nodes ran the task while both were up"
+    assert after and {node for node, _, _ in after} == {f"node-{1 - int(first[0][0][-1])}"}
+    taken_over = [r for r in runs if r[0] == "node-revived"]
+    assert taken_over, "nobody took the task over from the dead node"
+    # Not before the dead node's lease ran out (its run lease or its round's, both short here).
+    assert taken_over[0][1] - died_at > 0.1
+    # Never two runs at the same time, whatever happened.
+    ordered = sorted(runs, key=lambda r: r[1])
+    overlaps = [(a, b) for a, b in zip(ordered, ordered[1:]) if b[1] < a[2]]
+    assert not overlaps, overlaps[:3]
+    assert [name for name, _, _ in leases] == ["sweep-like"]
