@@ -128,12 +128,14 @@ def test_each_job_is_claimed_once_by_agents_polling_both_nodes(nodes):
 class CountingReceiver:
     """A local HTTP receiver counting requests per delivery id. Each delivery's first attempt is
     answered 503 and every later one 200, so that each delivery is attempted exactly twice: once
-    first, once as a retry (which either node may send). It answers slowly, so that sends of
-    both nodes overlap."""
+    first, once as a retry (which either node may send). It answers slowly, so that the nodes'
+    sending rounds overlap: a delivery claimed by one node is still being sent while the other
+    looks for due deliveries."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.requests: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # delivery -> [(event id, answer)]
+        # delivery id -> [[event id, answer, arrived at, answered at]] (times: time.monotonic())
+        self.requests: dict[str, list[list]] = collections.defaultdict(list)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -143,12 +145,15 @@ class CountingReceiver:
                 with receiver.lock:
                     seen = receiver.requests[delivery]
                     status = 503 if not seen else 200
-                    seen.append((event_id, status))
-                time.sleep(0.05)
+                    request = [event_id, status, time.monotonic(), None]
+                    seen.append(request)
+                time.sleep(0.3)  # slower than the gap between the two nodes' sender ticks
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+                self.wfile.flush()
+                request[3] = time.monotonic()
 
             def log_message(self, *args):
                 pass
@@ -157,7 +162,7 @@ class CountingReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def snapshot(self) -> dict[str, list[tuple[str, str]]]:
+    def snapshot(self) -> dict[str, list[list]]:
         with self.lock:
             return {k: list(v) for k, v in self.requests.items()}
 
@@ -191,8 +196,12 @@ def test_each_webhook_delivery_is_sent_once_per_attempt_by_two_nodes(nodes):
         time.sleep(3)  # three more sender rounds on each node: nothing else may arrive
         got = receiver.snapshot()
         assert len(got) == RUNS
-        twice = {d: [status for _, status in v] for d, v in got.items() if [s for _, s in v] != [503, 200]}
-        assert not twice, f"deliveries not attempted exactly once each time: {twice}"
+        wrong = {d: [r[1] for r in v] for d, v in got.items() if [r[1] for r in v] != [503, 200]}
+        assert not wrong, f"deliveries not attempted exactly once each time: {wrong}"
+        # The second request is the retry, sent after the first one's answer and its backoff (1 s
+        # +-10%), not a second node sending the first attempt again while it was under way.
+        early = {d: round(v[1][2] - v[0][3], 2) for d, v in got.items() if v[1][2] - v[0][3] < 0.8}
+        assert not early, f"second requests before the first attempt's answer and backoff (s after): {early}"
         events = [v[0][0] for v in got.values()]
         assert len(set(events)) == RUNS  # one delivery per event, and each event once
 
@@ -330,3 +339,78 @@ def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_s
     overlaps = [(a, b) for a, b in zip(ordered, ordered[1:]) if b[1] < a[2]]
     assert not overlaps, overlaps[:3]
     assert [name for name, _, _ in leases] == ["sweep-like"]
+
+
+# --- a node stopping in the middle of a webhook batch -----------------------------------------
+
+def test_a_stopping_node_records_the_deliveries_answered_and_hands_back_the_others(engine, storage_url, tmp_path):
+    """A rolling restart stops a node while its sender waits for answers: a delivery whose
+    receiver already answered 2xx is recorded as delivered, not handed back to be sent again by
+    the next start or the other node; one still waiting goes back at once."""
+    from conftest import make_api, write_config
+    from qahub_lite import run_completion_tasks
+
+    answered_once = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.path == "/slow":
+                time.sleep(5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            if self.path == "/fast":
+                answered_once.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    # The node's own sender off (poll_interval_s = 0): the test drives one tick by hand.
+    config = load_config(write_config(tmp_path, '[webhooks]\npoll_interval_s = 0\nallow_networks = ["127.0.0.1"]\n',
+                                      storage_url=storage_url), environ={})
+    client, boot = make_api(config)
+    try:
+        with client:
+            h = {"Authorization": f"Bearer {boot.admin_key}"}
+            project = _ok(client.post("/api/v1/projects", json={"name": "Restart"}, headers=h))
+            hooks = {path: _ok(client.post(f"/api/v1/projects/{project['id']}/webhooks", headers=h, json={
+                "url": base + path, "events": ["run.completed"]}))["webhook"]["id"] for path in ("/fast", "/slow")}
+            _ok(client.post("/api/v1/ingest", headers=h, json={"project_id": project["id"], "results": [
+                {"title": "t", "status": "PASSED"}]}))
+
+            def deliveries(hook_id):
+                return _ok(client.get(f"/api/v1/webhooks/{hook_id}/deliveries", headers=h), 200)["data"]
+
+            deadline = time.monotonic() + 15
+            while not all(deliveries(hook_id) for hook_id in hooks.values()):  # run-completion queued them
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            sender = run_completion_tasks.Sender(client.app.state.services)
+
+            async def stop_mid_batch():
+                tick = asyncio.ensure_future(sender.tick())
+                while not answered_once.is_set():
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)  # the fast answer is read; the slow one is still awaited
+                tick.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await tick
+
+            client.blocking_portal.call(stop_mid_batch)
+            fast, slow = (deliveries(hooks[p])[0] for p in ("/fast", "/slow"))
+            assert (fast["state"], fast["attempts"]) == ("delivered", 1)
+            assert (slow["state"], slow["attempts"]) == ("pending", 0)
+            # Handed back: due now, so that the next tick (of any node) sends it at once.
+            due = client.blocking_portal.call(
+                lambda: client.app.state.services.db.write(
+                    lambda conn: conn.execute("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' "
+                                              "AND next_attempt_at <= ?", (int(time.time() * 1000),)).fetchone()[0]))
+            assert due == 1
+    finally:
+        server.shutdown()
+        server.server_close()
