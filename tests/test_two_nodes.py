@@ -103,11 +103,11 @@ def test_each_job_is_claimed_once_by_agents_polling_both_nodes(nodes):
         for t in agents:
             t.join(120)
         assert not any(t.is_alive() for t in agents), "an agent is still polling"
-        assert not errors, errors[:5]
-
         ids = [job_id for job_id, _, _ in claims]
         duplicates = [job_id for job_id, n in collections.Counter(ids).items() if n > 1]
         assert not duplicates, f"claimed more than once: {duplicates[:5]}"
+        # (A job claimed twice also shows here: the first holder's lease token no longer works.)
+        assert not errors, errors[:5]
         assert len(ids) == JOBS
         # Both nodes handed jobs out (the claims really ran concurrently on two processes).
         assert {url for _, _, url in claims} == {n.url for n in nodes}
