@@ -24,7 +24,8 @@ from conftest import qahub_command
 from qahub_lite.config import load_config
 from qahub_lite.db.database import direct_connection
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
+pytestmark = pytest.mark.e2e
+ON_POSTGRESQL = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 # Limits off (the test polls hard on purpose); jobs leased long enough never to expire here and
 # never timed out while queued, so that every job ends up claimed by an agent or not at all;
@@ -57,6 +58,7 @@ JOBS = 100
 AGENTS_PER_NODE = 4
 
 
+@ON_POSTGRESQL
 def test_each_job_is_claimed_once_by_agents_polling_both_nodes(nodes):
     clients = [_client(n) for n in nodes]
     try:
@@ -174,6 +176,7 @@ class CountingReceiver:
 RUNS = 30
 
 
+@ON_POSTGRESQL
 def test_each_webhook_delivery_is_sent_once_per_attempt_by_two_nodes(nodes):
     receiver = CountingReceiver()
     clients = [_client(n) for n in nodes]
@@ -223,6 +226,7 @@ def test_each_webhook_delivery_is_sent_once_per_attempt_by_two_nodes(nodes):
 
 # --- (c) a sweep on both nodes at once --------------------------------------------------------
 
+@ON_POSTGRESQL
 def test_a_sweep_started_on_both_nodes_deletes_each_row_once(engine, server_factory, tmp_path):
     # Small batches, so that the two sweeps take turns many times; the background sweep off, so
     # that the two command-line sweeps are the only ones.
@@ -261,6 +265,31 @@ def test_a_sweep_started_on_both_nodes_deletes_each_row_once(engine, server_fact
 
 # --- (d) a coordinated maintenance task: one node per round ----------------------------------
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_a_lease_goes_to_one_holder_until_it_runs_out_or_is_released(config):
+    from qahub_lite.db import engine as engines
+    from qahub_lite.db import task_leases as leases
+
+    engines.from_config(config).migrate()
+    now = int(time.time() * 1000)  # SQLite's clock; PostgreSQL's own is used there
+    with direct_connection(config) as conn:
+        assert leases.claim(conn, "sweep", "node-a", 60_000, now) is None
+        assert leases.claim(conn, "sweep", "node-b", 60_000, now) == "node-a"
+        assert leases.claim(conn, "sweep", "node-a", 60_000, now) is None  # its holder keeps it
+        assert not leases.renew(conn, "sweep", "node-b", 60_000, now)
+        assert leases.renew(conn, "sweep", "node-a", 60_000, now)
+        assert leases.claim(conn, "grades", "node-b", 60_000, now) is None  # one lease per task
+        leases.release(conn, ["sweep"], "node-b", now)  # not its lease: nothing happens
+        assert leases.claim(conn, "sweep", "node-b", 60_000, now) == "node-a"
+        leases.release(conn, ["sweep"], "node-a", now)
+        assert leases.claim(conn, "sweep", "node-b", 60_000, now) is None
+        # A lease that ran out (its holder died): the next node takes it.
+        assert leases.claim(conn, "orphans", "node-a", -1, now) is None
+        assert leases.claim(conn, "orphans", "node-b", 60_000, now) is None
+        assert [(n, h) for n, h, _ in leases.holders(conn)] == [
+            ("grades", "node-b"), ("orphans", "node-b"), ("sweep", "node-b")]
+
+
 def _node_database(url: str):
     from qahub_lite.db.database import Database
     from qahub_lite.db.engine import PostgresqlEngine
@@ -268,6 +297,7 @@ def _node_database(url: str):
     return Database(PostgresqlEngine(url), readers=1, max_group=16)
 
 
+@ON_POSTGRESQL
 def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_stops(engine, storage_url,
                                                                                         monkeypatch):
     from qahub_lite import maintenance
@@ -301,7 +331,7 @@ def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_s
             await asyncio.sleep(2)
             first = list(runs)
             # The holder stops cleanly: its lease is released, the other node takes over at once.
-            holder = first[0][0]
+            holder = first[-1][0]
             await schedulers[int(holder[-1])].stop()
             stopped_at = time.monotonic()
             await asyncio.sleep(1)
@@ -327,13 +357,19 @@ def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_s
                 await db.close()
 
     first, after, died_at, runs, leases = asyncio.run(scenario())
-    assert len(first) >= 5, first  # rounds ran (0.2 s apart, for 2 s)
-    assert len({node for node, _, _ in first}) == 1, "both nodes ran the task while both were up"
-    assert after and {node for node, _, _ in after} == {f"node-{1 - int(first[0][0][-1])}"}
+    # Rounds ran, 0.2 s apart plus the run for 2 s: about 8 of them; both nodes running every round
+    # would make about 16.
+    assert 5 <= len(first) <= 10, first
+    # The holder keeps its task from round to round (a node slowed down past the round's margin
+    # may lose it to the other, which is a handover, not a second run: hence most, not all).
+    by_node = collections.Counter(node for node, _, _ in first)
+    assert by_node.most_common(1)[0][1] >= len(first) - 1, by_node
+    holder = first[-1][0]
+    assert after and {node for node, _, _ in after} == {f"node-{1 - int(holder[-1])}"}
     taken_over = [r for r in runs if r[0] == "node-revived"]
     assert taken_over, "nobody took the task over from the dead node"
-    # Not before the dead node's lease ran out (its run lease or its round's, both short here).
-    assert taken_over[0][1] - died_at > 0.1
+    # Within the dead node's lease (its run's, 1.5 s here, or its round's, shorter) and a round.
+    assert taken_over[0][1] - died_at < 1.5 + 0.5, taken_over[0][1] - died_at
     # Never two runs at the same time, whatever happened.
     ordered = sorted(runs, key=lambda r: r[1])
     overlaps = [(a, b) for a, b in zip(ordered, ordered[1:]) if b[1] < a[2]]
@@ -343,6 +379,7 @@ def test_a_coordinated_task_runs_on_one_node_per_round_and_moves_when_its_node_s
 
 # --- a node stopping in the middle of a webhook batch -----------------------------------------
 
+@ON_POSTGRESQL
 def test_a_stopping_node_records_the_deliveries_answered_and_hands_back_the_others(engine, storage_url, tmp_path):
     """A rolling restart stops a node while its sender waits for answers: a delivery whose
     receiver already answered 2xx is recorded as delivered, not handed back to be sent again by
