@@ -90,8 +90,9 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
         removed = await orphans.collect(svc.db, cfg.attachments_dir)
         return f"removed {removed.total} orphaned attachment files" if removed.total else None
 
-    # Coordinated: it lists the whole shared attachments folder and the rows of every file in
-    # it; two nodes would do that scan twice and race each other's removals.
+    # Coordinated: it lists the whole shared attachments folder and looks up the row of every
+    # file in it. A removal is checked again in its write, so two nodes could not remove a file
+    # wrongly, but they would both do the scan, the costly part, every round.
     scheduler.add("attachment-orphans", orphans.JOB_INTERVAL_S, attachment_orphans, coordinated=True)
 
     async def backup():
