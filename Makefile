@@ -53,8 +53,10 @@ postgresql:
 	  fi; \
 	fi
 
+# Two test processes (pytest-xdist), one per core: the storage, API and end-to-end tests run on
+# both engines (tests/conftest.py), and each process starts its own PostgreSQL cluster.
 test: $(STAMP) browser postgresql
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The API fuzzing of tests/test_proof_fuzz.py for a fixed time instead of a fixed number of
 # examples (the default test run keeps it under a minute).

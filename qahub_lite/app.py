@@ -112,7 +112,7 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
 
     # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
     # that a restart never postpones one by a whole interval.
-    # Not coordinated: SQLite only (one node); PostgreSQL's backups are pg_dump's (docs/scaling.md).
+    # Not coordinated: SQLite only (one node); PostgreSQL's backups are pg_dump's (docs/moving-a-hub.md).
     if svc.db.engine.name == "sqlite":
         scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup, coordinated=False)
     agent_api.schedule(svc, scheduler)  # job-expiry: agent jobs' leases that ran out, jobs nobody claimed

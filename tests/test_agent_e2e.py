@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import qahub_command, start_server
+from conftest import qahub_command, run_sql, start_server
+from qahub_lite.config import load_config
 from seeds.examples import seed_text
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.engines]
 
 SUITE = '''
 import os, pathlib, time
@@ -92,14 +92,15 @@ def wait_for(condition, timeout=60.0, interval=0.1, what="condition"):
 class Hub:
     """The server, its agents, and the library the tests trigger."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, storage_url: str = ""):
         self.folder = folder
         (folder / "suite").mkdir(parents=True)
         (folder / "suite" / "test_suite.py").write_text(SUITE)
         # Short leases so that a killed agent's tests time out within seconds; Qualigate's
         # 30-a-minute limit off, because the tests poll fast.
         self.server = start_server(
-            folder / "server", "[jobs]\nlease_s = 3\ncheck_interval_s = 1\n[rate_limits]\nqualigate = 0\n"
+            folder / "server", "[jobs]\nlease_s = 3\ncheck_interval_s = 1\n[rate_limits]\nqualigate = 0\n",
+            storage_url=storage_url,
         )
         self.key = json.loads(subprocess.run(
             [*qahub_command(), "keys", "create", "--scope", "write", "--name", "agents",
@@ -155,8 +156,8 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    hub = Hub(tmp_path_factory.mktemp("agent-e2e"))
+def hub(tmp_path_factory, module_storage_url):
+    hub = Hub(tmp_path_factory.mktemp("agent-e2e"), module_storage_url)
     hub.agents["one"] = start_agent(hub.folder, hub.server, hub.key, "pytest", "agent-one")
     hub.agents["two"] = start_agent(hub.folder, hub.server, hub.key, "pytest", "agent-two")
     try:
@@ -244,14 +245,11 @@ def test_several_agents_share_the_queue_and_each_job_goes_to_one(hub):
     # can read "passed" a moment before its job reads DONE.
     deadline = time.monotonic() + 15
     while True:
-        db = sqlite3.connect(f"file:{hub.server.folder / 'data' / 'qahub.db'}?mode=ro", uri=True)
-        try:
-            rows = db.execute(
-                "SELECT j.status, a.name FROM jobs j JOIN executions e ON e.job_id = j.id LEFT JOIN agents a "
-                f"ON a.id = j.agent_id WHERE e.id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        finally:
-            db.close()
+        rows = run_sql(
+            load_config(hub.server.config_path, environ={}),
+            "SELECT j.status, a.name FROM jobs j JOIN executions e ON e.job_id = j.id LEFT JOIN agents a "
+            f"ON a.id = j.agent_id WHERE e.id IN ({','.join('?' * len(ids))})", ids,
+        )
         if {status for status, _ in rows} != {"DONE", "RUNNING"} or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -416,13 +414,13 @@ def test_seed_node_script_exits_0_for_a_passing_suite_and_1_for_a_failing_one(hu
 # --- the agent embedded in `qahub serve` ---------------------------------------------------
 
 
-def test_embedded_agent_runs_triggered_tests(tmp_path):
+def test_embedded_agent_runs_triggered_tests(tmp_path, storage_url):
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "test_suite.py").write_text(SUITE)
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     (server_dir / "agent.toml").write_text(agent_toml(tmp_path / "suite", "pytest", "laptop"))
-    server = start_server(server_dir, "[agent]\nenabled = true\n[rate_limits]\nqualigate = 0\n")
+    server = start_server(server_dir, "[agent]\nenabled = true\n[rate_limits]\nqualigate = 0\n", storage_url=storage_url)
     try:
         with server.client() as http:
             project = http.post("/api/v1/projects", json={"name": "Laptop"}).json()

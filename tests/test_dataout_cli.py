@@ -14,15 +14,15 @@ import pytest
 from conftest import qahub_command, start_server
 from qahub_lite.reports import parse_report
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.engines]
 REPORT = Path(__file__).resolve().parent / "corpus" / "generated" / "pytest" / "pytest-junit-xunit1-logging-all.xml"
 CI_MARKERS = ("GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI", "TF_BUILD", "JENKINS_URL", "JENKINS_HOME",
               "CI_NODE_TOTAL", "CI_NODE_INDEX", "CIRCLE_NODE_TOTAL", "CIRCLE_NODE_INDEX")
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("dataout-server"))
+def hub(tmp_path_factory, module_storage_url):
+    server = start_server(tmp_path_factory.mktemp("dataout-server"), storage_url=module_storage_url)
     with server.client() as c:
         project = c.post("/api/v1/projects", json={"name": "CLI shop"}).json()
     yield server, project

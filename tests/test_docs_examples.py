@@ -52,6 +52,14 @@ NOT_RUN = {
     ("docs/ci.md", "npx jest $FILES"):
         "runs Jest, Playwright and pytest on a project's own tests (npx, a test suite to collect); "
         "the `qahub split` they feed is run by the blocks before it",
+    ("docs/moving-a-hub.md", "createdb --host db.internal"):
+        "needs a PostgreSQL server and systemd; tests/test_copy.py runs `qahub copy` into a throw-away "
+        "PostgreSQL cluster, a server on the copy, and the command line end to end",
+    ("docs/moving-a-hub.md", "--to /srv/qahub/data/qahub.db"):
+        "copies from a PostgreSQL hub (tests/test_copy.py copies PostgreSQL back to SQLite through the CLI)",
+    ("docs/moving-a-hub.md", "pg_dump --format=custom"):
+        "needs a PostgreSQL server; tests/test_ops_backup.py runs the pg_dump and pg_restore commands "
+        "`qahub backup` and `qahub restore` print, with both commands",
     ("docs/triggers.md", "qahub agent --url"):
         "runs an agent until it is stopped, executing the commands of an agent.toml "
         "(tests/test_agent_e2e.py runs real agents)",

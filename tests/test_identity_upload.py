@@ -17,12 +17,12 @@ from conftest import start_server
 from test_upload import CI_MARKERS, FakeHub, _answer, _png, upload
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "generated"
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.engines]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("identity-server"))
+def server(tmp_path_factory, module_storage_url):
+    srv = start_server(tmp_path_factory.mktemp("identity-server"), storage_url=module_storage_url)
     yield srv
     srv.stop()
 

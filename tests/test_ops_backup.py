@@ -7,19 +7,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shlex
+import shutil
 import sqlite3
+import subprocess
 import tarfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import make_api, write_config
+from conftest import Api, make_api, qahub_command, write_config
 
 from qahub_lite.config import load_config
 from qahub_lite.db import backup as backups
 from qahub_lite.db.backup import BackupError, Cancelled, create_backup
 from qahub_lite.db.restore import restore_backup
+
+psycopg = pytest.importorskip("psycopg")
 
 
 def _fill(api, runs: int = 2, attachments: int = 2) -> list[str]:
@@ -141,7 +147,11 @@ def test_backup_of_a_busy_database_is_one_consistent_state(api, tmp_path):
     worker = threading.Thread(target=ingest_until_stopped)
     worker.start()
     try:
-        time.sleep(0.2)
+        # Back up once the first ingest has committed (a fixed pause was too short on a loaded
+        # machine, and the backup then held no run at all), while the next ones are being written.
+        deadline = time.monotonic() + 30
+        while not api.get(f"/api/v1/runs?project_id={project['id']}").json()["data"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         create_backup(api.config.db_path, api.config.attachments_dir, tmp_path / "b.tar")
     finally:
         stop.set()
@@ -301,3 +311,68 @@ def test_scheduled_backups_can_be_turned_off(tmp_path):
     client, _ = make_api(cfg)
     with client:
         assert "backup" not in client.app.state.services.scheduler.tasks
+
+
+# --- PostgreSQL: pg_dump for the database, the archive for the attachments -----------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*qahub_command(), *args], check=False, capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "QAHUB_STORAGE_URL"})
+
+
+def _pg_tool(command: str) -> list[str]:
+    """A printed pg_dump/pg_restore command, run with the test cluster's own binaries."""
+    from pgcluster import bindir
+
+    argv = shlex.split(command)
+    return [str(bindir() / argv[0]), *argv[1:]]
+
+
+def test_backup_and_restore_on_postgresql_print_the_pg_commands_and_keep_the_attachments(pg_cluster, tmp_path):
+    plain = pg_cluster.fresh_database()
+    # A password in the URL (the test cluster trusts local connections, so any one works): it
+    # must never be printed.
+    url = plain.replace("qahub@", "qahub:s3cret-pw@")
+    cfg_path = write_config(tmp_path / "pg", storage_url=url)
+    config = load_config(cfg_path, environ={})
+    client, boot = make_api(config)
+    with client:
+        fill = _fill(Api(client, config, boot.admin_key, boot.tenant_id), runs=2, attachments=2)
+    archive = tmp_path / "backups" / "b.tar"
+    done = _cli("backup", "--config", str(cfg_path), "--to", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
+    assert "pg_dump --format=custom" in done.stdout and "pg_restore --clean" in done.stdout
+    assert "password is left out" in done.stdout and "the attachments only, 4 files" in done.stdout
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest["engine"] == "postgresql" and "qahub.db" not in names
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("attachments/")) == sorted(fill)
+    report = json.loads(_cli("backup", "--config", str(cfg_path), "--to", str(tmp_path / "b2.tar"), "--json").stdout)
+    assert report["engine"] == "postgresql" and report["attachments"] == 4 and "s3cret" not in json.dumps(report)
+
+    # The printed commands work as printed: dump, lose data, restore the dump and the archive.
+    dump_cmd = next(line.strip() for line in done.stdout.splitlines() if line.strip().startswith("pg_dump "))
+    subprocess.run(_pg_tool(dump_cmd), check=True, capture_output=True, timeout=120)
+    with psycopg.connect(plain) as conn:
+        runs_before = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        conn.execute("DELETE FROM runs")
+    shutil.rmtree(config.attachments_dir)
+    restored = _cli("restore", "--config", str(cfg_path), str(archive))
+    assert restored.returncode == 0, restored.stderr
+    assert "restored the attachments" in restored.stdout and "s3cret-pw" not in restored.stdout
+    restore_cmd = next(line.strip() for line in restored.stdout.splitlines() if line.strip().startswith("pg_restore "))
+    subprocess.run(_pg_tool(restore_cmd), check=True, capture_output=True, timeout=120)
+    with psycopg.connect(plain) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == runs_before
+    for sha in fill:
+        assert hashlib.sha256((config.attachments_dir / sha[:2] / sha).read_bytes()).hexdigest() == sha
+    checked = _cli("check", "--config", str(cfg_path))
+    assert checked.returncode == 0 and checked.stdout.rstrip().endswith("OK"), checked.stdout
+
+    # Archives of the other engine are refused with the way to go.
+    sqlite_cfg = load_config(write_config(tmp_path / "lite"), environ={})
+    with pytest.raises(BackupError, match="no database"):
+        restore_backup(archive, sqlite_cfg.db_path, sqlite_cfg.attachments_dir)

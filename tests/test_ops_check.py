@@ -68,3 +68,62 @@ def test_check_reports_a_damaged_database(tmp_path):
     assert damaged.returncode == 1, damaged.stdout + damaged.stderr
     assert "Traceback" not in damaged.stderr
     assert "integrity" in damaged.stdout.lower() or "integrity" in damaged.stderr.lower()
+
+
+def test_check_on_postgresql_reports_the_server_migrations_and_attachments(pg_cluster, tmp_path):
+    """On PostgreSQL: the server's version, migrations applied and pending, the same attachment
+    checks, and --repair removing files without rows (rows without files are only reported)."""
+    url = pg_cluster.fresh_database()
+    cfg_path = write_config(tmp_path, storage_url=url)
+    config = load_config(cfg_path, environ={})
+    client, boot = make_api(config)
+    with client:
+        h = {"Authorization": f"Bearer {boot.admin_key}"}
+        project = client.post("/api/v1/projects", json={"name": "Check"}, headers=h).json()
+        run = client.post("/api/v1/ingest", headers=h, json={
+            "project_id": project["id"], "results": [{"title": "t", "status": "PASSED"}]}).json()
+        result = client.get(f"/api/v1/runs/{run['run_id']}/results", headers=h).json()["data"][0]
+        for content in (b"kept\n", b"lost\n"):
+            up = client.post(f"/api/v1/results/{result['id']}/attachments", headers=h,
+                             files={"file": ("a.txt", content, "text/plain")})
+            assert up.status_code == 201
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        hashes = [r[0] for r in conn.execute("SELECT sha256 FROM attachments ORDER BY created_at")]
+    ok = check(cfg_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "PostgreSQL:  15" in ok.stdout or "PostgreSQL:  1" in ok.stdout
+    assert "none pending" in ok.stdout and ok.stdout.rstrip().endswith("OK")
+    assert "integrity" not in ok.stdout and "qahub.db" not in ok.stdout
+
+    stray = "cd" + "1" * 62
+    (config.attachments_dir / "cd").mkdir(exist_ok=True)
+    (config.attachments_dir / "cd" / stray).write_bytes(b"nobody's file")
+    lost = hashes[1]
+    (config.attachments_dir / lost[:2] / lost).unlink()
+    report = json.loads(check(cfg_path, "--json").stdout)
+    assert report["ok"] is False and report["engine"] == "postgresql"
+    assert report["files_without_rows"] == [stray] and report["rows_without_files"] == [lost]
+    assert report["server_version"] and report["pending_migrations"] == []
+    assert report["applied_migrations"][0].startswith("0001_")
+
+    repaired = check(cfg_path, "--repair")
+    assert "removed 1 attachment files without rows" in repaired.stdout
+    assert not (config.attachments_dir / "cd" / stray).exists()
+    assert repaired.returncode == 1 and "1 attachment rows have no file" in repaired.stdout
+
+    # A migration the database lacks is reported as pending.
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    pending = check(cfg_path)
+    assert pending.returncode == 1 and "pending:" in pending.stdout and "qahub migrate" in pending.stdout
+
+
+def test_check_on_an_unreachable_postgresql_says_so(tmp_path):
+    from conftest import free_port
+
+    cfg_path = write_config(tmp_path, storage_url=f"postgresql://nobody:pw@127.0.0.1:{free_port()}/none")
+    done = check(cfg_path)
+    assert done.returncode == 1 and "cannot connect" in done.stdout and "Traceback" not in done.stderr
+    assert ":pw@" not in done.stdout

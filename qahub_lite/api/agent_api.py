@@ -75,9 +75,14 @@ async def _job_holder(request: Request, job_id: FromPath[str]):
     return principal
 
 
+# How often a waiting claim looks for work queued through another node (PostgreSQL only): each
+# look is one small write transaction per waiting agent.
+MULTI_NODE_RECHECK_S = 1.0
+
+
 class QueueSignal:
-    """Wakes agents' long-polls when work is queued. One process owns the queue, so an asyncio
-    event is enough; the generation counter closes the gap between a failed claim and the
+    """Wakes agents' long-polls when work is queued through this process (an asyncio event; on
+    several nodes claims also look again on their own, see `claim`); the generation counter closes the gap between a failed claim and the
     wait (a job queued in between is not missed)."""
 
     def __init__(self) -> None:
@@ -158,12 +163,16 @@ async def claim(request: Request) -> ClaimAnswer:
     job = await attempt()
     if job is not None or deadline <= loop.time():
         return ClaimAnswer(job)
+    # The signal wakes the claims waiting in this process. On PostgreSQL another node may queue
+    # the job, and its signal does not reach here: a waiting claim looks again every
+    # MULTI_NODE_RECHECK_S as well (docs/scaling.md).
+    recheck = MULTI_NODE_RECHECK_S if svc.db.engine.name == "postgresql" else None
     with svc.poll_budget.slot(principal.key_id):  # only a claim that waits holds a slot
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0 or (stopping is not None and stopping.is_set()):
                 return ClaimAnswer(None)
-            await signal.wait(generation, remaining, stopping)
+            await signal.wait(generation, remaining if recheck is None else min(remaining, recheck), stopping)
             generation = signal.generation
             job = await attempt()
             if job is not None:

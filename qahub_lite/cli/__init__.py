@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import admin, agent, export, gate, ops, serve, split, summary, upload, users, wait
+from . import admin, agent, copy, export, gate, ops, serve, split, summary, upload, users, wait
 
-MODULES = [serve, admin, users, upload, wait, ops, agent, gate, export, summary, split]
+MODULES = [serve, admin, users, upload, wait, ops, copy, agent, gate, export, summary, split]
 
 
 class CliError(Exception):

@@ -93,7 +93,8 @@ def register(commands) -> None:
 
     c = commands.add_parser("check", help="check the database and attachment files",
                             description="PRAGMA integrity_check, attachment files against rows, SQLite version "
-                            "and features. Exits 1 on any problem.")
+                            "and features; on PostgreSQL ([storage] url) the server's version, the migrations "
+                            "applied and pending, and attachment files against rows. Exits 1 on any problem.")
     add_config_option(c)
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--repair", action="store_true",
@@ -303,18 +304,35 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..db.check import run_check
+    from ..db import engine as engines
+    from ..db.check import check_engine
+    from . import CliError
 
     config = load(args)
-    if args.repair and config.db_path.exists():
+    engine = engines.from_config(config)
+    if args.repair and (config.storage.url or config.db_path.exists()):
+        from ..db.errors import StorageError
         from ..db.orphans import repair
 
-        removed = repair(config.db_path, config.attachments_dir)
+        try:
+            removed = repair(engine, config.attachments_dir)
+        except StorageError as exc:
+            raise CliError(f"repair failed: {exc}") from None
         print(f"repair: removed {removed.files_without_rows} attachment files without rows and "
               f"{removed.upload_leftovers} unfinished uploads", file=sys.stderr if args.json else sys.stdout)
-    report = run_check(config.db_path, config.attachments_dir)
+    report = check_engine(engine, config.attachments_dir)
     if args.json:
         _print_json(report)
+    elif report.engine == "postgresql":
+        print(f"database:    {engine.describe()}")
+        print(f"PostgreSQL:  {report.server_version or 'unreachable'}")
+        pending = ", ".join(report.pending_migrations)
+        print(f"migrations:  {len(report.applied_migrations)} applied, "
+              f"{'pending: ' + pending if pending else 'none pending'}")
+        print(f"attachments: {len(report.files_without_rows)} files without rows, "
+              f"{len(report.rows_without_files)} rows without files, "
+              f"{len(report.upload_leftovers)} unfinished uploads ({config.attachments_dir})")
+        print("result:      " + ("OK" if report.ok else "PROBLEMS: " + "; ".join(report.problems)))
     else:
         print(f"database:    {config.db_path}")
         print(f"SQLite:      {report.sqlite_version}")

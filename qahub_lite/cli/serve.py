@@ -67,12 +67,17 @@ def run(args: argparse.Namespace) -> int:
             f"(shown once; change it with `qahub users passwd admin`): {boot.admin_password}\n",
             file=sys.stdout, flush=True,
         )
+    from ..db import engine as engines
+
+    # Where the data is: the data folder, and on PostgreSQL the database too (without a password).
+    where = str(config.data_dir) if not config.storage.url else \
+        f"{engines.from_config(config).describe()}, attachments: {config.attachments_dir}"
+
     def ready() -> None:
         if config.logging.format == "json":
             # A log collector reads every line as JSON in this mode: the banner is a log record.
-            logging.getLogger("qahub.server").info("qahub-lite serving on %s (data: %s)", config.public_url,
-                                                   config.data_dir)
+            logging.getLogger("qahub.server").info("qahub-lite serving on %s (data: %s)", config.public_url, where)
             return
-        print(f"qahub-lite serving on {config.public_url} (data: {config.data_dir})", flush=True)
+        print(f"qahub-lite serving on {config.public_url} (data: {where})", flush=True)
 
     return serve(config, on_ready=ready)

@@ -19,6 +19,13 @@ Layout of the archive (plain tar, or gzip when the name ends in .gz/.tgz):
     manifest.json            format, versions, checksum of the database, counts
     qahub.db                 the snapshot
     attachments/ab/ab12...   one file per referenced hash (the layout of the data folder)
+
+On PostgreSQL (`[storage] url`) the database is the server's to back up: `pg_dump` is the tool
+(consistent, online, restorable with `pg_restore`), and `qahub backup` prints its command.
+The attachment files are still ours: the archive then holds the manifest (engine
+"postgresql") and the files the database's rows reference, in the same layout, without
+qahub.db. Run pg_dump first, then `qahub backup`: every row in the dump that still exists
+when the archive's snapshot is read has its file in the archive (files first, rows second).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import tarfile
@@ -37,6 +45,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -73,6 +82,9 @@ class Manifest(msgspec.Struct):
     database_bytes: int
     attachments: int
     attachment_bytes: int
+    # "postgresql": an archive of the attachments only (the database is pg_dump's); archives
+    # written before this field existed are SQLite ones.
+    engine: str = "sqlite"
 
 
 class BackupReport(msgspec.Struct):
@@ -83,6 +95,7 @@ class BackupReport(msgspec.Struct):
     attachment_bytes: int
     seconds: float
     snapshots: int  # how many snapshots it took (more than 1 when files were deleted meanwhile)
+    engine: str = "sqlite"  # "postgresql": the archive holds the attachments only
 
 
 def backup_name(when: float | None = None, *, manual: bool = False) -> str:
@@ -205,8 +218,12 @@ def _stage_files(snapshot: Path, attachments_dir: Path, staging: Path) -> tuple[
             has_table) else []
     finally:
         conn.close()
+    return _link_files([sha for (sha,) in rows], attachments_dir, staging)
+
+
+def _link_files(hashes: list[str], attachments_dir: Path, staging: Path) -> tuple[list[tuple[str, int]], int]:
     files, missing = [], 0
-    for (sha,) in rows:
+    for sha in hashes:
         source = attachments_dir / sha[:2] / sha
         target = staging / blob_relpath(sha)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +275,8 @@ def _write_archive(
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mtime, info.mode = len(body), manifest.created_at // 1000, 0o644
                 tar.addfile(info, io.BytesIO(body))
-                for name in [DATABASE, *(blob_relpath(sha) for sha, _ in files)]:
+                members = [DATABASE] if (staging / DATABASE).exists() else []
+                for name in [*members, *(blob_relpath(sha) for sha, _ in files)]:
                     path = staging / name
                     info = _plain(tar.gettarinfo(path, arcname=name))
                     with open(path, "rb") as source:
@@ -300,3 +318,108 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- PostgreSQL: pg_dump for the database, this archive for the attachments ---------------------
+
+
+def _without_password(url: str) -> str:
+    """The URL with its password left out (in the user part or a `password=` parameter): the
+    commands printed for an operator never carry it; libpq prompts for it, or reads PGPASSWORD
+    or ~/.pgpass."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.password is not None or any(k == "password" for k, _ in parse_qsl(parts.query))
+
+
+def pg_dump_command(url: str, dump: Path) -> str:
+    """The pg_dump command that backs up the hub's database into `dump` (custom format: compressed,
+    and pg_restore can restore it whole or in part)."""
+    return shlex.join(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={dump}",
+                       f"--dbname={_without_password(url)}"])
+
+
+def pg_restore_command(url: str, dump: Path) -> str:
+    """The pg_restore command that puts a dump back into the hub's database: what the dump holds
+    replaces what is there (--clean), in one transaction that stops at the first error."""
+    return shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges",
+                       "--single-transaction", "--exit-on-error", f"--dbname={_without_password(url)}", str(dump)])
+
+
+def dump_name(archive: Path) -> Path:
+    """The dump file named after the attachments archive: qahub-backup-<time>.pgdump beside it."""
+    name = archive.name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return archive.with_name(name + ".pgdump")
+
+
+def create_attachments_backup(
+    engine, attachments_dir: Path, dest: Path, *, cancel: threading.Event | None = None,
+) -> BackupReport:
+    """PostgreSQL's `qahub backup`: the attachment files the database's rows reference, read in
+    one snapshot, in the archive layout (without qahub.db; the database is pg_dump's). `engine` is
+    engine.py's. Raises BackupError."""
+    started = time.perf_counter()
+    cancel = cancel or threading.Event()
+    if dest.exists():
+        raise BackupError(f"{dest} exists already; not overwriting it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    attachments_dir.mkdir(parents=True, exist_ok=True)
+    # Staging beside the attachments, on the same file system, so that hard links work.
+    staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=attachments_dir.parent))
+    try:
+        for attempt in range(1, _SNAPSHOT_ATTEMPTS + 1):
+            shutil.rmtree(staging / ATTACHMENTS, ignore_errors=True)
+            hashes, applied = _referenced(engine)
+            files, missing = _link_files(hashes, attachments_dir, staging)
+            if not missing:
+                break
+            log.info("backup: %d attachment files were deleted after the snapshot; taking it again", missing)
+        else:
+            raise BackupError("attachment files kept disappearing while the backup ran; try again")
+        manifest = Manifest(
+            format=FORMAT, created_at=time.time_ns() // 1_000_000, qahub_version=__version__,
+            sqlite_version="", migrations=applied, database_sha256="", database_bytes=0,
+            attachments=len(files), attachment_bytes=sum(size for _, size in files), engine=engine.name,
+        )
+        _write_archive(dest, staging, manifest, files, cancel)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BackupReport(
+        path=str(dest), bytes=dest.stat().st_size, database_bytes=0, attachments=manifest.attachments,
+        attachment_bytes=manifest.attachment_bytes, seconds=round(time.perf_counter() - started, 3),
+        snapshots=attempt, engine=engine.name,
+    )
+
+
+def _referenced(engine) -> tuple[list[str], list[str]]:
+    """(the hashes the attachment rows name, the migrations applied), read in one transaction."""
+    import psycopg  # only PostgreSQL hubs come here
+
+    try:
+        conn = engine.open_reader()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                hashes = [r[0] for r in conn.execute("SELECT sha256 FROM attachments GROUP BY sha256 ORDER BY sha256")]
+                applied = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except psycopg.Error as exc:
+        message = " ".join(str(exc).split())
+        raise BackupError(f"cannot read the attachment rows of {engine.describe()}: {message}") from None
+    return hashes, applied

@@ -1,5 +1,7 @@
 """`qahub check`: is the storage sound? Integrity of the database, attachment files against
-their rows (db/orphans.py), and the SQLite features the code relies on."""
+their rows (db/orphans.py), and the SQLite features the code relies on. On PostgreSQL: the
+server's version, the migrations applied and pending, and the same attachment checks (the
+server guards its own files' integrity; `amcheck` is an administrator's tool, not ours)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,73 @@ class CheckReport(msgspec.Struct):
     problems: list[str]
     # Files in attachments/tmp/ untouched for a minute: uploads a crash cut short.
     upload_leftovers: list[str] = []
+    engine: str = "sqlite"
+    server_version: str = ""  # PostgreSQL's
+    applied_migrations: list[str] = []
+
+
+# PostgreSQL releases the schema and the SQL were written for (identity columns, ON CONFLICT,
+# FOR UPDATE SKIP LOCKED, and CI's release); older ones are reported as a problem.
+MIN_POSTGRESQL = 12
+
+
+def check_engine(engine, attachments_dir: Path) -> CheckReport:
+    """`run_check` for any engine of engine.py."""
+    if engine.name == "sqlite":
+        return run_check(engine.path, attachments_dir)
+    return _check_postgresql(engine, attachments_dir)
+
+
+def _check_postgresql(engine, attachments_dir: Path) -> CheckReport:
+    import psycopg  # only PostgreSQL hubs come here
+
+    try:
+        conn = engine.open_reader()
+    except psycopg.Error as exc:  # the message is the finding
+        return CheckReport(False, "", {}, [], [], [], [], [
+            f"cannot connect to {engine.describe()}: {' '.join(str(exc).split())}"], engine="postgresql")
+    problems: list[str] = []
+    try:
+        version = str(conn.execute("SHOW server_version").fetchone()[0])
+        number = int(conn.execute("SHOW server_version_num").fetchone()[0])
+        if number < MIN_POSTGRESQL * 10000:
+            problems.append(f"PostgreSQL {version} is older than {MIN_POSTGRESQL}")
+        has_table = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name IN ('schema_migrations', 'attachments')").fetchone()[0]
+        done = {int(r[0]): str(r[1]) for r in conn.execute("SELECT version, name FROM schema_migrations")} if (
+            has_table == 2) else {}
+        known = {v for v, _, _ in migrations.available("postgresql")}
+        pending = [name for version, name, _ in migrations.available("postgresql") if version not in done]
+        unknown = [name for version, name in sorted(done.items()) if version not in known]
+        if unknown:
+            problems.append(f"the database has migrations this qahub-lite does not know ({', '.join(unknown)}): "
+                            "a newer version migrated it")
+        leftovers = orphans.find(conn, attachments_dir) if has_table == 2 else orphans.Leftovers([], [], [])
+    finally:
+        conn.close()
+    if pending:
+        problems.append(f"{len(pending)} migrations pending (`qahub migrate` applies them)")
+    problems += _leftover_problems(leftovers)
+    return CheckReport(
+        ok=not problems, sqlite_version="", features={}, integrity=[], pending_migrations=pending,
+        files_without_rows=leftovers.files_without_rows, rows_without_files=leftovers.rows_without_files,
+        problems=problems, upload_leftovers=leftovers.upload_leftovers, engine="postgresql",
+        server_version=version, applied_migrations=[done[v] for v in sorted(done)],
+    )
+
+
+def _leftover_problems(leftovers) -> list[str]:
+    problems = []
+    if leftovers.files_without_rows:
+        problems.append(f"{len(leftovers.files_without_rows)} attachment files have no row "
+                        "(`qahub check --repair` removes them)")
+    if leftovers.rows_without_files:
+        problems.append(f"{len(leftovers.rows_without_files)} attachment rows have no file")
+    if leftovers.upload_leftovers:
+        problems.append(f"{len(leftovers.upload_leftovers)} unfinished uploads in attachments/tmp "
+                        "(`qahub check --repair` removes them)")
+    return problems
 
 
 def _feature(conn: sqlite3.Connection, sql: str) -> bool:
@@ -78,14 +147,7 @@ def _run_check(db_path: Path, attachments_dir: Path) -> CheckReport:
     finally:
         conn.close()
     leftovers = leftovers or orphans.Leftovers([], [], [])
-    if leftovers.files_without_rows:
-        problems.append(f"{len(leftovers.files_without_rows)} attachment files have no row "
-                        "(`qahub check --repair` removes them)")
-    if leftovers.rows_without_files:
-        problems.append(f"{len(leftovers.rows_without_files)} attachment rows have no file")
-    if leftovers.upload_leftovers:
-        problems.append(f"{len(leftovers.upload_leftovers)} unfinished uploads in attachments/tmp "
-                        "(`qahub check --repair` removes them)")
+    problems += _leftover_problems(leftovers)
     return CheckReport(
         ok=not problems, sqlite_version=sqlite3.sqlite_version, features=features, integrity=integrity,
         pending_migrations=pending, files_without_rows=leftovers.files_without_rows,

@@ -12,6 +12,9 @@ inside the data folder, so the final moves are renames on one file system.
 
 Nothing is deleted: whatever the data folder held (database, WAL, attachments) is moved into
 `pre-restore-<UTC time>/` beside it, for the operator to remove once the restore is trusted.
+
+On PostgreSQL the database is restored by pg_restore (db/backup.py prints the command) and
+`restore_attachments` restores the attachments archive only, with the same checks on its files.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class RestoreReport(msgspec.Struct):
     database_bytes: int
     attachments: int
     previous_data: str | None  # where the replaced files went; None when there were none
+    engine: str = "sqlite"  # "postgresql": the attachments only were restored
 
 
 def restore_backup(archive: Path, db_path: Path, attachments_dir: Path) -> RestoreReport:
@@ -50,6 +54,9 @@ def restore_backup(archive: Path, db_path: Path, attachments_dir: Path) -> Resto
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=data_dir))
     try:
         manifest, blobs = _unpack(archive, staging)
+        if manifest.engine != "sqlite":
+            raise BackupError(f"{archive} holds the attachments of a {manifest.engine} hub and no database: restore "
+                              "it with that hub's config (the database comes back with pg_restore)")
         _verify_database(staging / DATABASE, manifest, blobs)
         previous = _swap_in(staging, db_path, attachments_dir)
     finally:
@@ -99,9 +106,13 @@ def _unpack(archive: Path, staging: Path) -> tuple[Manifest, set[str]]:
                     raise BackupError(f"{archive}: unexpected member {name!r}: not a qahub backup")
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise BackupError(f"{archive}: the archive is damaged or truncated ({exc})") from None
-    if manifest is None or database_sha is None:
-        raise BackupError(f"{archive}: not a qahub backup (no {MANIFEST} or no {DATABASE})")
-    if database_sha != manifest.database_sha256:
+    if manifest is None:
+        raise BackupError(f"{archive}: not a qahub backup (no {MANIFEST})")
+    if manifest.engine == "sqlite" and database_sha is None:
+        raise BackupError(f"{archive}: not a qahub backup (no {DATABASE})")
+    if manifest.engine != "sqlite" and database_sha is not None:
+        raise BackupError(f"{archive}: unexpected member {DATABASE!r} in a {manifest.engine} hub's attachments archive")
+    if database_sha is not None and database_sha != manifest.database_sha256:
         raise BackupError(f"{archive}: the database is damaged (its checksum does not match the manifest)")
     if len(blobs) != manifest.attachments:
         raise BackupError(f"{archive}: holds {len(blobs)} attachment files, its manifest says {manifest.attachments}")
@@ -167,3 +178,41 @@ def _swap_in(staging: Path, db_path: Path, attachments_dir: Path) -> Path | None
         attachments_dir.mkdir()
     fsync_dir(data_dir)
     return previous
+
+
+def restore_attachments(archive: Path, attachments_dir: Path) -> RestoreReport:
+    """PostgreSQL's `qahub restore`: the attachments archive `qahub backup` wrote beside pg_dump's
+    dump, checked file by file, swapped in for the attachments folder (the old one is moved into
+    pre-restore-<time>/). The database is pg_restore's."""
+    if not archive.is_file():
+        raise BackupError(f"{archive}: no such file")
+    data_dir = attachments_dir.parent
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=data_dir))
+    try:
+        manifest, blobs = _unpack(archive, staging)
+        if manifest.engine == "sqlite":
+            raise BackupError(f"{archive} is a SQLite hub's backup (with its database): restore it with a SQLite "
+                              "config, then move it with `qahub copy --to postgresql://...` (docs/moving-a-hub.md)")
+        previous = None
+        if attachments_dir.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            previous = data_dir / f"pre-restore-{stamp}"
+            n = 1
+            while previous.exists():
+                n += 1
+                previous = data_dir / f"pre-restore-{stamp}-{n}"
+            previous.mkdir()
+            os.replace(attachments_dir, previous / attachments_dir.name)
+        if (staging / ATTACHMENTS).exists():
+            os.replace(staging / ATTACHMENTS, attachments_dir)
+        else:
+            attachments_dir.mkdir()
+        fsync_dir(data_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return RestoreReport(
+        archive=str(archive), backup_created_at=manifest.created_at, qahub_version=manifest.qahub_version,
+        database_bytes=0, attachments=len(blobs), previous_data=str(previous) if previous else None,
+        engine=manifest.engine,
+    )

@@ -87,7 +87,11 @@ def key_check_row(conn, key_id: str):
 
 
 def set_keys_last_used(conn, used: dict[str, int]) -> None:
-    conn.executemany("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(ts, kid) for kid, ts in used.items()])
+    """Never moves a key's last use back: with several nodes, each flushes what it saw, in any order."""
+    conn.executemany(
+        "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+        [(ts, kid, ts) for kid, ts in used.items()],
+    )
 
 
 # --- users --------------------------------------------------------------------------------
