@@ -26,6 +26,7 @@ from .core.tenancy import touch_keys
 from .db import backup as backups
 from .db import orphans
 from .db.database import Database
+from .db.task_leases import TaskLeases
 from .embedded_agent import start_embedded_agent
 from .http.services import Services
 from .maintenance import TaskScheduler
@@ -73,16 +74,26 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
         report = await retention.sweep(svc.db.writer, cfg.attachments_dir, r.unlinked_days, r.batch_size)
         return f"deleted {report.deleted_results} results" if report.deleted_results else None
 
-    scheduler.add("key-usage", 10, flush_key_usage)
-    scheduler.add("retention-sweep", cfg.retention.sweep_interval_minutes * 60, sweep)
+    # Not coordinated: each node flushes the key uses it counted itself (in memory); no other
+    # node has them.
+    scheduler.add("key-usage", 10, flush_key_usage, coordinated=False)
+    # Coordinated: each batch is deleted in its own write, so two nodes could not delete a row
+    # twice, but both would walk the same expired rows batch after batch and remove the files
+    # after them: one sweeping node per round is the whole work.
+    scheduler.add("retention-sweep", cfg.retention.sweep_interval_minutes * 60, sweep, coordinated=True)
     if svc.db.engine.name == "sqlite":
-        scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, svc.db.checkpoint)
+        # Not coordinated: SQLite's WAL belongs to the one node that may open the file.
+        scheduler.add("wal-checkpoint", cfg.storage.checkpoint_interval_minutes * 60, svc.db.checkpoint,
+                      coordinated=False)
 
     async def attachment_orphans():
         removed = await orphans.collect(svc.db, cfg.attachments_dir)
         return f"removed {removed.total} orphaned attachment files" if removed.total else None
 
-    scheduler.add("attachment-orphans", orphans.JOB_INTERVAL_S, attachment_orphans)
+    # Coordinated: it lists the whole shared attachments folder and looks up the row of every
+    # file in it. A removal is checked again in its write, so two nodes could not remove a file
+    # wrongly, but they would both do the scan, the costly part, every round.
+    scheduler.add("attachment-orphans", orphans.JOB_INTERVAL_S, attachment_orphans, coordinated=True)
 
     async def backup():
         # Blocking file work goes to a thread; a stop cancels this task, and the event lets the
@@ -101,8 +112,9 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
 
     # Looks every 10 minutes (or more often for short intervals) whether a backup is due, so
     # that a restart never postpones one by a whole interval.
-    if svc.db.engine.name == "sqlite":  # PostgreSQL's backups are pg_dump's (docs/moving-a-hub.md)
-        scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup)
+    # Not coordinated: SQLite only (one node); PostgreSQL's backups are pg_dump's (docs/moving-a-hub.md).
+    if svc.db.engine.name == "sqlite":
+        scheduler.add("backup", min(cfg.backup.interval_minutes * 60, 600), backup, coordinated=False)
     agent_api.schedule(svc, scheduler)  # job-expiry: agent jobs' leases that ran out, jobs nobody claimed
     run_completion_tasks.schedule(svc, scheduler)  # run-completion, trend-grades, webhook-delivery, quarantine-expiry
 
@@ -126,7 +138,9 @@ def create_app(config: Config, on_ready=None) -> Litestar:
                      removed.files_without_rows, removed.upload_leftovers)
         svc = Services(
             config=config, db=db, metrics=Metrics(), shutdown=Shutdown(),
-            ratelimiter=SlidingWindowLimiter.from_config(config.rate_limits), scheduler=TaskScheduler(),
+            ratelimiter=SlidingWindowLimiter.from_config(config.rate_limits),
+            # Leases: coordinated tasks run on one node per round (maintenance.py).
+            scheduler=TaskScheduler(TaskLeases(db)),
             poll_budget=agent_api.new_poll_budget(config.jobs.max_polls_per_key, config.jobs.max_polls),
             export_slots=new_export_slots(), job_signal=agent_api.QueueSignal(),
             templates=web_render.build_environment(),
@@ -136,6 +150,7 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         db.writer.on_commit.append(svc.metrics.observe_write)
         app.state.services = svc
         scheduler = svc.scheduler
+        log.info("node %s: storage %s", scheduler.leases.holder, db.engine.describe())
         schedule_tasks(svc, scheduler)
         scheduler.start()
         embedded_agent = await start_embedded_agent(svc)  # None unless [agent] enabled

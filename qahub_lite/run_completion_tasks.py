@@ -73,8 +73,13 @@ class Sender:
         self.svc = svc
         cfg = svc.config.webhooks
         self.retry = outbox.Retry(cfg.retry_base_s, cfg.retry_max_s, cfg.retry_for_hours)
-        # A claim outlives the slowest attempt, so nothing sends a claimed delivery twice.
-        self.lease_ms = (cfg.timeout_s + 30) * 1000
+        # An attempt's whole time, name resolution and request together: httpx's timeout bounds
+        # each step (connect, each read), so a receiver trickling its answer could otherwise
+        # hold an attempt for any time.
+        self.attempt_s = 2 * cfg.timeout_s
+        # A claim outlives the slowest attempt and the write recording it, so no node (this one
+        # or another sharing the database) claims and sends a delivery whose attempt is running.
+        self.lease_ms = (self.attempt_s + 30) * 1000
         self._last_prune = 0.0
         self.allowed = egress.parse_networks(cfg.allow_networks)
 
@@ -84,6 +89,7 @@ class Sender:
         due = await db.write(outbox.claim_due, now_ms(), self.lease_ms, cfg.batch_size)
         if not due:
             return f"pruned {pruned} old deliveries" if pruned else None
+        sends: list[asyncio.Future] = []
         try:
             # No kept-alive connections: requests go to IP addresses (outbound.py), and two hosts
             # on one address must never share a TLS connection made for the other's name.
@@ -91,10 +97,16 @@ class Sender:
                 timeout=cfg.timeout_s, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
                 headers={"User-Agent": f"qahub-lite/{__version__} webhooks"},
             ) as client:
-                outcomes = await asyncio.gather(*(self.send(client, d) for d in due))
+                sends = [asyncio.ensure_future(self.send(client, d)) for d in due]
+                outcomes = await asyncio.gather(*sends)
         except asyncio.CancelledError:
-            # Stopping: hand the claims back so that the next start sends them at once.
-            await db.write(outbox.release, [d.id for d in due], now_ms())
+            # Stopping: the attempts that got their answer are recorded (a delivered one must not
+            # go again from the next start or another node); the claims of the others go back so
+            # that they are sent at once. An attempt cut short may have reached its receiver:
+            # that one goes again (at least once; receivers deduplicate by X-Qahub-Delivery).
+            answered = [t.result() for t in sends if t.done() and not t.cancelled()]
+            unanswered = [d.id for d in due if d.id not in {o.delivery_id for o in answered}]
+            await db.write(_record_and_release, answered, self.retry, unanswered, now_ms())
             raise
         await db.write(outbox.record, list(outcomes), self.retry)
         ok = sum(1 for o in outcomes if o.ok)
@@ -114,19 +126,27 @@ class Sender:
         started, clock = now_ms(), time.perf_counter()
         status = error = text = None
         try:
-            # Resolved once, judged, and connected to that very address (outbound.py).
-            target = await outbound.pin(due.url, self.allowed, self.svc.config.webhooks.timeout_s)
-            headers.update(target.headers)
-            async with client.stream("POST", target.url, content=body, headers=headers,
-                                     extensions=target.extensions) as response:
-                status = response.status_code
-                text = await _head(response)
+            async with asyncio.timeout(self.attempt_s):
+                # Resolved once, judged, and connected to that very address (outbound.py).
+                target = await outbound.pin(due.url, self.allowed, self.svc.config.webhooks.timeout_s)
+                headers.update(target.headers)
+                async with client.stream("POST", target.url, content=body, headers=headers,
+                                         extensions=target.extensions) as response:
+                    status = response.status_code
+                    text = await _head(response)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
         except outbound.Refused as exc:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ") or type(exc).__name__
+        except TimeoutError:
+            status, error = None, f"no complete answer within {self.attempt_s} s"
+        except Exception as exc:  # noqa: BLE001 - one attempt's surprise must not lose the batch's outcomes
+            # Were it raised, the tick would record none of the batch, and the deliveries already
+            # answered would be sent again once their claims ran out.
+            log.exception("webhook delivery %s: unexpected failure", due.id)
+            status, error = None, f"{type(exc).__name__}: {exc}"
         return outbox.AttemptOutcome(
             due.id, due.attempt, started, int((time.perf_counter() - clock) * 1000), status, error, text
         )
@@ -140,6 +160,13 @@ class Sender:
         while n := await self.svc.db.write(outbox.prune, cutoff):
             pruned += n
         return pruned
+
+
+def _record_and_release(conn, answered: list[outbox.AttemptOutcome], retry: outbox.Retry, unanswered: list[str],
+                        now: int) -> None:
+    """Writer operation of a stopping sender: one transaction, so a stop cannot keep one half."""
+    outbox.record(conn, answered, retry)
+    outbox.release(conn, unanswered, now)
 
 
 async def _head(response: httpx.Response) -> str:
@@ -156,8 +183,18 @@ def schedule(svc, scheduler) -> Sender:
     """Register the four maintenance tasks (app.py schedule_tasks)."""
     cfg = svc.config
     sender = Sender(svc)
-    scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc))
-    scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc))
-    scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick)
-    scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc))
+    # Not coordinated: each queued run is claimed by the transaction that does its work (the
+    # queue row is deleted there first, core/run_completion.py), so a run is judged and announced
+    # once whichever node gets to it; a lease every second would cost each idle node a write.
+    scheduler.add("run-completion", RUN_COMPLETION_INTERVAL_S, lambda: process_finished_runs(svc), coordinated=False)
+    # Coordinated: grading a day reads all of that day's results; two nodes would both grade the
+    # same stale rows (the store keeps one answer, the reads are the cost).
+    scheduler.add("trend-grades", cfg.grade.refresh_interval_s, lambda: grade_trends(svc), coordinated=True)
+    # Not coordinated: deliveries are claimed row by row (outbox.claim_due moves each claimed one
+    # out of reach for its lease), so the nodes share the sending and each delivery goes once.
+    scheduler.add("webhook-delivery", cfg.webhooks.poll_interval_s, sender.tick, coordinated=False)
+    # Not coordinated: one write that lifts only quarantines still in place whose expiry passed;
+    # a second node's run in the same minute finds none.
+    scheduler.add("quarantine-expiry", QUARANTINE_EXPIRY_INTERVAL_S, lambda: lift_expired_quarantines(svc),
+                  coordinated=False)
     return sender

@@ -47,9 +47,12 @@ def free_port() -> int:
 
 
 class Cluster:
-    """One cluster; `url` connects as its superuser to the database `qahub`. `durable` keeps
-    PostgreSQL's crash-safe defaults (fsync, synchronous_commit, full_page_writes on), the match of
-    SQLite's synchronous=FULL that a fair benchmark needs; tests leave them off for speed."""
+    """One cluster; `url` connects as its superuser to the database `qahub`.
+
+    `durable`: fsync, synchronous commits and full-page writes on, as a production server runs,
+    for the tests whose point is what survives a crash (tests/test_proof_crash.py) and for a fair
+    benchmark against SQLite's synchronous=FULL (bench/bench_engines.py). Off by
+    default: the other tests want speed, and a crashed test cluster is thrown away anyway."""
 
     def __init__(self, *, durable: bool = False) -> None:
         self.durable = durable
@@ -80,13 +83,13 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self._cmd("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+                  "--locale=C", *([] if self.durable else ["--no-sync"]))
         # Tests want speed, not durability: a crashed test cluster is thrown away anyway. The
-        # crash test that needs durability starts its own cluster with fsync on.
+        # crash test that needs durability starts its own cluster with `durable=True`.
+        safety = ("-c fsync=on -c synchronous_commit=on -c full_page_writes=on" if self.durable
+                  else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-                   "-c max_connections=200")
-        if not self.durable:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                   f"{safety} -c max_connections=200")
         self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "-t", "60", "start")
         self.create_database("qahub")
         return self

@@ -1,4 +1,4 @@
-"""Crash safety: what a client got a 2xx for survives SIGKILL at any moment.
+"""Crash safety: what a client got a 2xx for survives SIGKILL at any moment, on both engines.
 
 Client threads send ingests, bulk upserts and attachment uploads back to back to a real
 `qahub serve`; the test kills the server with SIGKILL at random moments (no shutdown code runs),
@@ -6,6 +6,11 @@ starts it again on the same data folder, and finally checks that every acknowled
 attachment is there, `PRAGMA integrity_check` says ok, and no attachment file lacks its row or
 the reverse (db/orphans.py removes the files a kill leaves between an upload's rename and its
 commit, at the next start).
+
+On PostgreSQL the process killed is `qahub serve`, not the database server: the point is that
+the hub answers 2xx only once the server committed. The cluster is a dedicated one with fsync
+and synchronous commits on (tests/pgcluster.py `durable=True`), as a production server runs; the
+shared test cluster has them off for speed and would prove nothing about durability.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from test_native_api import tiny_png
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KILLS = 20
+# How long one start may take before the test calls it hung: ample, because on a loaded two-core
+# machine a start was measured at up to 19 s, and ServerProcess's 30 s default was once exceeded.
+START_S = 90
 STATUSES = ["PASSED", "PASSED", "PASSED", "FAILED", "SKIPPED", "BROKEN"]
 
 
@@ -90,9 +98,29 @@ def _client_loop(url: str, key: str, project_id: str, name: str, ledger: Ledger,
     http.close()
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path):
-    server = ServerProcess(tmp_path / "s")
-    server.start()
+@pytest.fixture(scope="module")
+def durable_cluster():
+    from pgcluster import Cluster, ClusterUnavailable
+
+    try:
+        cluster = Cluster(durable=True).start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests need its server binaries: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+# Twenty-one starts of `qahub serve`, on either engine: 10 to 19 s each were measured on a two-core
+# machine running other suites (load average 10), which takes the test past the suite's 300 s.
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_acknowledged_writes_survive_sigkill(tmp_path, engine, request):
+    config = None
+    if engine == "postgresql":
+        cluster = request.getfixturevalue("durable_cluster")
+        config = {"storage": {"url": cluster.create_database(f"crash_{os.getpid()}")}}
+    server = ServerProcess(tmp_path / "s", config)
+    server.start(timeout=START_S)
     with server.client() as http:
         project_id = http.post("/api/v1/projects", json={"name": "crash"}).json()["id"]
     ledger, stop = Ledger(), threading.Event()
@@ -106,7 +134,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
             # Random moments: sometimes right after start, sometimes well into a stream of writes.
             time.sleep(rng.uniform(0.05, 0.9))
             server.kill()
-            server.start()
+            server.start(timeout=START_S)
         time.sleep(0.3)
     finally:
         stop.set()
@@ -114,7 +142,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
             t.join(30)
     server.kill()
     assert server.starts == KILLS + 1
-    server.start()  # the start that must clean up after the last kill
+    server.start(timeout=START_S)  # the start that must clean up after the last kill
 
     acknowledged = sum(len(titles) for titles in ledger.runs.values())
     assert len(ledger.runs) > KILLS and acknowledged > 500, (len(ledger.runs), acknowledged)
@@ -133,11 +161,21 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
             assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha, attachment_id
     assert server.stop() == 0
     report = server.check()
-    assert report["integrity"] == ["ok"], report
+    if engine == "sqlite":  # PRAGMA integrity_check: the file's own structure
+        assert report["integrity"] == ["ok"], report
     assert report["files_without_rows"] == [] and report["rows_without_files"] == [], report
     assert report["upload_leftovers"] == [], report
     assert report["ok"], report["problems"]
-    assert not list((server.data_dir / "attachments" / "tmp").iterdir())
+    leftovers = list((server.data_dir / "attachments" / "tmp").iterdir())
+    if engine == "sqlite":
+        assert not leftovers  # one node: at its start no upload can be in flight, every leftover goes
+    else:
+        # Other nodes may share the folder and be mid-upload, so a start takes only uploads
+        # untouched for the grace period (app.py); the last kill's are younger. They are not
+        # the hub's data (check counts none) and the attachment-orphans task takes them later.
+        from qahub_lite.db.orphans import TMP_GRACE_S
+
+        assert all(time.time() - p.stat().st_mtime < TMP_GRACE_S for p in leftovers), leftovers
 
 
 def _write_orphans(attachments, age_s: float) -> tuple[str, str]:

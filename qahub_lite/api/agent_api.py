@@ -245,7 +245,10 @@ def schedule(svc: Services, scheduler) -> None:
         ended = await svc.db.write(lambda conn: jobs.expire(conn, queue_timeout_s=cfg.queue_timeout_s))
         return "; ".join(ended) if ended else None
 
-    scheduler.add("job-expiry", cfg.check_interval_s, expire_leases)
+    # Not coordinated: one write transaction that ends only what is still running past its lease
+    # or queued past its timeout; writes are serialized across nodes, so a second node's run in
+    # the same round finds nothing left and costs one cheap write.
+    scheduler.add("job-expiry", cfg.check_interval_s, expire_leases, coordinated=False)
 
 
 HANDLERS = [claim, heartbeat, report, complete, list_agents]
