@@ -219,7 +219,7 @@ def start_server(folder: Path, extra_config: str = "", env: dict | None = None, 
         env={**os.environ, **(env or {})}, cwd=folder,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a loaded two-core machine with PostgreSQL beside it once took over 30 s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
