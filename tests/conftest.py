@@ -83,6 +83,16 @@ def storage_url(engine: str, request) -> str:
     return request.getfixturevalue("pg_cluster").fresh_database()
 
 
+def run_sql(config: Config, sql: str, params=()) -> list:
+    """Run one statement on the hub's database, whichever engine, in a committed write
+    transaction (what tests use to age rows or look under the API); returns its rows."""
+    from qahub_lite.db.database import direct_connection
+
+    with direct_connection(config) as conn:
+        cur = conn.execute(sql, params)
+        return [tuple(row) for row in cur.fetchall()] if cur.description else []
+
+
 @pytest.fixture
 def config(tmp_path: Path, storage_url: str) -> Config:
     return load_config(write_config(tmp_path, storage_url=storage_url), environ={})

@@ -8,6 +8,7 @@ import zlib
 
 import pytest
 
+from conftest import run_sql
 from seeds.examples import seed000_ingest_body, seed001_upsert_body
 
 pytestmark = pytest.mark.engines
@@ -221,8 +222,6 @@ def test_attachment_over_the_limit_is_413(tmp_path):
 
 
 def test_sweep_deletes_old_unlinked_results_only(api):
-    import sqlite3
-
     project = api.project()
     api.test_case(project["id"], "Linked", code="TC-001")
     r = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [
@@ -234,10 +233,8 @@ def test_sweep_deletes_old_unlinked_results_only(api):
                          files={"file": ("log.txt", io.BytesIO(b"some log"), "text/plain")})
     assert up.status_code == 201
     # Age the rows by 40 days.
-    conn = sqlite3.connect(api.config.db_path)
-    conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
-    conn.commit()
-    conn.close()
+    run_sql(api.config, "UPDATE results SET created_at = created_at - ?, updated_at = updated_at - ?",
+            (40 * 86_400_000,) * 2)
     report = api.post("/api/v1/admin/sweep").json()
     assert report["deleted_results"] == 1 and report["deleted_attachments"] == 1 and report["removed_files"] == 1
     left = api.get(f"/api/v1/runs/{run_id}/results").json()["data"]
@@ -263,8 +260,6 @@ def test_health_and_openapi(api):
 
 
 def test_a_project_limited_admin_key_sweeps_its_own_project_only(api):
-    import sqlite3
-
     from qahub_lite.core import tenancy
     from qahub_lite.db.database import direct_connection
 
@@ -273,11 +268,9 @@ def test_a_project_limited_admin_key_sweeps_its_own_project_only(api):
     for project in (mine, other):
         runs[project["id"]] = api.post("/api/v1/ingest", {"project_id": project["id"], "results": [
             {"title": "old unlinked", "status": "PASSED"}]}).json()["run_id"]
-    conn = sqlite3.connect(api.config.db_path)
     # Old by every clock a sweep might read.
-    conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
-    conn.commit()
-    conn.close()
+    run_sql(api.config, "UPDATE results SET created_at = created_at - ?, updated_at = updated_at - ?",
+            (40 * 86_400_000,) * 2)
     with direct_connection(api.config) as c:
         limited = tenancy.create_key(c, api.tenant_id, scope="admin", project_id=mine["id"]).key
     assert api.post("/api/v1/admin/sweep", key=limited).json()["deleted_results"] == 1

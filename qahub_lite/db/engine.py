@@ -25,6 +25,20 @@ from .connection import open_reader, open_writer
 WRITE_LOCK = 0x71A4B_0002
 
 
+def is_postgresql(conn) -> bool:
+    """Whether `conn` is PostgreSQL's (postgresql.Connection), for the few statements that are
+    spelled differently per engine (json_each, two-argument min/max, row locks)."""
+    return getattr(conn, "engine", "sqlite") == "postgresql"
+
+
+def json_list_holds(conn, column: str) -> str:
+    """SQL true when the JSON list in `column` (text) holds the next parameter: SQLite's
+    json_each, PostgreSQL's json_array_elements_text."""
+    if is_postgresql(conn):
+        return f"EXISTS (SELECT 1 FROM json_array_elements_text({column}::json) AS item WHERE item = ?)"
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+
+
 class SqliteEngine:
     name = "sqlite"
 

@@ -19,7 +19,7 @@ _OWNER = {
     "suite": "SELECT p.tenant_id, s.project_id, s.id FROM suites s JOIN projects p ON p.id = s.project_id "
     "WHERE s.id = ?",
     "project": "SELECT tenant_id, id AS project_id, id FROM projects WHERE id = ?",
-    "run": "SELECT tenant_id, project_id, id FROM runs WHERE id = ?1 OR short_id = ?1",
+    "run": "SELECT tenant_id, project_id, id FROM runs WHERE id = ? OR short_id = ?",
     "execution": "SELECT u.tenant_id, u.project_id, e.id FROM executions e JOIN runs u ON u.id = e.run_id "
     "WHERE e.id = ?",
     "result": "SELECT u.tenant_id, u.project_id, CAST(r.id AS TEXT) AS id FROM results r "
@@ -39,7 +39,8 @@ def _marks(chunk: Sequence) -> str:
 
 def owner(conn: sqlite3.Connection, kind: str, key: object) -> sqlite3.Row | None:
     """(tenant_id, project_id, id) of one resource of `kind` (see KINDS), or None."""
-    return conn.execute(_OWNER[kind], (key,)).fetchone()
+    sql = _OWNER[kind]
+    return conn.execute(sql, (key,) * sql.count("?")).fetchone()
 
 
 def owners_of_results(conn: sqlite3.Connection, result_ids: Sequence[int]) -> list[sqlite3.Row]:

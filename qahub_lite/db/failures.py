@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .engine import is_postgresql
 from .results import CHUNK
 from .tuples import fetch_tuples
 
@@ -47,7 +48,8 @@ def count_occurrences(conn, counts: dict[int, int], branch: str, now: int) -> No
     )
     conn.executemany(
         "INSERT INTO signature_branches (signature_id, branch, occurrences, last_seen) VALUES (?,?,?,?) "
-        "ON CONFLICT (signature_id, branch) DO UPDATE SET occurrences = occurrences + excluded.occurrences, "
+        "ON CONFLICT (signature_id, branch) DO UPDATE SET "
+        "occurrences = signature_branches.occurrences + excluded.occurrences, "
         "last_seen = excluded.last_seen",
         [(sid, branch, n, now) for sid, n in counts.items()],
     )
@@ -64,7 +66,7 @@ def tickets(conn, signature_ids: Sequence[int]) -> dict[int, tuple[str | None, s
 
 def record_tests(conn, pairs: list[tuple[int, int]]) -> None:
     """(signature id, test id) pairs seen."""
-    conn.executemany(  # engine: sqlite (INSERT OR IGNORE)
+    conn.executemany(
         "INSERT OR IGNORE INTO signature_tests (signature_id, test_id) VALUES (?,?)", pairs)
 
 
@@ -178,20 +180,23 @@ def merge(conn, source_id: int, target_id: int) -> None:
     conn.execute("UPDATE failure_signatures SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
     conn.execute("UPDATE failure_signatures SET merged_into = ? WHERE id = ?", (target_id, source_id))
     conn.execute("UPDATE results SET signature_id = ? WHERE signature_id = ?", (target_id, source_id))
-    conn.execute(  # engine: sqlite (INSERT OR IGNORE)
+    conn.execute(
         "INSERT OR IGNORE INTO signature_tests (signature_id, test_id) SELECT ?, test_id FROM signature_tests "
         "WHERE signature_id = ?", (target_id, source_id),
     )
-    conn.execute(  # engine: sqlite (two-argument max)
+    # Two-argument max/min are SQLite's spelling; PostgreSQL's is GREATEST/LEAST.
+    bigger, smaller = ("GREATEST", "LEAST") if is_postgresql(conn) else ("max", "min")  # engine: both
+    conn.execute(
         "INSERT INTO signature_branches (signature_id, branch, occurrences, last_seen) SELECT ?, branch, occurrences, "
         "last_seen FROM signature_branches WHERE signature_id = ? ON CONFLICT (signature_id, branch) DO UPDATE "
-        "SET occurrences = occurrences + excluded.occurrences, last_seen = max(last_seen, excluded.last_seen)",
+        "SET occurrences = signature_branches.occurrences + excluded.occurrences, "
+        f"last_seen = {bigger}(signature_branches.last_seen, excluded.last_seen)",
         (target_id, source_id),
     )
-    conn.execute(  # engine: sqlite (two-argument min and max)
+    conn.execute(
         "UPDATE failure_signatures SET occurrences = occurrences + (SELECT occurrences FROM failure_signatures "
-        "WHERE id = ?), first_seen = min(first_seen, (SELECT first_seen FROM failure_signatures WHERE id = ?)), "
-        "last_seen = max(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)) WHERE id = ?",
+        f"WHERE id = ?), first_seen = {smaller}(first_seen, (SELECT first_seen FROM failure_signatures WHERE id = ?)), "
+        f"last_seen = {bigger}(last_seen, (SELECT last_seen FROM failure_signatures WHERE id = ?)) WHERE id = ?",
         (source_id, source_id, source_id, target_id),
     )
 
@@ -202,11 +207,10 @@ def count_rules(conn, project_id: str) -> int:
 
 def add_rule(conn, project_id: str, pattern: str, note: str | None, now: int) -> int:
     """The new rule's id."""
-    cur = conn.execute(
-        "INSERT INTO signature_rules (project_id, pattern, note, created_at) VALUES (?,?,?,?)",
+    return conn.execute(
+        "INSERT INTO signature_rules (project_id, pattern, note, created_at) VALUES (?,?,?,?) RETURNING id",
         (project_id, pattern, note, now),
-    )
-    return cur.lastrowid  # engine: sqlite (lastrowid)
+    ).fetchone()[0]
 
 
 def list_rules(conn, project_id: str) -> list:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .engine import is_postgresql
+
 
 def _marks(values: Sequence) -> str:
     return ",".join("?" * len(values))
@@ -87,6 +89,12 @@ def _queued_where(tenant_id: str, frameworks: Sequence[str], project_id: str | N
     return where, params
 
 
+def _tie(conn) -> str:
+    """What orders jobs created in the same millisecond: SQLite's rowid is their insertion order;
+    PostgreSQL has none, and the job id (random) is a stable order there."""
+    return "j.id" if is_postgresql(conn) else "j.rowid"  # engine: sqlite (rowid)
+
+
 def queued_jobs_of_finished_runs(
     conn, tenant_id: str, frameworks: Sequence[str], project_id: str | None, finished: Iterable[str],
 ) -> list:
@@ -96,7 +104,7 @@ def queued_jobs_of_finished_runs(
     finished = sorted(finished)
     return conn.execute(
         f"SELECT j.id, r.status AS run_status FROM jobs j JOIN runs r ON r.id = j.run_id "
-        f"WHERE {where} AND r.status IN ({_marks(finished)}) ORDER BY j.created_at, j.rowid",  # engine: sqlite
+        f"WHERE {where} AND r.status IN ({_marks(finished)}) ORDER BY j.created_at, {_tie(conn)}",
         [*params, *finished],
     ).fetchall()
 
@@ -112,10 +120,11 @@ def claim_oldest_job(
     pass each other instead of waiting or taking the same job."""
     where, params = _queued_where(tenant_id, frameworks, project_id)
     finished = sorted(finished)
+    lock = " FOR UPDATE OF j SKIP LOCKED" if is_postgresql(conn) else ""
     row = conn.execute(
         f"SELECT j.id, j.run_id FROM jobs j JOIN runs r ON r.id = j.run_id "
         f"WHERE {where} AND r.status NOT IN ({_marks(finished)}) "
-        "ORDER BY j.created_at, j.rowid LIMIT 1",  # engine: sqlite (rowid breaks ties of one millisecond)
+        f"ORDER BY j.created_at, {_tie(conn)} LIMIT 1{lock}",
         [*params, *finished],
     ).fetchone()
     if row is not None:

@@ -7,7 +7,6 @@ returns up to `limit + 1` rows so the caller can tell whether another page follo
 
 from __future__ import annotations
 
-import sqlite3
 
 PROJECT_COLUMNS = ("id", "name", "slug", "description", "repo", "default_branch", "ci_config", "settings",
                    "created_at", "updated_at")
@@ -63,14 +62,17 @@ def insert_project(conn, tenant_id: str, values: dict) -> None:
     )
 
 
-def update_project(conn, project_id: str, changes: dict) -> bool:  # engine: sqlite (driver error)
+def update_project(conn, project_id: str, changes: dict) -> bool:
     """Set the columns of `changes` (names checked by the caller). False when the repo is
-    another project's already (repos are unique in a tenant)."""
-    sets = ", ".join(f"{column} = ?" for column in changes)
-    try:
-        conn.execute(f"UPDATE projects SET {sets} WHERE id = ?", (*changes.values(), project_id))
-    except sqlite3.IntegrityError:
+    another project's already (repos are unique in a tenant): looked up first, not caught as
+    the driver's error, which on PostgreSQL spoils the rest of the transaction."""
+    if changes.get("repo") is not None and conn.execute(
+        "SELECT 1 FROM projects WHERE repo = ? AND id != ? AND tenant_id = (SELECT tenant_id FROM projects WHERE id = ?)",
+        (changes["repo"], project_id, project_id),
+    ).fetchone():
         return False
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE projects SET {sets} WHERE id = ?", (*changes.values(), project_id))
     return True
 
 

@@ -9,10 +9,11 @@ engines do not share, once per statement text (cached):
 - `x IS ?` / `x IS NOT ?` (SQLite's null-safe comparison) become `IS [NOT] DISTINCT FROM`;
 - `INSERT OR IGNORE INTO` becomes `INSERT INTO ... ON CONFLICT DO NOTHING`;
 - `INDEXED BY name` (a SQLite planner hint) is dropped: PostgreSQL's planner needs none;
-- `CROSS JOIN t ON` (SQLite's way to fix a join order) becomes `JOIN t ON`.
+- `CROSS JOIN t ON` (SQLite's way to fix a join order) becomes `JOIN t ON`;
+- `total(column)` (SQLite's overflow-free sum, a float) becomes `COALESCE(SUM(column), 0)::float8`.
 
 What cannot be rewritten by spelling (json_each, two-argument min/max) is chosen per engine by the
-storage function itself through `is_postgresql(conn)`. Python booleans are bound as integers:
+storage function itself through `engine.is_postgresql(conn)`. Python booleans are bound as integers:
 the schema stores flags as integers on both engines.
 """
 
@@ -37,6 +38,7 @@ _IS_PARAM = re.compile(r"\bIS\s+\?", re.IGNORECASE)
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
 _CROSS_JOIN_ON = re.compile(r"\bCROSS\s+JOIN\s+(\w+(?:\s+(?:AS\s+)?\w+)?)\s+ON\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
+_TOTAL = re.compile(r"\btotal\((\w+(?:\.\w+)?)\)", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -49,6 +51,7 @@ def translate_sql(sql: str) -> str:
         code = _IS_PARAM.sub("IS NOT DISTINCT FROM ?", code)
         code = _INDEXED_BY.sub("", code)
         code = _CROSS_JOIN_ON.sub(r"JOIN \1 ON", code)
+        code = _TOTAL.sub(r"COALESCE(SUM(\1), 0)::float8", code)
         if re.search(r"\?\d", code):
             raise ValueError("numbered parameters (?1) are not portable: repeat the parameter instead")
         parts[index] = code.replace("?", "%s")
@@ -174,10 +177,6 @@ class Connection:
 
     def close(self) -> None:
         self.raw.close()
-
-
-def is_postgresql(conn) -> bool:
-    return getattr(conn, "engine", "sqlite") == ENGINE
 
 
 # --- connecting --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .engine import json_list_holds
 from .tuples import fetch_tuples
 
 # SQLite's default limit of host parameters is 32766 on 3.32+, but keep chunks modest.
@@ -26,8 +27,6 @@ _RESULT_SELECT = (
     "r.created_at, r.updated_at, t.variant, r.tags "
     "FROM results r JOIN tests t ON t.id = r.test_id LEFT JOIN test_cases c ON c.id = t.test_case_id"
 )
-# A stored tag list contains the tag: JSON text, matched by SQLite's own JSON reader.
-_TAG_SQL = "EXISTS (SELECT 1 FROM json_each(r.tags) WHERE json_each.value = ?)"  # engine: sqlite
 
 
 def _chunks(values: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -42,7 +41,7 @@ def list_results(
     """Results of a run with their test's identity, by id (insertion order)."""
     where, params = ["r.run_id = ?"], [run_id]
     if tag:
-        where.append(_TAG_SQL)
+        where.append(json_list_holds(conn, "r.tags"))  # the stored tag list (JSON text) holds it
         params.append(tag)
     if statuses:
         where.append(f"r.status IN ({','.join('?' * len(statuses))})")
@@ -298,7 +297,7 @@ def signed_results(conn, run_id: str, message_chars: int) -> list[tuple]:
 # An attachment is in a project through its result's run: a caller limited to one project must
 # not reach another project's files.
 _IN_PROJECT = (
-    " AND (? IS NULL OR EXISTS (SELECT 1 FROM results r JOIN runs ru ON ru.id = r.run_id "
+    " AND (CAST(? AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM results r JOIN runs ru ON ru.id = r.run_id "
     "WHERE r.id = attachments.result_id AND ru.project_id = ?))"
 )
 

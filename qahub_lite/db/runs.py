@@ -6,7 +6,6 @@ Rows are sqlite3.Row (read them by column name); callers build their own types f
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 RUN_COLUMNS = (
@@ -27,16 +26,12 @@ VERDICT_SQL = {
 def insert_run(conn, values: dict) -> bool:
     """Insert a run row (`values` names every column); False when its short id is taken
     already (the caller draws another), without the driver's error leaving this module."""
-    columns = ", ".join(values)
-    try:
-        conn.execute(
-            f"INSERT INTO runs ({columns}) VALUES ({','.join('?' * len(values))})", tuple(values.values())
-        )
-    except sqlite3.IntegrityError:
-        # Judged on the data, not on the driver's message: only a taken short id is retried.
-        if conn.execute("SELECT 1 FROM runs WHERE short_id = ?", (values["short_id"],)).fetchone() is None:
-            raise
+    # Looked up first, not caught as the driver's error: on PostgreSQL a failed statement spoils
+    # the rest of its transaction. Writes are serial (engine.py), so nothing slips in between.
+    if conn.execute("SELECT 1 FROM runs WHERE short_id = ?", (values["short_id"],)).fetchone() is not None:
         return False
+    columns = ", ".join(values)
+    conn.execute(f"INSERT INTO runs ({columns}) VALUES ({','.join('?' * len(values))})", tuple(values.values()))
     return True
 
 
@@ -52,7 +47,7 @@ def find_run_of_any_tenant(conn, run_ref: str):
     """A run by id or short id, whichever tenant's, with its tenant_id; or None. For the callers
     that check ownership themselves (a dialect's poll answers 404 for another tenant's run)."""
     return conn.execute(
-        f"SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE id = ?1 OR short_id = ?1", (run_ref,),
+        f"SELECT tenant_id, {RUN_COLUMNS} FROM runs WHERE id = ? OR short_id = ?", (run_ref, run_ref),
     ).fetchone()
 
 
@@ -149,7 +144,7 @@ def latest_run_of_branch(
     """The newest run of a branch (None: runs sent without one) in one of `statuses`, or None;
     `before`: (run id, created_at) of a run to look back from (itself left out)."""
     marks = ",".join("?" * len(statuses))
-    sql = f"SELECT {_PLACE} FROM runs WHERE project_id = ? AND branch IS ? AND status IN ({marks})"  # engine: sqlite
+    sql = f"SELECT {_PLACE} FROM runs WHERE project_id = ? AND branch IS ? AND status IN ({marks})"
     params: list = [project_id, branch, *statuses]
     if before is not None:
         sql += " AND id != ? AND created_at <= ?"

@@ -6,18 +6,18 @@ hashing) are core's. Rows are read by column name.
 
 from __future__ import annotations
 
-import sqlite3
 
 # --- tenants ------------------------------------------------------------------------------
 
 _TENANT = "SELECT id, name, suspended, created_at FROM tenants"
 
 
-def insert_tenant(conn, tenant_id: str, name: str, created_at: int) -> bool:  # engine: sqlite (driver error)
-    """False when the name is taken (names are unique)."""
-    try:
-        conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (?,?,?)", (tenant_id, name, created_at))
-    except sqlite3.IntegrityError:
+def insert_tenant(conn, tenant_id: str, name: str, created_at: int) -> bool:
+    """False when the name is taken (names are unique). ON CONFLICT, not a caught driver error:
+    on PostgreSQL a failed statement spoils the rest of its transaction."""
+    cur = conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                       (tenant_id, name, created_at))
+    if cur.rowcount == 0:
         return False
     return True
 
@@ -69,9 +69,9 @@ def mark_key_revoked(conn, key_id: str, at: int) -> None:
     conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (at, key_id))
 
 
-def key_is_active(conn, key_id: str) -> bool:  # engine: sqlite (`NOT integer` as a truth value)
+def key_is_active(conn, key_id: str) -> bool:
     row = conn.execute(
-        "SELECT k.revoked_at IS NULL AND NOT t.suspended AS active FROM api_keys k "
+        "SELECT k.revoked_at IS NULL AND t.suspended = 0 AS active FROM api_keys k "
         "JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?", (key_id,),
     ).fetchone()
     return bool(row and row["active"])
@@ -95,38 +95,38 @@ def set_keys_last_used(conn, used: dict[str, int]) -> None:
 _USER = "SELECT id, username, disabled_at, created_at, last_login_at FROM users"
 
 
-def user_row(conn, id_or_name: str):  # engine: sqlite (usernames compare NOCASE by their column's collation)
-    return conn.execute(f"{_USER} WHERE id = ? OR username = ?", (id_or_name, id_or_name)).fetchone()
+# Usernames are unique whatever their case: SQLite's column compares NOCASE, PostgreSQL's unique
+# index is on lower(username); lower() on both sides says the same on either engine.
+def user_row(conn, id_or_name: str):
+    return conn.execute(f"{_USER} WHERE id = ? OR lower(username) = lower(?)", (id_or_name, id_or_name)).fetchone()
 
 
-def username_taken(conn, username: str) -> bool:  # engine: sqlite (NOCASE collation)
-    return conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
+def username_taken(conn, username: str) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE lower(username) = lower(?)", (username,)).fetchone() is not None
 
 
 def has_users(conn) -> bool:
     return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
 
-def insert_user(conn, user_id: str, username: str, password_hash: str, created_at: int) -> bool:  # engine: sqlite
+def insert_user(conn, user_id: str, username: str, password_hash: str, created_at: int) -> bool:
     """False when the name is taken (unique whatever the case)."""
-    try:
-        conn.execute(
-            "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (?,?,?,?,?)",
-            (user_id, username, password_hash, created_at, created_at),
-        )
-    except sqlite3.IntegrityError:
-        return False
-    return True
+    cur = conn.execute(
+        "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT DO NOTHING",
+        (user_id, username, password_hash, created_at, created_at),
+    )
+    return cur.rowcount == 1
 
 
 def set_password_hash(conn, user_id: str, password_hash: str, at: int) -> None:
     conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", (password_hash, at, user_id))
 
 
-def set_user_disabled(conn, user_id: str, disabled: bool, at: int) -> None:  # engine: sqlite (CASE WHEN integer)
+def set_user_disabled(conn, user_id: str, disabled: bool, at: int) -> None:
     """Disabling keeps the first time it happened; enabling clears it."""
     conn.execute(
-        "UPDATE users SET disabled_at = CASE WHEN ? THEN coalesce(disabled_at, ?) END, updated_at = ? WHERE id = ?",
+        "UPDATE users SET disabled_at = CASE WHEN ? = 1 THEN coalesce(disabled_at, ?) END, updated_at = ? WHERE id = ?",
         (int(disabled), at, at, user_id),
     )
 
@@ -135,13 +135,13 @@ def set_last_login(conn, user_id: str, at: int) -> None:
     conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (at, user_id))
 
 
-def credentials_row(conn, username: str):  # engine: sqlite (NOCASE collation)
+def credentials_row(conn, username: str):
     """A user's password hash, state and the tenant a session starts in (its oldest one)."""
     return conn.execute(
         "SELECT u.id, u.username, u.password_hash, u.disabled_at, "
         "(SELECT m.tenant_id FROM memberships m JOIN tenants t ON t.id = m.tenant_id "
         " WHERE m.user_id = u.id ORDER BY t.created_at, t.id LIMIT 1) AS tenant_id "
-        "FROM users u WHERE u.username = ?",
+        "FROM users u WHERE lower(u.username) = lower(?)",
         (username,),
     ).fetchone()
 

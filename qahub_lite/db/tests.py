@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .engine import json_list_holds
 from .tuples import fetch_tuples as _tuples
 
 _CHUNK = 500
@@ -228,10 +229,9 @@ def quarantined_among(conn: sqlite3.Connection, project_id: str, test_ids: Seque
 
 def tests_tagged(conn: sqlite3.Connection, project_id: str, tag: str) -> set[int]:
     """Tests whose latest tagged result carried `tag` (migration 0005)."""
-    # engine: sqlite (json_each over the tags' JSON array)
     return {r["id"] for r in conn.execute(
         "SELECT id FROM tests WHERE project_id = ? AND tags IS NOT NULL "
-        "AND EXISTS (SELECT 1 FROM json_each(tests.tags) WHERE json_each.value = ?)", (project_id, tag),
+        f"AND {json_list_holds(conn, 'tests.tags')}", (project_id, tag),
     )}
 
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .engine import is_postgresql
+
 
 def fetch_tuples(conn, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    if is_postgresql(conn):
+        return conn.execute(sql, params).fetchall()  # its rows are tuples already (postgresql.Row)
     cursor = conn.cursor()
     try:
         cursor.row_factory = None
