@@ -163,6 +163,9 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         schedule_tasks(svc, scheduler)
         scheduler.start()
         embedded_agent = await start_embedded_agent(svc)  # None unless [agent] enabled
+        # The key generation as of now (core/key_checks.py): the `key-generation` task forgets
+        # remembered checks only when it moves from here.
+        svc.key_checks.observe_generation(await db.read(key_checks.current_generation), time.monotonic())
         if on_ready is not None:
             on_ready()
         try:
