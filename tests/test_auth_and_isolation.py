@@ -18,6 +18,8 @@ from qahub_lite.db.database import direct_connection
 
 from test_native_api import tiny_png
 
+pytestmark = pytest.mark.engines
+
 ENDPOINTS = endpoints(route_handlers())  # what the app serves
 
 

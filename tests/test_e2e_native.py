@@ -16,7 +16,7 @@ from conftest import qahub_command, start_server
 from seeds.examples import seed000_ingest_body, seed001_upsert_body
 from test_native_api import tiny_png
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.engines]
 
 
 def test_seed_examples_over_http(live_server):

@@ -20,6 +20,8 @@ from qahub_lite.core import tenancy
 from qahub_lite.db.database import direct_connection
 from qahub_lite.reports import parse_report
 
+pytestmark = pytest.mark.engines
+
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "ctrf.schema.json").read_text())
 
 # One of everything the formats must carry: statuses, a flaky pass with its failed attempt, a

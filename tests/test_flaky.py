@@ -9,6 +9,8 @@ from health_helpers import fast_api, ingest, outcomes
 from qahub_lite.config import FlakyConfig
 from qahub_lite.core.flaky import BROKEN, FLAKY, HEALTHY, judge
 
+pytestmark = pytest.mark.engines
+
 RULES = FlakyConfig()  # N 30, min samples 10, threshold 0.2, M 10, broken after 3
 
 

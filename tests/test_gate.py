@@ -10,6 +10,8 @@ import pytest
 from conftest import qahub_command
 from health_helpers import fast_api, ingest, outcomes
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def hapi(tmp_path):

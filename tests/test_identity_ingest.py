@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def shop(api):

@@ -15,6 +15,8 @@ from qahub_lite.config import load_config
 from qahub_lite.core import agents, jobs
 from qahub_lite.core.tenancy import create_key
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def hub(tmp_path):

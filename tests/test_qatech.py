@@ -8,6 +8,8 @@ import pytest
 from conftest import Api
 from qahub_lite.core.tenancy import create_key
 
+pytestmark = pytest.mark.engines
+
 
 def new_key(api: Api, scope: str, project_id: str | None = None) -> str:
     writer = api.client.app.state.services.db.writer

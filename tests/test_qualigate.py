@@ -10,6 +10,8 @@ from conftest import Api, make_api, write_config
 from qahub_lite.config import load_config
 from qahub_lite.core.tenancy import create_key, create_tenant
 
+pytestmark = pytest.mark.engines
+
 
 NO_AGENT = ("; no agent serves framework playwright: its tests wait until an agent with a command for it asks for "
             "work, or until jobs.queue_timeout_s")

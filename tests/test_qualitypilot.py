@@ -13,6 +13,8 @@ from qahub_lite.db.database import direct_connection
 from conftest import Api, make_api, write_config
 from seeds.examples import seed002_payload
 
+pytestmark = pytest.mark.engines
+
 URL = "/api/v1/test-runs"
 
 
@@ -238,7 +240,12 @@ def test_a_qa_hub_tag_links_the_case_when_the_test_case_exists(api):
 
 def test_a_storage_failure_is_500_and_stores_nothing(api):
     with direct_connection(api.config) as conn:
-        conn.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk I/O'); END")
+        if api.config.storage.url:
+            conn.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk I/O' "
+                         "USING ERRCODE = '58030'; END $$ LANGUAGE plpgsql")  # io_error
+            conn.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION refuse()")
+        else:
+            conn.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk I/O'); END")
     r = _post(api, seed002_payload())
     assert r.status_code == 500
     assert r.json() == {"error": "Internal Server Error",

@@ -16,6 +16,8 @@ from qahub_lite.core import users
 from qahub_lite.db.database import direct_connection
 from test_web_auth import sign_in
 
+pytestmark = pytest.mark.engines
+
 MB = 1_000_000
 
 

@@ -15,6 +15,8 @@ import pytest
 from qahub_lite.core.signatures import compile_masks, compute, frames, split_type
 from qahub_lite.reports import parse_report
 
+pytestmark = pytest.mark.engines
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 JEST_STACK = (

@@ -3,7 +3,11 @@ it stays within 60 lines whatever the run's size, and that test names cannot inj
 
 from __future__ import annotations
 
+import pytest
+
 from qahub_lite.core.summary import MAX_LINES, Failure, group_failures
+
+pytestmark = pytest.mark.engines
 
 
 def _run(api, project, results, branch="main"):

@@ -4,8 +4,9 @@ is said on the dashboard and at first start."""
 
 from __future__ import annotations
 
+import pytest
+
 import datetime as dt
-import sqlite3
 import subprocess
 
 from conftest import qahub_command
@@ -13,21 +14,20 @@ from qahub_lite.core import users
 from qahub_lite.db.database import direct_connection
 from test_web_auth import sign_in
 
+pytestmark = pytest.mark.engines
+
 DAY_MS = 86_400_000
 
 
-def _age(db_path, run_ids: list[str], days: int) -> None:
+def _age(config, run_ids: list[str], days: int) -> None:
     """Move runs and their results `days` back in time, as if they had been ingested then."""
-    conn = sqlite3.connect(db_path)
     marks = ",".join("?" * len(run_ids))
     shift = days * DAY_MS
-    conn.execute(f"UPDATE runs SET created_at = created_at - ?, started_at = started_at - ? WHERE id IN ({marks})",
-                 (shift, shift, *run_ids))
-    result_columns = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
-    ages = ", ".join(f"{c} = {c} - {shift}" for c in ("created_at", "updated_at") if c in result_columns)
-    conn.execute(f"UPDATE results SET {ages} WHERE run_id IN ({marks})", run_ids)
-    conn.commit()
-    conn.close()
+    with direct_connection(config) as conn:
+        conn.execute(f"UPDATE runs SET created_at = created_at - ?, started_at = started_at - ? WHERE id IN ({marks})",
+                     (shift, shift, *run_ids))
+        conn.execute(f"UPDATE results SET created_at = created_at - ?, updated_at = updated_at - ? "
+                     f"WHERE run_id IN ({marks})", (shift, shift, *run_ids))
 
 
 def _day(days_ago: int) -> str:
@@ -46,7 +46,7 @@ def test_a_test_s_days_outlive_the_sweep_of_its_results(api):
             {"test_case_code": "TC-001", "status": "PASSED", "duration_ms": 5}]})
         assert r.status_code == 201, r.text
         old_runs.append(r.json()["run_id"])
-    _age(api.config.db_path, old_runs, 40)
+    _age(api.config, old_runs, 40)
     # Today: one more result of the same test, still raw.
     r = api.post("/api/v1/ingest", {"project_id": pid, "results": [
         {"title": "checkout", "suite": "cart", "status": "SKIPPED"}]})

@@ -11,6 +11,8 @@ from health_helpers import fast_api, ingest, outcomes, wait_for
 from qahub_lite.core.trends import percentile
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 
 def test_percentiles_by_nearest_rank():
     values = [100, 200, 300, 400, 1000]

@@ -14,6 +14,8 @@ from health_helpers import Receiver, fast_api, ingest, outcomes, wait_for
 from qahub_lite.core import quarantine
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def hapi(tmp_path):

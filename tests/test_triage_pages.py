@@ -12,6 +12,8 @@ from qahub_lite.config import load_config
 from qahub_lite.core import users
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 PASSWORD = "triage pages password 1"
 
 

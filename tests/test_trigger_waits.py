@@ -12,6 +12,8 @@ import pytest
 from conftest import start_server
 from qahub_lite.cli import main
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -28,6 +28,8 @@ from qahub_lite.payload import (
 from qahub_lite.reports import FORMATS, Attempt, ParsedResult
 from qahub_lite.upload import split
 
+pytestmark = pytest.mark.engines
+
 CORPUS = Path(__file__).resolve().parent / "corpus" / "generated"
 # Provider marker variables: a test run inside a CI job must not pick up that job's context.
 CI_MARKERS = ("GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI", "TF_BUILD", "JENKINS_URL", "JENKINS_HOME")

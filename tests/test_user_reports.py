@@ -12,6 +12,8 @@ from conftest import qahub_command, start_server
 from qahub_lite.reports import ReportError, parse_report
 from test_native_api import tiny_png
 
+pytestmark = pytest.mark.engines
+
 
 def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path):
     first = start_server(tmp_path / "one")

@@ -16,6 +16,8 @@ from qahub_lite.core import passwords, sessions, users
 from qahub_lite.core.errors import Conflict, Forbidden, Invalid, NotFound
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 
 def test_a_password_hash_is_scrypt_salted_and_checked_in_full():
     encoded = passwords.hash_password("correct horse battery")

@@ -15,6 +15,8 @@ from conftest import free_port, qahub_command, start_server
 from qahub_lite.cli import main
 from qahub_lite.cli.wait import parse_duration
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.mark.parametrize("text, seconds", [
     ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("1.5h", 5400), ("500ms", 0.5), ("45", 45),

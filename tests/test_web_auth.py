@@ -13,6 +13,8 @@ from qahub_lite.config import load_config
 from qahub_lite.core import tenancy, users
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 PASSWORDS = {"ann": "ann's password", "mo": "mo's password", "vi": "vi's password", "tess": "tess's password"}
 
 

@@ -18,6 +18,8 @@ from qahub_lite.core import users
 from qahub_lite.db.database import direct_connection
 from qahub_lite.web import charts
 
+pytestmark = pytest.mark.engines
+
 PASSWORD = "admin's own password"
 
 

@@ -4,6 +4,8 @@ before the first real event."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import re
 
@@ -15,6 +17,8 @@ from qahub_lite.core.webhooks import verify
 from qahub_lite.db.database import direct_connection
 from test_web_auth import sign_in
 from test_webhooks import hapi, receiver  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.engines
 
 
 def test_a_test_delivery_reaches_the_receiver_signed(hapi, receiver):

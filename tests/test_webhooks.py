@@ -15,6 +15,8 @@ from qahub_lite.core.tenancy import create_key
 from qahub_lite.core.webhooks import sign, verify
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     import hashlib

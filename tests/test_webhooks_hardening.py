@@ -19,6 +19,8 @@ from qahub_lite.core.tenancy import create_key
 from qahub_lite.core.webhooks import chat_text
 from qahub_lite.db.database import direct_connection
 
+pytestmark = pytest.mark.engines
+
 ALLOW_LOOPBACK = 'allow_networks = ["127.0.0.1/32"]'
 
 

@@ -3,8 +3,8 @@ the program may see (DESIGN.md, "Storage SQL lives in one layer").
 
 Nothing outside `db/` imports the driver or reads its result codes or message text. Every way
 into the database (`Database.read`, `Database.write`, the writer's own callers, and
-`direct_connection` for the CLI) passes what escapes through `translate`,
-so a second engine only has to map its own exceptions here. The driver's exception stays on
+`direct_connection` for the CLI) passes what escapes through `translate`; SQLite's exceptions are
+mapped by result code, PostgreSQL's (psycopg) by SQLSTATE. The driver's exception stays on
 `__cause__` for logs.
 
 A storage function that must react to one case itself ("already exists") catches the driver
@@ -75,6 +75,8 @@ def _map(exc: BaseException) -> StorageError | None:
     if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
         # Raised by the driver while binding a parameter, before SQLite sees the statement.
         return OutOfRange(f"A number is too large: the largest is {2**63 - 1}")
+    if type(exc).__module__.startswith("psycopg"):
+        return _map_postgresql(exc)
     if not isinstance(exc, sqlite3.Error):
         return None
     message = str(exc)
@@ -95,6 +97,36 @@ def _map(exc: BaseException) -> StorageError | None:
         return Duplicate(message)
     if isinstance(exc, sqlite3.IntegrityError):
         return ConstraintFailed(message)
+    return StorageError(message)
+
+
+# PostgreSQL's SQLSTATE classes and codes (its manual's appendix A), by what they mean here.
+_PG_UNIQUE = "23505"
+_PG_OUT_OF_RANGE = ("22003", "22P03")  # numeric_value_out_of_range, invalid_binary_representation
+_PG_FULL = ("53100", "53200", "54000")  # disk_full, out_of_memory, program_limit_exceeded
+_PG_BUSY = ("55P03", "40P01", "40001", "57014")  # lock_not_available, deadlock, serialization, canceled
+_PG_GONE_CLASSES = ("08", "57")  # connection exceptions; operator intervention (shutdown, restart)
+
+
+def _map_postgresql(exc: BaseException) -> StorageError | None:
+    message = str(exc).strip()
+    state = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, OverflowError) or state in _PG_OUT_OF_RANGE:
+        return OutOfRange(f"A number is too large: the largest is {2**63 - 1}")
+    if state == _PG_UNIQUE:
+        return Duplicate(message)
+    if state.startswith("23"):
+        return ConstraintFailed(message)
+    if state in _PG_FULL:
+        return StorageFull(message)
+    if state in _PG_BUSY:
+        return Busy(message)
+    if state[:2] in _PG_GONE_CLASSES or (not state and type(exc).__name__ == "OperationalError"):
+        # The server is gone or restarting: nothing of the write was stored; the next one
+        # opens a new connection (writer.py, readers.py).
+        return StorageFailed(message or "the database server closed the connection")
+    if state[:2] in ("58", "XX"):  # system error (I/O); internal error (a damaged relation)
+        return StorageFailed(message)
     return StorageError(message)
 
 

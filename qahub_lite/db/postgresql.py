@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import Loader
 
 ENGINE = "postgresql"
 
@@ -45,6 +46,8 @@ _TOTAL = re.compile(r"\btotal\((\w+(?:\.\w+)?)\)", re.IGNORECASE)
 def translate_sql(sql: str) -> str:
     """The PostgreSQL spelling of a statement written for SQLite (see the module's docstring)."""
     parts = re.split(r"('(?:[^']|'')*')", sql)  # odd indexes are quoted literals: kept as they are
+    for index in range(1, len(parts), 2):
+        parts[index] = parts[index].replace("%", "%%")  # psycopg reads % even inside literals
     for index in range(0, len(parts), 2):
         code = parts[index].replace("%", "%%")
         code = _IS_NOT_PARAM.sub("IS DISTINCT FROM ?", code)
@@ -179,6 +182,15 @@ class Connection:
         self.raw.close()
 
 
+class _NumberLoader(Loader):
+    """NUMERIC as int (or float): the schema has no NUMERIC column, but PostgreSQL's sum() of
+    BIGINT is NUMERIC, and SQLite's is an integer; a Decimal would reach the JSON encoders."""
+
+    def load(self, data):
+        text = bytes(data)
+        return float(text) if b"." in text or b"e" in text.lower() else int(text)
+
+
 # --- connecting --------------------------------------------------------------------------------
 
 
@@ -203,6 +215,7 @@ def connect(url: str, *, readonly: bool = False, application_name: str = "qahub-
     query_only readers do."""
     raw = psycopg.connect(url, autocommit=True, application_name=application_name,
                           connect_timeout=connect_timeout)
+    raw.adapters.register_loader("numeric", _NumberLoader)
     if readonly:
         raw.execute("SET default_transaction_read_only = on")
     return Connection(raw)

@@ -122,7 +122,7 @@ def case_variants(conn, run_id: str, case_ids: Sequence[str], per_case: int) -> 
     marks = ",".join("?" * len(case_ids))
     return conn.execute(
         f"SELECT test_case_id, variant FROM (SELECT t.test_case_id, t.variant, row_number() OVER "
-        f"(PARTITION BY t.test_case_id ORDER BY t.variant) AS n {_CASE_RESULTS} IN ({marks}) AND t.variant != '') "
+        f"(PARTITION BY t.test_case_id ORDER BY t.variant) AS n {_CASE_RESULTS} IN ({marks}) AND t.variant != '') AS ranked "
         "WHERE n <= ? ORDER BY test_case_id, variant", (run_id, *case_ids, per_case),
     ).fetchall()
 

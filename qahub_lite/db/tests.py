@@ -59,7 +59,7 @@ def window_run(conn: sqlite3.Connection, run_id: str) -> tuple | None:
 
 # A final result, coded for compact per-test sequences (core/flaky.py keeps one byte per run).
 ABSENT, PASS, FAIL, RETRIED_PASS = 0, 1, 2, 3
-_CODE = "CASE WHEN r.status = 'PASSED' THEN 1 + 2 * (r.flaky != 0) ELSE 2 END"
+_CODE = "CASE WHEN r.status = 'PASSED' THEN CASE WHEN r.flaky != 0 THEN 3 ELSE 1 END ELSE 2 END"
 
 
 def outcome_codes(
