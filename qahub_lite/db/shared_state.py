@@ -45,46 +45,67 @@ class WindowState(NamedTuple):
 def count_hit(conn, limit_name: str, subject: str, limit: int, window_ms: int, now_ms: int | None = None) -> WindowState:
     """Writer operation: drop `subject`'s hits that left the window, then count this one when
     fewer than `limit` remain. A refused hit is not recorded (it does not use the window up).
-    A hit exactly `window_ms` old has left, as in the in-memory limiter."""
+    A hit exactly `window_ms` old has left, as in the in-memory limiter.
+
+    Each statement touches the window's row or a range of its hits found through an index: no
+    statement counts the window (see rate_limit_windows in migration 0011)."""
     now = database_now_ms(conn) if now_ms is None else now_ms
-    conn.execute("DELETE FROM rate_limit_hits WHERE limit_name = ? AND subject = ? AND at_ms <= ?",
-                 (limit_name, subject, now - window_ms))
-    count, oldest = conn.execute(
-        "SELECT count(*), min(at_ms) FROM rate_limit_hits WHERE limit_name = ? AND subject = ?",
-        (limit_name, subject)).fetchone()
-    if count >= limit:
-        return WindowState(False, count, oldest, now)
-    conn.execute("INSERT INTO rate_limit_hits (limit_name, subject, at_ms) VALUES (?, ?, ?)",
-                 (limit_name, subject, now))
-    return WindowState(True, count + 1, now if oldest is None else oldest, now)
+    key = (limit_name, subject)
+    row = conn.execute("SELECT hits FROM rate_limit_windows WHERE limit_name = ? AND subject = ?", key).fetchone()
+    hits = 0 if row is None else row[0]
+    if hits:
+        hits -= conn.execute("DELETE FROM rate_limit_hits WHERE limit_name = ? AND subject = ? AND at_ms <= ?",
+                             (*key, now - window_ms)).rowcount
+    allowed = hits < limit
+    if allowed:
+        conn.execute("INSERT INTO rate_limit_hits (limit_name, subject, at_ms) VALUES (?, ?, ?)", (*key, now))
+        hits += 1
+        conn.execute(
+            "INSERT INTO rate_limit_windows (limit_name, subject, hits, newest_ms) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (limit_name, subject) DO UPDATE SET hits = excluded.hits, newest_ms = excluded.newest_ms",
+            (*key, hits, now))
+    elif row is not None and hits != row[0]:
+        conn.execute("UPDATE rate_limit_windows SET hits = ? WHERE limit_name = ? AND subject = ?", (hits, *key))
+    first = conn.execute("SELECT at_ms FROM rate_limit_hits WHERE limit_name = ? AND subject = ?"
+                         " ORDER BY at_ms LIMIT 1", key).fetchone()  # the first entry of the index's range
+    return WindowState(allowed, hits, None if first is None else first[0], now)
 
 
 def forget_newest_hit(conn, limit_name: str, subject: str) -> None:
     """Writer operation: take back the latest hit of `subject` (a sign-in reservation whose
     password was never checked)."""
-    conn.execute(
+    gone = conn.execute(
         "DELETE FROM rate_limit_hits WHERE id = (SELECT id FROM rate_limit_hits"
         " WHERE limit_name = ? AND subject = ? ORDER BY at_ms DESC, id DESC LIMIT 1)",
-        (limit_name, subject))
+        (limit_name, subject)).rowcount
+    if gone:
+        conn.execute("UPDATE rate_limit_windows SET hits = hits - ? WHERE limit_name = ? AND subject = ?",
+                     (gone, limit_name, subject))
 
 
 def forget_hits(conn, limit_name: str, subject: str) -> None:
     """Writer operation: empty `subject`'s window (a successful sign-in clears its failures)."""
     conn.execute("DELETE FROM rate_limit_hits WHERE limit_name = ? AND subject = ?", (limit_name, subject))
+    conn.execute("DELETE FROM rate_limit_windows WHERE limit_name = ? AND subject = ?", (limit_name, subject))
 
 
 def prune_hits(conn, limit_name: str, window_ms: int, now_ms: int | None = None) -> int:
-    """Writer operation: delete every hit of `limit_name` that left its window (windows of
-    subjects that went idle are otherwise only emptied when they are next used). Returns the
-    rows deleted."""
+    """Writer operation: delete the windows of `limit_name` whose newest hit left them, with
+    their hits (the windows of subjects that went idle; an active window drops its old hits as
+    it is used). Returns the hits deleted."""
     now = database_now_ms(conn) if now_ms is None else now_ms
-    return conn.execute("DELETE FROM rate_limit_hits WHERE limit_name = ? AND at_ms <= ?",
-                        (limit_name, now - window_ms)).rowcount
+    horizon = now - window_ms
+    deleted = conn.execute(
+        "DELETE FROM rate_limit_hits WHERE limit_name = ? AND subject IN"
+        " (SELECT subject FROM rate_limit_windows WHERE limit_name = ? AND newest_ms <= ?)",
+        (limit_name, limit_name, horizon)).rowcount
+    conn.execute("DELETE FROM rate_limit_windows WHERE limit_name = ? AND newest_ms <= ?", (limit_name, horizon))
+    return deleted
 
 
 def subjects_with_hits(conn, limit_name: str) -> int:
     """How many subjects of `limit_name` have hits stored (for tests and figures)."""
-    return conn.execute("SELECT count(DISTINCT subject) FROM rate_limit_hits WHERE limit_name = ?",
+    return conn.execute("SELECT count(*) FROM rate_limit_windows WHERE limit_name = ? AND hits > 0",
                         (limit_name,)).fetchone()[0]
 
 
