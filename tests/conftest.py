@@ -45,7 +45,8 @@ def write_config(folder: Path, extra: str = "", port: int = 0, storage_url: str 
 # A test module marked `pytestmark = pytest.mark.engines` runs each test that uses the `engine`
 # fixture (through `config`, `api`, `live_server`...) once on SQLite and once on PostgreSQL: a
 # throw-away cluster per test process (tests/pgcluster.py) and a fresh, migrated database per
-# test. Without PostgreSQL's binaries the PostgreSQL half is skipped and says why.
+# test. Without PostgreSQL's binaries the PostgreSQL half is skipped and says why. A test that
+# concerns one engine only says so: @pytest.mark.parametrize("engine", ["postgresql"], indirect=True).
 ENGINES = ("sqlite", "postgresql")
 
 
@@ -54,11 +55,14 @@ def pytest_configure(config) -> None:
 
 
 def pytest_generate_tests(metafunc) -> None:
-    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
-        metafunc.parametrize("engine", ENGINES, indirect=True)
+    chosen = any("engine" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines") and not chosen:
+        # Module scope: a module's tests run on one engine, then on the other, so that a
+        # module-scoped server (module_storage_url) is started once per engine.
+        metafunc.parametrize("engine", ENGINES, indirect=True, scope="module")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def engine(request) -> str:
     return getattr(request, "param", "sqlite")
 
@@ -78,6 +82,14 @@ def pg_cluster():
 @pytest.fixture
 def storage_url(engine: str, request) -> str:
     """'' for SQLite (the data folder's file); a fresh PostgreSQL database's URL otherwise."""
+    if engine == "sqlite":
+        return ""
+    return request.getfixturevalue("pg_cluster").fresh_database()
+
+
+@pytest.fixture(scope="module")
+def module_storage_url(engine: str, request) -> str:
+    """`storage_url` for module-scoped servers: one database per module and engine."""
     if engine == "sqlite":
         return ""
     return request.getfixturevalue("pg_cluster").fresh_database()

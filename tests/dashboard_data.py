@@ -4,7 +4,7 @@ fails for the first time (a new failure) with a PNG screenshot and a text log at
 on a feature branch, and a run that is still going.
 
 `seed()` works with any httpx-style client (Litestar's TestClient or httpx against a live
-server). With `db_path`, runs are spread over the last days (and their days re-aggregated by
+server). With `database` (a config, or a SQLite file), runs are spread over the last days (and their days re-aggregated by
 core/trends.py), so trend charts have more than one point.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 # A real traceback's length: the run page shows its first lines and folds the rest.
 STACK = (
@@ -65,7 +64,7 @@ def _ingest(client, headers, body) -> dict:
     return r.json()
 
 
-def seed(client, headers: dict, *, runs_on_main: int = 12, db_path: Path | None = None) -> Seeded:
+def seed(client, headers: dict, *, runs_on_main: int = 12, database=None) -> Seeded:
     r = client.post("/api/v1/projects", json={"name": "Web shop", "repo": "acme/shop"}, headers=headers)
     assert r.status_code == 201, r.text
     project = r.json()
@@ -123,22 +122,22 @@ def seed(client, headers: dict, *, runs_on_main: int = 12, db_path: Path | None 
         "project_id": project["id"], "run_name": "smoke (running)", "status": "RUNNING", "ci": ci,
         "results": [{"test_case_code": "TC-1", "status": "PASSED"}],
     })
-    if db_path is not None:
-        spread_over_days([*run_ids, latest["run_id"]], db_path)
+    if database is not None:
+        spread_over_days([*run_ids, latest["run_id"]], database)
     return Seeded(
         project["id"], latest["run_id"], latest["short_id"], latest["url"], running["short_id"], checkout["id"],
         checkout["test_id"], "search finds shoes", attached["checkout.png"], attached["server.log"],
     )
 
 
-def spread_over_days(run_ids: list[str], db_path: Path) -> None:
+def spread_over_days(run_ids: list[str], database) -> None:
     """Move the runs back in time, one a day, oldest first, keeping their order, and
     re-aggregate the days they left and joined (core/trends.py, as a finished run does)."""
     from qahub_lite.core import trends
     from qahub_lite.db.database import direct_connection
 
     day = 86_400_000
-    with direct_connection(db_path) as conn:
+    with direct_connection(database) as conn:
         for age, run_id in enumerate(reversed(run_ids)):
             shift = age * day
             conn.execute(

@@ -29,9 +29,10 @@ allow_networks = ["127.0.0.1/32"]
 """
 
 
-def fast_api(folder: Path, extra: str = ""):
-    """A context manager yielding an Api whose health jobs run fast."""
-    config = load_config(write_config(folder, FAST + extra), environ={})
+def fast_api(folder: Path, extra: str = "", storage_url: str = ""):
+    """A context manager yielding an Api whose health jobs run fast (on PostgreSQL when
+    `storage_url` names a database)."""
+    config = load_config(write_config(folder, FAST + extra, storage_url=storage_url), environ={})
     client, boot = make_api(config)
 
     class _Ctx:

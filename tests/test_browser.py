@@ -41,7 +41,7 @@ def server(tmp_path_factory):
          str(live.config_path)], input=PASSWORD + "\n", text=True, check=True, capture_output=True,
     )
     with httpx.Client(base_url=live.url, timeout=30) as client:
-        data = seed(client, live.h(), db_path=live.folder / "data" / "qahub.db")
+        data = seed(client, live.h(), database=live.folder / "data" / "qahub.db")
     yield live, data
     live.stop()
 

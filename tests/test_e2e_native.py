@@ -61,10 +61,10 @@ def test_seed_examples_over_http(live_server):
     assert "Admin key" not in live_server.log()  # the key was printed by `keys create`, never logged
 
 
-def test_first_start_prints_the_admin_key_once(tmp_path):
+def test_first_start_prints_the_admin_key_once(tmp_path, storage_url):
     from conftest import free_port, write_config
 
-    cfg = write_config(tmp_path, port=free_port())
+    cfg = write_config(tmp_path, port=free_port(), storage_url=storage_url)
     outputs = []
     for _ in range(2):
         proc = subprocess.Popen([*qahub_command(), "serve", "--config", str(cfg)], stdout=subprocess.PIPE,
@@ -82,8 +82,8 @@ def test_first_start_prints_the_admin_key_once(tmp_path):
     assert "qh_" not in outputs[1]
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path):
-    server = start_server(tmp_path / "s")
+def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, storage_url):
+    server = start_server(tmp_path / "s", storage_url=storage_url)
     with server.client() as http:
         project = http.post("/api/v1/projects", json={"name": "p"}).json()
         body = {"project_id": project["id"],
@@ -100,11 +100,11 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path):
         t.join(20)
         assert server.process.wait(15) == 0
     if answers and answers[0].status_code == 201:
-        # What was acknowledged is on disk.
-        import sqlite3
+        # What was acknowledged is stored.
+        from conftest import run_sql
+        from qahub_lite.config import load_config
 
-        conn = sqlite3.connect(tmp_path / "s" / "data" / "qahub.db")
-        assert conn.execute("SELECT count(*) FROM results").fetchone()[0] == 5000
+        assert run_sql(load_config(server.config_path, environ={}), "SELECT count(*) FROM results") == [(5000,)]
 
 
 def test_cli_help_for_every_command():

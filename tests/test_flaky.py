@@ -88,8 +88,8 @@ def test_rates_are_over_the_last_n_results():
 
 
 @pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
+def hapi(tmp_path, storage_url):
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         yield api
 
 

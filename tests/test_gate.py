@@ -14,8 +14,8 @@ pytestmark = pytest.mark.engines
 
 
 @pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
+def hapi(tmp_path, storage_url):
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         yield api
 
 

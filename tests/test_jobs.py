@@ -19,8 +19,8 @@ pytestmark = pytest.mark.engines
 
 
 @pytest.fixture
-def hub(tmp_path):
-    config = load_config(write_config(tmp_path, "[jobs]\nlease_s = 1\nqueue_timeout_s = 2\n"), environ={})
+def hub(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, "[jobs]\nlease_s = 1\nqueue_timeout_s = 2\n", storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         yield Api(client, config, boot.admin_key, boot.tenant_id)

@@ -204,11 +204,11 @@ def test_attachment_type_is_checked_by_content(api):
     assert download.headers["content-disposition"].startswith("attachment")
 
 
-def test_attachment_over_the_limit_is_413(tmp_path):
+def test_attachment_over_the_limit_is_413(tmp_path, storage_url):
     from conftest import make_api, write_config
     from qahub_lite.config import load_config
 
-    config = load_config(write_config(tmp_path, "[attachments]\nmax_bytes = 1000\n"), environ={})
+    config = load_config(write_config(tmp_path, "[attachments]\nmax_bytes = 1000\n", storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         from conftest import Api

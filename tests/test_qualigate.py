@@ -265,8 +265,8 @@ def test_the_seed_s_error_answers(api):
 
 
 @pytest.fixture
-def limited(tmp_path):
-    config = load_config(write_config(tmp_path, "[rate_limits]\nqualigate = 3\n"), environ={})
+def limited(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, "[rate_limits]\nqualigate = 3\n", storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         yield Api(client, config, boot.admin_key, boot.tenant_id)

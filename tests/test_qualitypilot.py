@@ -19,9 +19,9 @@ URL = "/api/v1/test-runs"
 
 
 @pytest.fixture
-def qp_api(tmp_path):
+def qp_api(tmp_path, storage_url):
     """The app with a small case cap, so that dropping is cheap to show."""
-    config = load_config(write_config(tmp_path, "[qualitypilot]\nmax_cases = 3\n"), environ={})
+    config = load_config(write_config(tmp_path, "[qualitypilot]\nmax_cases = 3\n", storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         yield Api(client, config, boot.admin_key, boot.tenant_id)
@@ -213,8 +213,8 @@ def test_a_project_key_posts_only_to_its_own_repo(api):
     assert len(api.get("/api/v1/runs").json()["data"]) == 1
 
 
-def test_projects_are_not_created_when_turned_off(tmp_path):
-    config = load_config(write_config(tmp_path, "[qualitypilot]\ncreate_projects = false\n"), environ={})
+def test_projects_are_not_created_when_turned_off(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, "[qualitypilot]\ncreate_projects = false\n", storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         api = Api(client, config, boot.admin_key, boot.tenant_id)

@@ -22,8 +22,8 @@ MB = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    config = load_config(write_config(tmp_path_factory.mktemp("run-bounds")), environ={})
+def site(tmp_path_factory, module_storage_url):
+    config = load_config(write_config(tmp_path_factory.mktemp("run-bounds"), storage_url=module_storage_url), environ={})
     client, boot = make_api(config)
     with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="viewer", password="ann's password 1")

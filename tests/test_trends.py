@@ -22,8 +22,8 @@ def test_percentiles_by_nearest_rank():
 
 
 @pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
+def hapi(tmp_path, storage_url):
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         yield api
 
 
@@ -64,7 +64,8 @@ def test_retention_of_raw_results_never_erases_the_trend(hapi):
     runs = [ingest(hapi, project["id"], outcomes(a="PASSED", b="FAILED")) for _ in range(3)]
     before = wait_for(lambda: [p for p in _trend(hapi, project["id"])["data"] if p["graded"]])
     with direct_connection(hapi.config) as conn:  # the results grow old
-        conn.execute("UPDATE results SET created_at = created_at - 40 * 86400000, updated_at = updated_at - 40 * 86400000")
+        conn.execute("UPDATE results SET created_at = created_at - ?, updated_at = updated_at - ?",
+                     (40 * 86_400_000,) * 2)
     swept = hapi.post("/api/v1/admin/sweep")
     assert swept.status_code == 200 and swept.json()["deleted_results"] == 6
     assert hapi.get(f"/api/v1/runs/{runs[0]['run_id']}/results").json()["data"] == []

@@ -5,7 +5,6 @@ the tests search, and the triage webhook events."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.engines
 
 
 @pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
+def hapi(tmp_path, storage_url):
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         yield api
 
 
@@ -208,8 +207,8 @@ def test_the_gate_sets_aside_known_environment_issues_when_asked_and_keeps_what_
     now = hapi.get(gate, params={"run_id": run["run_id"], "ignore_known_environment": "true"}).json()
     assert now["passed"] is True and now["recorded"]["passed"] is False and now["changed_since_recorded"] is True
     assert {(s["title"], s["why"]) for s in now["set_aside"]} == {("a", "known_environment_issue"), ("b", "quarantined")}
-    with sqlite3.connect(hapi.config.db_path) as conn:
-        assert conn.execute("SELECT count(*), max(passed) FROM gate_verdicts").fetchone() == (1, 0)
+    with direct_connection(hapi.config) as conn:
+        assert tuple(conn.execute("SELECT count(*), max(passed) FROM gate_verdicts").fetchone()) == (1, 0)
 
 
 def test_tests_are_searchable_by_words_and_tag(hapi):
@@ -253,10 +252,10 @@ def test_triage_webhook_events(hapi):
         receiver.stop()
 
 
-def test_a_known_flaky_test_failing_again_raises_no_regression(tmp_path):
+def test_a_known_flaky_test_failing_again_raises_no_regression(tmp_path, storage_url):
     receiver = Receiver().start()
     try:
-        with fast_api(tmp_path, "[flaky]\nmin_samples = 3\n") as api:
+        with fast_api(tmp_path, "[flaky]\nmin_samples = 3\n", storage_url=storage_url) as api:
             project = api.project()["id"]
             api.post(f"/api/v1/projects/{project}/webhooks", {"url": receiver.url, "events": ["run.regressed"]})
             for i, x in enumerate(["PASSED", "FAILED", "PASSED", "FAILED", "PASSED"]):
@@ -282,9 +281,9 @@ def test_a_known_flaky_test_failing_again_raises_no_regression(tmp_path):
         receiver.stop()
 
 
-def test_the_auto_quarantine_policy_quarantines_a_test_that_turns_flaky_and_releases_it(tmp_path):
+def test_the_auto_quarantine_policy_quarantines_a_test_that_turns_flaky_and_releases_it(tmp_path, storage_url):
     extra = "[flaky]\nmin_samples = 3\nclear_after_clean_runs = 2\n"
-    with fast_api(tmp_path, extra) as api:
+    with fast_api(tmp_path, extra, storage_url=storage_url) as api:
         project = api.project(settings={"quarantine": {"auto": True}})["id"]
         hand = api.project(name="Hand")["id"]  # the policy is off unless a project turns it on
         for pid in (project, hand):

@@ -29,8 +29,8 @@ def _csrf(client, path: str) -> str:
 
 
 @pytest.fixture
-def site(tmp_path):
-    config = load_config(write_config(tmp_path), environ={})
+def site(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="member", password=PASSWORD)

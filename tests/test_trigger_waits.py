@@ -16,8 +16,8 @@ pytestmark = pytest.mark.engines
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("trigger-waits"))
+def server(tmp_path_factory, module_storage_url):
+    srv = start_server(tmp_path_factory.mktemp("trigger-waits"), storage_url=module_storage_url)
     yield srv
     srv.stop()
 

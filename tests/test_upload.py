@@ -101,8 +101,8 @@ def test_saved_payload_round_trip(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("upload-server"))
+def server(tmp_path_factory, module_storage_url):
+    srv = start_server(tmp_path_factory.mktemp("upload-server"), storage_url=module_storage_url)
     yield srv
     srv.stop()
 

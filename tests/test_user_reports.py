@@ -15,8 +15,8 @@ from test_native_api import tiny_png
 pytestmark = pytest.mark.engines
 
 
-def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path):
-    first = start_server(tmp_path / "one")
+def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path, storage_url):
+    first = start_server(tmp_path / "one", storage_url=storage_url)
     try:
         port = first.url.rsplit(":", 1)[1]
         other = tmp_path / "two"
@@ -108,8 +108,8 @@ def test_an_upsert_that_leaves_fields_out_keeps_them(api):
     assert result["status"] == "PASSED" and result["error_message"] is None and result["duration_ms"] == 3800
 
 
-def test_keys_can_be_limited_to_a_project_by_slug(tmp_path):
-    server = start_server(tmp_path / "s")
+def test_keys_can_be_limited_to_a_project_by_slug(tmp_path, storage_url):
+    server = start_server(tmp_path / "s", storage_url=storage_url)
     try:
         with server.client() as http:
             http.post("/api/v1/projects", json={"name": "Web shop"})

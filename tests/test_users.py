@@ -49,8 +49,8 @@ def test_generated_passwords_are_long_and_different():
 
 
 @pytest.fixture
-def db(tmp_path):
-    config = load_config(write_config(tmp_path), environ={})
+def db(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, storage_url=storage_url), environ={})
     boot = ensure_initialized(config)
     return config, boot.tenant_id
 
@@ -182,8 +182,8 @@ def run_cli(capsys, monkeypatch, *args, stdin: str = "") -> tuple[int, str, str]
     return code, out, err
 
 
-def test_users_commands(tmp_path, capsys, monkeypatch):
-    cfg = str(write_config(tmp_path))
+def test_users_commands(tmp_path, capsys, monkeypatch, storage_url):
+    cfg = str(write_config(tmp_path, storage_url=storage_url))
 
     def cli(*args, stdin=""):
         return run_cli(capsys, monkeypatch, *args, "--config", cfg, stdin=stdin)
@@ -213,9 +213,9 @@ def test_users_commands(tmp_path, capsys, monkeypatch):
         assert code == 0 and "usage" in out
 
 
-def test_keys_create_with_several_tenants_needs_tenant_as_a_usage_error(tmp_path, capsys, monkeypatch):
+def test_keys_create_with_several_tenants_needs_tenant_as_a_usage_error(tmp_path, capsys, monkeypatch, storage_url):
     # The README promises exit 2 for usage errors; a missing --tenant is one.
-    cfg = str(write_config(tmp_path))
+    cfg = str(write_config(tmp_path, storage_url=storage_url))
     assert run_cli(capsys, monkeypatch, "keys", "create", "--scope", "read", "--config", cfg)[0] == 0
     assert run_cli(capsys, monkeypatch, "tenants", "create", "acme", "--config", cfg)[0] == 0
     code, _, err = run_cli(capsys, monkeypatch, "keys", "create", "--scope", "read", "--config", cfg)

@@ -33,8 +33,8 @@ def test_bad_durations(text):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("wait-server"))
+def server(tmp_path_factory, module_storage_url):
+    srv = start_server(tmp_path_factory.mktemp("wait-server"), storage_url=module_storage_url)
     yield srv
     srv.stop()
 

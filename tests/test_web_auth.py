@@ -19,9 +19,9 @@ PASSWORDS = {"ann": "ann's password", "mo": "mo's password", "vi": "vi's passwor
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, module_storage_url):
     folder = tmp_path_factory.mktemp("web-auth")
-    config = load_config(write_config(folder, "[dashboard]\nlogin_attempts = 3\n"), environ={})
+    config = load_config(write_config(folder, "[dashboard]\nlogin_attempts = 3\n", storage_url=module_storage_url), environ={})
     client, boot = make_api(config)
     with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="admin", password=PASSWORDS["ann"])
@@ -71,8 +71,8 @@ def test_the_session_cookie_is_httponly_samesite_and_holds_no_password(site):
     assert PASSWORDS["vi"] not in cookie
 
 
-def test_cookies_are_secure_when_the_public_url_is_https(tmp_path):
-    config = load_config(write_config(tmp_path), environ={"QAHUB_SERVER_PUBLIC_URL": "https://qa.example.test"})
+def test_cookies_are_secure_when_the_public_url_is_https(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, storage_url=storage_url), environ={"QAHUB_SERVER_PUBLIC_URL": "https://qa.example.test"})
     client, _ = make_api(config)
     with client:
         r = client.get("/login")

@@ -24,17 +24,17 @@ PASSWORD = "admin's own password"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, module_storage_url):
     folder = tmp_path_factory.mktemp("web-pages")
     # Trend days are graded by the `trend-grades` job: every second here, not every minute.
-    config = load_config(write_config(folder, "[dashboard]\npage_size = 10\n[grade]\nrefresh_interval_s = 1\n"),
+    config = load_config(write_config(folder, "[dashboard]\npage_size = 10\n[grade]\nrefresh_interval_s = 1\n", storage_url=module_storage_url),
                          environ={})
     client, boot = make_api(config)
     with direct_connection(config) as conn:
         users.create_user(conn, "ann", tenant_id=boot.tenant_id, role="admin", password=PASSWORD)
     headers = {"Authorization": f"Bearer {boot.admin_key}"}
     with client:
-        data = seed(client, headers, db_path=config.db_path)
+        data = seed(client, headers, database=config)
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
         r = client.post("/login", data={"csrf": token, "username": "ann", "password": PASSWORD},
                         follow_redirects=False)

@@ -45,8 +45,8 @@ def receiver():
 
 
 @pytest.fixture
-def hapi(tmp_path):
-    with fast_api(tmp_path) as api:
+def hapi(tmp_path, storage_url):
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         yield api
 
 
@@ -169,10 +169,10 @@ def test_chat_formats_and_inactive_hooks(hapi, receiver):
     assert _deliveries(hapi, slack["webhook"]["id"])[0]["state"] == "delivered"
 
 
-def test_a_delivery_is_given_up_after_its_day_of_retries(tmp_path):
+def test_a_delivery_is_given_up_after_its_day_of_retries(tmp_path, storage_url):
     from qahub_lite.core.clock import now_ms
 
-    with fast_api(tmp_path) as api:  # nothing listens on port 9: every attempt is refused
+    with fast_api(tmp_path, storage_url=storage_url) as api:  # nothing listens on port 9: every attempt is refused
         project = api.project("Shop")
         hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         ingest(api, project["id"], outcomes(a="PASSED"))
@@ -193,10 +193,10 @@ def test_a_delivery_is_given_up_after_its_day_of_retries(tmp_path):
         assert conn.execute("SELECT count(*) FROM webhook_attempts").fetchone()[0] == done + 2
 
 
-def test_a_claimed_delivery_is_not_claimed_twice_until_its_lease_ends(tmp_path):
+def test_a_claimed_delivery_is_not_claimed_twice_until_its_lease_ends(tmp_path, storage_url):
     from qahub_lite.core.clock import now_ms
 
-    with fast_api(tmp_path) as api:
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         project = api.project("Shop")
         hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         ingest(api, project["id"], outcomes(a="PASSED"))
@@ -210,7 +210,7 @@ def test_a_claimed_delivery_is_not_claimed_twice_until_its_lease_ends(tmp_path):
 
 
 @pytest.mark.e2e
-def test_a_restart_loses_no_delivery(tmp_path):
+def test_a_restart_loses_no_delivery(tmp_path, storage_url):
     """The receiver is down while the run finishes and the server stops; once both are back,
     the queued event arrives."""
     receiver = Receiver().start()
@@ -218,7 +218,7 @@ def test_a_restart_loses_no_delivery(tmp_path):
     receiver.stop()  # nothing listens there now: attempts fail with a connection error
     folder = tmp_path / "server"
     extra = "[webhooks]\npoll_interval_s = 1\nretry_base_s = 1\nretry_max_s = 1\nallow_networks = [\"127.0.0.1\"]\n"
-    server = start_server(folder, extra)
+    server = start_server(folder, extra, storage_url=storage_url)
     try:
         with server.client() as http:
             project = http.post("/api/v1/projects", json={"name": "Restart"}).json()
@@ -233,7 +233,7 @@ def test_a_restart_loses_no_delivery(tmp_path):
         assert server.stop() == 0
     receiver = Receiver().start(port)
     try:
-        server = start_server(folder, extra)
+        server = start_server(folder, extra, storage_url=storage_url)
         try:
             got = wait_for(lambda: receiver.events("run.completed"))
             assert verify(hook["secret"], got[0].headers["x-qahub-timestamp"], got[0].body,
@@ -248,11 +248,11 @@ def test_a_restart_loses_no_delivery(tmp_path):
         receiver.stop()
 
 
-def test_a_finished_run_is_judged_and_announced_once(tmp_path):
+def test_a_finished_run_is_judged_and_announced_once(tmp_path, storage_url):
     from qahub_lite.config import FlakyConfig
     from qahub_lite.core import run_completion
 
-    with fast_api(tmp_path) as api:
+    with fast_api(tmp_path, storage_url=storage_url) as api:
         project = api.project("Shop")
         hook = _hook(api, project["id"], url="http://127.0.0.1:9/never", events=["run.completed"])["webhook"]
         run = ingest(api, project["id"], outcomes(a="PASSED"))
@@ -260,8 +260,8 @@ def test_a_finished_run_is_judged_and_announced_once(tmp_path):
     with direct_connection(api.config) as conn:
         assert conn.execute("SELECT count(*) FROM run_health_queue").fetchone()[0] == 0
         queue_id = conn.execute(
-            "INSERT INTO run_health_queue (run_id, queued_at) VALUES (?, 0)", (run["run_id"],)
-        ).lastrowid
+            "INSERT INTO run_health_queue (run_id, queued_at) VALUES (?, 0) RETURNING id", (run["run_id"],)
+        ).fetchone()[0]
         assert run_completion.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 1
         # a second worker with the same queue row finds it gone and does nothing
         assert run_completion.process_queued(conn, queue_id, run["run_id"], FlakyConfig(), "http://x") == 0

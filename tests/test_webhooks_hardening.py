@@ -66,11 +66,11 @@ def test_the_request_goes_to_the_checked_address_with_the_url_s_host_kept():
     assert plain.extensions == {}
 
 
-def test_by_default_a_hook_aimed_at_the_server_s_own_network_is_never_connected_to(tmp_path):
+def test_by_default_a_hook_aimed_at_the_server_s_own_network_is_never_connected_to(tmp_path, storage_url):
     receiver = Receiver().start()
     try:
         assert ALLOW_LOOPBACK in FAST  # the other webhook tests reach their receiver through it
-        config = load_config(write_config(tmp_path, FAST.replace(ALLOW_LOOPBACK, "")), environ={})
+        config = load_config(write_config(tmp_path, FAST.replace(ALLOW_LOOPBACK, ""), storage_url=storage_url), environ={})
         client, boot = make_api(config)
         with client:
             api = Api(client, config, boot.admin_key, boot.tenant_id)
@@ -92,10 +92,10 @@ def test_by_default_a_hook_aimed_at_the_server_s_own_network_is_never_connected_
         receiver.stop()
 
 
-def test_read_keys_see_no_chat_webhook_url_and_no_receiver_answer(tmp_path):
+def test_read_keys_see_no_chat_webhook_url_and_no_receiver_answer(tmp_path, storage_url):
     receiver = Receiver(statuses=[500]).start()
     try:
-        with fast_api(tmp_path) as api:
+        with fast_api(tmp_path, storage_url=storage_url) as api:
             project = api.project("Shop")
             slack_url = "https://hooks.slack.com/services/T000/B000/secretpart"
             slack = api.post(f"/api/v1/projects/{project['id']}/webhooks",

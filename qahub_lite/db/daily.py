@@ -26,7 +26,7 @@ def day_of_run(conn: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:
 def branch_day_counts(conn: sqlite3.Connection, project_id: str, branch: str, day: int) -> tuple:
     """A tuple (runs, tests, passed, failed, broken, skipped, flaky) of the COMPLETED runs of a
     branch created on `day`; the sums are floats."""
-    # engine: sqlite (`branch IS ?`, total())
+    # `branch IS ?` and total(): postgresql.py spells them for PostgreSQL
     row = conn.execute(
         "SELECT count(*), total(total), total(passed), total(failed), total(broken), total(skipped), total(flaky) "
         "FROM runs WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED' AND created_at >= ? "
@@ -38,7 +38,7 @@ def branch_day_counts(conn: sqlite3.Connection, project_id: str, branch: str, da
 
 def branch_day_durations(conn: sqlite3.Connection, project_id: str, branch: str, day: int) -> list[int]:
     """Durations of the COMPLETED runs of a branch created on `day`, in no order."""
-    # engine: sqlite (`branch IS ?`)
+    # `branch IS ?` (NULL matches NULL): postgresql.py spells it IS NOT DISTINCT FROM
     rows = _tuples(
         conn,
         "SELECT duration_ms FROM runs WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED' "
@@ -126,7 +126,7 @@ def day_results(conn: sqlite3.Connection, project_id: str, from_ms: int, to_ms: 
     project's runs created from `from_ms` to before `to_ms` (of one test, when given), walking
     the runs and looking results up by (run, test): the results table has no index led by
     the test, and this needs none. Plain tuples: a day holds a whole project's results."""
-    # engine: sqlite (CROSS JOIN ... ON fixes SQLite's join order; PostgreSQL takes no ON there)
+    # CROSS JOIN ... ON fixes SQLite's join order; postgresql.py makes it a plain JOIN
     sql = (
         "SELECT u.created_at, r.test_id, r.status, r.flaky, r.duration_ms FROM runs u CROSS JOIN results r "
         "ON r.run_id = u.id"
@@ -144,7 +144,7 @@ def day_results(conn: sqlite3.Connection, project_id: str, from_ms: int, to_ms: 
 def store_test_days(conn: sqlite3.Connection, project_id: str, day: int, figures: list[tuple], at: int) -> None:
     """Keep the rolled-up figures (test id, day, runs, passed, failed, skipped, flaky, median)
     of a project's day, and mark the day done."""
-    # engine: sqlite (INSERT OR IGNORE)
+    # INSERT OR IGNORE: postgresql.py spells it ON CONFLICT DO NOTHING
     conn.executemany(
         "INSERT OR IGNORE INTO test_daily (project_id, test_id, day, runs, passed, failed, skipped, flaky, "
         "duration_p50_ms) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -185,7 +185,7 @@ def merge(conn, source_id: int, target_id: int) -> None:
         "WHERE signature_id = ?", (target_id, source_id),
     )
     # Two-argument max/min are SQLite's spelling; PostgreSQL's is GREATEST/LEAST.
-    bigger, smaller = ("GREATEST", "LEAST") if is_postgresql(conn) else ("max", "min")  # engine: both
+    bigger, smaller = ("GREATEST", "LEAST") if is_postgresql(conn) else ("max", "min")
     conn.execute(
         "INSERT INTO signature_branches (signature_id, branch, occurrences, last_seen) SELECT ?, branch, occurrences, "
         "last_seen FROM signature_branches WHERE signature_id = ? ON CONFLICT (signature_id, branch) DO UPDATE "

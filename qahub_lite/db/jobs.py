@@ -92,7 +92,7 @@ def _queued_where(tenant_id: str, frameworks: Sequence[str], project_id: str | N
 def _tie(conn) -> str:
     """What orders jobs created in the same millisecond: SQLite's rowid is their insertion order;
     PostgreSQL has none, and the job id (random) is a stable order there."""
-    return "j.id" if is_postgresql(conn) else "j.rowid"  # engine: sqlite (rowid)
+    return "j.id" if is_postgresql(conn) else "j.rowid"
 
 
 def queued_jobs_of_finished_runs(
@@ -115,9 +115,9 @@ def claim_oldest_job(
 ):
     """THE claim: the oldest queued job of `frameworks` (and `project_id`) whose run is in none
     of the `finished` statuses becomes RUNNING, leased to `agent_id`. Returns its (id, run_id)
-    row, or None. Atomic here because the single writer runs it in one transaction; on
-    PostgreSQL the SELECT becomes `... FOR UPDATE SKIP LOCKED` so that concurrent claims
-    pass each other instead of waiting or taking the same job."""
+    row, or None. Atomic because write transactions run one at a time on every engine
+    (engine.py); on PostgreSQL the row is also locked (`FOR UPDATE OF j SKIP LOCKED`), so that
+    concurrent claims would pass each other instead of taking the same job even without it."""
     where, params = _queued_where(tenant_id, frameworks, project_id)
     finished = sorted(finished)
     lock = " FOR UPDATE OF j SKIP LOCKED" if is_postgresql(conn) else ""

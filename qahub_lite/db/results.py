@@ -159,7 +159,7 @@ def intern_tests(
 ) -> dict[str, int]:
     """identity -> tests.id for `wanted` (identity -> (case id, suite path, title, variant)),
     creating the missing identities in bulk."""
-    conn.executemany(  # engine: sqlite (INSERT OR IGNORE)
+    conn.executemany(  # INSERT OR IGNORE: postgresql.py spells it ON CONFLICT DO NOTHING
         "INSERT OR IGNORE INTO tests (project_id, test_case_id, suite_path, title, variant, identity, created_at) "
         "VALUES (?,?,?,?,?,?,?)",
         [(project_id, case_id, suite, title, variant, key, now)
@@ -214,7 +214,7 @@ def upsert_results(conn, rows: list[tuple]) -> None:
 
 def set_test_tags(conn, pairs: list[tuple[str, int]]) -> None:
     """(tags JSON text, test id): a test carries the tags its latest tagged result had."""
-    conn.executemany(  # engine: sqlite (IS NOT ?)
+    conn.executemany(  # IS NOT ?: postgresql.py spells it IS DISTINCT FROM
         "UPDATE tests SET tags = ? WHERE id = ? AND tags IS NOT ?", [(t, i, t) for t, i in pairs]
     )
 

@@ -12,7 +12,7 @@ def expired_unlinked(
 ) -> list[str]:
     """Ids of up to `limit` unlinked results last updated before `cutoff_ms`, oldest first (of
     one tenant, and one project, when given)."""
-    # engine: sqlite (INDEXED BY). Always walk the expired unlinked results oldest first along
+    # INDEXED BY is SQLite's (postgresql.py drops it: its planner needs no hint). Always walk the expired unlinked results oldest first along
     # their partial index. Left to itself, SQLite plans the tenant's sweep through the
     # (run_id, test_id) index instead: every batch then reads and sorts all of the tenant's
     # results (minutes per batch at 10M results, bench/bench_scale.py).

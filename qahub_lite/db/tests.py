@@ -42,7 +42,7 @@ def completed_runs(
 ) -> list[tuple]:
     """Tuples of RUN_COLUMNS: the latest `limit` COMPLETED runs of a branch (None: runs sent
     without one), newest first, created before `before_ms` when given."""
-    # engine: sqlite (`branch IS ?` matches NULL to NULL)
+    # `branch IS ?` (NULL matches NULL): postgresql.py spells it IS NOT DISTINCT FROM
     sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE project_id = ? AND branch IS ? AND status = 'COMPLETED'"
     args: list[Any] = [project_id, branch]
     if before_ms is not None:
@@ -72,7 +72,7 @@ def outcome_codes(
     are one range of the (run_id, test_id) index, and only integers cross into Python."""
     if not run_ids:
         return []
-    # engine: sqlite (CROSS JOIN ... ON fixes SQLite's join order; PostgreSQL takes no ON there)
+    # CROSS JOIN ... ON fixes SQLite's join order; postgresql.py makes it a plain JOIN
     final = sorted({"PASSED", *failing})
     values = ",".join("(?, ?)" for _ in run_ids)
     pairs = [x for index, run_id in enumerate(run_ids) for x in (run_id, index)]
@@ -99,7 +99,7 @@ def test_history(
 
     Walks the project's runs newest first and looks each up by (run_id, test_id): the results
     table has no index led by the test (DESIGN.md), and this needs none."""
-    # engine: sqlite (CROSS JOIN ... ON, and `IS ?` below). CROSS JOIN keeps runs the outer loop,
+    # CROSS JOIN ... ON and `IS ?` below: postgresql.py spells them for PostgreSQL. CROSS JOIN keeps runs the outer loop,
     # walked along their (project, [branch,] created_at) index.
     sql = (
         "SELECT u.id, u.short_id, u.name, u.branch, u.commit_sha, r.status, r.flaky, r.attempts, r.duration_ms, "
@@ -108,7 +108,7 @@ def test_history(
     )
     params: list = [test_id, project_id]
     if not any_branch:
-        sql += " AND u.branch IS ?"  # engine: sqlite
+        sql += " AND u.branch IS ?"
         params.append(branch)
     return _tuples(conn, sql + " ORDER BY u.created_at DESC LIMIT ?", (*params, limit))
 

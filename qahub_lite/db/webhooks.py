@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .engine import is_postgresql
+
 HOOK_COLUMNS = "id, project_id, url, events, format, active, description, created_at, updated_at"
 # What a hook's owner may change (core/webhooks.py checks the values).
 UPDATABLE = frozenset({"url", "events", "format", "active", "description", "secret"})
@@ -92,11 +94,15 @@ def claim_due_deliveries(conn, now: int, lease_ms: int, limit: int) -> list:
     """THE sender's claim: up to `limit` due deliveries of active hooks, oldest due first, each
     with its hook's url and secret and the number its attempt will have (attempt); their next
     attempt moves `lease_ms` ahead so that nothing else sends them meanwhile. Atomic in the
-    writer's transaction; on PostgreSQL the SELECT becomes `... FOR UPDATE OF d SKIP LOCKED`."""
+    writer's transaction, which runs alone on every engine (engine.py); on PostgreSQL the rows
+    are also locked (`FOR UPDATE OF d SKIP LOCKED`), so that the claim stays once-only even
+    for a writer that would not take the write lock."""
+    lock = " FOR UPDATE OF d SKIP LOCKED" if is_postgresql(conn) else ""
     rows = conn.execute(
         "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.event_id, d.body, d.attempts + 1 AS attempt "
         "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-        "WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 ORDER BY d.next_attempt_at LIMIT ?",
+        "WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 ORDER BY d.next_attempt_at "
+        f"LIMIT ?{lock}",
         (now, limit),
     ).fetchall()
     conn.executemany(
@@ -115,7 +121,7 @@ def release_deliveries(conn, delivery_ids: Sequence[str], now: int) -> None:
 def insert_attempts(conn, attempts: Sequence[tuple]) -> None:
     """(delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
     tuples; an attempt recorded already (a sender that retried its write) is kept as it is."""
-    conn.executemany(  # engine: sqlite (INSERT OR IGNORE; ON CONFLICT DO NOTHING on PostgreSQL)
+    conn.executemany(  # INSERT OR IGNORE: postgresql.py spells it ON CONFLICT DO NOTHING
         "INSERT OR IGNORE INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, "
         "response_body) VALUES (?,?,?,?,?,?,?)",
         attempts,
