@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
@@ -18,10 +19,11 @@ from .api.export_slots import new_export_slots
 from .api.errors import handle_exception
 from .api.head import head_as_get
 from .api.metrics import Metrics, metrics_endpoint, request_middleware
-from .api.ratelimit import SlidingWindowLimiter, headers_middleware
+from .api import ratelimit
+from .api.ratelimit import headers_middleware
 from .api.shutdown import Shutdown
 from .config import Config
-from .core import retention
+from .core import key_checks, retention
 from .core.tenancy import touch_keys
 from .db import backup as backups
 from .db import orphans
@@ -31,7 +33,7 @@ from .embedded_agent import start_embedded_agent
 from .http.services import Services
 from .maintenance import TaskScheduler
 from .web import render as web_render
-from .web.throttle import HashGate, SignInThrottle
+from .web.throttle import HashGate, throttle_for
 from . import run_completion_tasks
 from . import web
 
@@ -95,6 +97,26 @@ def schedule_tasks(svc: Services, scheduler: TaskScheduler) -> None:
     # wrongly, but they would both do the scan, the costly part, every round.
     scheduler.add("attachment-orphans", orphans.JOB_INTERVAL_S, attachment_orphans, coordinated=True)
 
+    async def key_generation():
+        # Another node (or `qahub keys revoke`) changed a key: forget remembered key checks
+        # (core/key_checks.py). Polled on both engines: on SQLite it is how a CLI revocation
+        # beside a running server takes effect within a second instead of the cache's TTL.
+        # Not logged: it happens at start and at every key change.
+        generation = await svc.db.read(key_checks.current_generation)
+        svc.key_checks.observe_generation(generation, time.monotonic())
+
+    # Not coordinated: every node must notice the change for its own cache.
+    scheduler.add("key-generation", key_checks.GENERATION_POLL_S, key_generation, coordinated=False)
+    shared_windows = [w for w in (svc.ratelimiter, svc.sign_in_throttle) if hasattr(w, "prune")]
+    if shared_windows:  # PostgreSQL: the windows of keys and sign-ins gone idle are deleted here
+
+        async def prune_windows():
+            deleted = sum([await w.prune() for w in shared_windows])
+            return f"pruned {deleted} rate-limit hits" if deleted > 1000 else None
+
+        # Coordinated: one node's prune serves all; a second would find nothing left.
+        scheduler.add("rate-window-prune", ratelimit.PRUNE_INTERVAL_S, prune_windows, coordinated=True)
+
     async def backup():
         # Blocking file work goes to a thread; a stop cancels this task, and the event lets the
         # thread give up at its next step instead of holding the shutdown up (db/backup.py).
@@ -138,13 +160,17 @@ def create_app(config: Config, on_ready=None) -> Litestar:
                      removed.files_without_rows, removed.upload_leftovers)
         svc = Services(
             config=config, db=db, metrics=Metrics(), shutdown=Shutdown(),
-            ratelimiter=SlidingWindowLimiter.from_config(config.rate_limits),
+            # Rate limits and the sign-in throttle: in memory on SQLite (one process), in the
+            # database on PostgreSQL, where every node must see the same windows. Poll budgets,
+            # export slots and the hash gate stay per node on both: they guard the node's own
+            # connections, memory and cores (docs/scaling.md, "What is shared").
+            ratelimiter=ratelimit.limiter_for(db, config.rate_limits),
             # Leases: coordinated tasks run on one node per round (maintenance.py).
             scheduler=TaskScheduler(TaskLeases(db)),
             poll_budget=agent_api.new_poll_budget(config.jobs.max_polls_per_key, config.jobs.max_polls),
             export_slots=new_export_slots(), job_signal=agent_api.QueueSignal(),
             templates=web_render.build_environment(),
-            sign_in_throttle=SignInThrottle(config.dashboard.login_attempts, config.dashboard.login_window_s),
+            sign_in_throttle=throttle_for(db, config.dashboard.login_attempts, config.dashboard.login_window_s),
             sign_in_hash_gate=HashGate(),
         )
         db.writer.on_commit.append(svc.metrics.observe_write)
@@ -154,6 +180,9 @@ def create_app(config: Config, on_ready=None) -> Litestar:
         schedule_tasks(svc, scheduler)
         scheduler.start()
         embedded_agent = await start_embedded_agent(svc)  # None unless [agent] enabled
+        # The key generation as of now (core/key_checks.py): the `key-generation` task forgets
+        # remembered checks only when it moves from here.
+        svc.key_checks.observe_generation(await db.read(key_checks.current_generation), time.monotonic())
         if on_ready is not None:
             on_ready()
         try:

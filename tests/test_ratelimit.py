@@ -1,9 +1,14 @@
 """Rate limits: the sliding window itself (with a clock the test moves), the answers of the
 real app (headers, 429 body, route groups, counted once per request), and exactness under
-concurrency against the real `qahub serve` process."""
+concurrency against the real `qahub serve` process.
+
+On both engines (the engines marker): the window's tests run against the in-memory limiter
+(SQLite's) and the database's (PostgreSQL's, tried on both engines' storage); the app's and the
+server's tests against whichever the engine's app chooses."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from qahub_lite.api.ratelimit import DEFAULT, QUALIGATE, QUALITYPILOT_INGEST, SlidingWindowLimiter, route_group
+from qahub_lite.api.ratelimit import (
+    DEFAULT, QUALIGATE, QUALITYPILOT_INGEST, SharedWindowLimiter, SlidingWindowLimiter, route_group,
+)
 from qahub_lite.config import load_config
 from qahub_lite.core import tenancy
-from qahub_lite.db.database import direct_connection
+from qahub_lite.db.database import Database, direct_connection
 
-from conftest import Api, make_api, start_server, write_config
+from conftest import Api, make_api, write_config
 from seeds.examples import seed002_payload
+
+pytestmark = pytest.mark.engines
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-window")
 
@@ -34,12 +43,70 @@ def _limiter(limit=3, window=60, clock=None) -> SlidingWindowLimiter:
     return SlidingWindowLimiter({QUALITYPILOT_INGEST: limit, QUALIGATE: limit, DEFAULT: limit}, window, clock or Clock())
 
 
+class Opened:
+    """A migrated Database of the test's engine, opened on an event loop of the test's own."""
+
+    def __init__(self, config) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = Database.from_config(config)
+        self.run(self.db.open())
+
+    def run(self, awaitable):
+        return self.loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        self.run(self.db.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def opened(config):
+    databases = []
+
+    def open_one():
+        databases.append(Opened(config))
+        return databases[-1]
+
+    yield open_one
+    for database in databases:
+        database.close()
+
+
+class Synced:
+    """A limiter's awaited `count`, called as the window's tests call `hit`."""
+
+    def __init__(self, limiter, run) -> None:
+        self.limiter, self.run = limiter, run
+
+    def hit(self, key_id, group):
+        return self.run(self.limiter.count(key_id, group))
+
+
+@pytest.fixture(params=["memory", "database"])
+def make_limiter(request, engine):
+    """Limiters of one kind: SQLite's in-memory one (tried once, beside SQLite), or the
+    database's, on the test's engine."""
+    if request.param == "memory":
+        if engine != "sqlite":
+            pytest.skip("the in-memory limiter does not depend on the engine")
+        loop = asyncio.new_event_loop()
+        request.addfinalizer(loop.close)
+        return lambda limit=3, window=60, clock=None: Synced(_limiter(limit, window, clock), loop.run_until_complete)
+    database = request.getfixturevalue("opened")()
+
+    def make(limit=3, window=60, clock=None):
+        limits = {QUALITYPILOT_INGEST: limit, QUALIGATE: limit, DEFAULT: limit}
+        return Synced(SharedWindowLimiter(database.db, limits, window, clock or Clock()), database.run)
+
+    return make
+
+
 # --- the window -------------------------------------------------------------------------
 
 
-def test_the_limit_is_exact_and_the_refusal_says_when_to_retry():
+def test_the_limit_is_exact_and_the_refusal_says_when_to_retry(make_limiter):
     clock = Clock()
-    limiter = _limiter(limit=3, clock=clock)
+    limiter = make_limiter(limit=3, clock=clock)
     remaining = []
     for _ in range(3):
         d = limiter.hit("k", DEFAULT)
@@ -53,9 +120,9 @@ def test_the_limit_is_exact_and_the_refusal_says_when_to_retry():
     assert (refused.limit, refused.window_s) == (3, 60)
 
 
-def test_the_window_slides_rather_than_resetting():
+def test_the_window_slides_rather_than_resetting(make_limiter):
     clock = Clock()
-    limiter = _limiter(limit=4, clock=clock)
+    limiter = make_limiter(limit=4, clock=clock)
     for _ in range(2):
         assert limiter.hit("k", DEFAULT).allowed  # two at t=0
     clock.now += 30
@@ -70,9 +137,9 @@ def test_the_window_slides_rather_than_resetting():
     assert [limiter.hit("k", DEFAULT).allowed for _ in range(3)] == [True, True, False]
 
 
-def test_refused_requests_do_not_use_up_the_window():
+def test_refused_requests_do_not_use_up_the_window(make_limiter):
     clock = Clock()
-    limiter = _limiter(limit=1, clock=clock)
+    limiter = make_limiter(limit=1, clock=clock)
     assert limiter.hit("k", DEFAULT).allowed
     for _ in range(100):
         clock.now += 0.5
@@ -81,8 +148,8 @@ def test_refused_requests_do_not_use_up_the_window():
     assert limiter.hit("k", DEFAULT).allowed
 
 
-def test_keys_and_groups_have_windows_of_their_own():
-    limiter = _limiter(limit=1)
+def test_keys_and_groups_have_windows_of_their_own(make_limiter):
+    limiter = make_limiter(limit=1)
     assert limiter.hit("a", DEFAULT).allowed
     assert limiter.hit("a", QUALIGATE).allowed
     assert limiter.hit("b", DEFAULT).allowed
@@ -118,6 +185,43 @@ def test_idle_keys_are_forgotten():
     assert len(limiter) == 1
 
 
+def test_the_shared_limiter_turns_a_group_off_and_prunes_idle_keys(opened):
+    database, clock = opened(), Clock()
+    limiter = SharedWindowLimiter(database.db, {QUALITYPILOT_INGEST: 0, QUALIGATE: 1, DEFAULT: 5}, 60, clock)
+    assert all(database.run(limiter.count("k", QUALITYPILOT_INGEST)) is None for _ in range(100))
+    assert database.run(limiter.keys_held(QUALITYPILOT_INGEST)) == 0
+    for n in range(50):
+        database.run(limiter.count(f"key{n}", DEFAULT))
+        clock.now += 1
+    assert database.run(limiter.keys_held(DEFAULT)) == 50
+    clock.now += 39  # t=89: the hits of keys 0..29 (t=0..29) are 60 s old or more: out of the window
+    assert database.run(limiter.prune()) == 30
+    assert database.run(limiter.keys_held(DEFAULT)) == 20
+    clock.now += 60
+    database.run(limiter.prune())
+    assert database.run(limiter.keys_held(DEFAULT)) == 0
+
+
+def test_two_nodes_on_one_database_share_each_window_exactly(opened):
+    """Two Databases on one store (two writers: two nodes' worth), 40 concurrent hits on each
+    against one limit of 50, timed by the database's clock: exactly 50 allowed, each count once."""
+    nodes = [opened(), opened()]
+    limiters = [SharedWindowLimiter(node.db, {DEFAULT: 50}, 60) for node in nodes]
+
+    def burst(index):
+        async def hits():
+            return await asyncio.gather(*(limiters[index].count("k", DEFAULT) for _ in range(40)))
+        return nodes[index].run(hits())
+
+    with ThreadPoolExecutor(2) as pool:
+        decisions = [d for answers in pool.map(burst, range(2)) for d in answers]
+    allowed = [d for d in decisions if d.allowed]
+    assert len(allowed) == 50
+    assert sorted(d.remaining for d in allowed) == list(range(50))
+    refused = [d for d in decisions if not d.allowed]
+    assert all(d.remaining == 0 and 1 <= d.reset_s <= 60 for d in refused)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "group"),
     [
@@ -141,9 +245,9 @@ def test_route_groups(method, path, group):
 
 
 @pytest.fixture
-def limited_api(tmp_path):
+def limited_api(tmp_path, storage_url):
     extra = "[rate_limits]\nwindow_s = 60\nqualitypilot_ingest = 2\nqualigate = 5\ndefault = 3\n"
-    config = load_config(write_config(tmp_path, extra), environ={})
+    config = load_config(write_config(tmp_path, extra, storage_url=storage_url), environ={})
     client, boot = make_api(config)
     with client:
         yield Api(client, config, boot.admin_key, boot.tenant_id)
@@ -211,8 +315,9 @@ def test_routes_without_a_key_are_neither_counted_nor_marked(limited_api):
     assert api.get("/api/v1/projects").headers["x-ratelimit-remaining"] == "2"
 
 
-def test_the_window_slides_over_real_time(tmp_path):
-    config = load_config(write_config(tmp_path, "[rate_limits]\nwindow_s = 1\ndefault = 2\n"), environ={})
+def test_the_window_slides_over_real_time(tmp_path, storage_url):
+    config = load_config(write_config(tmp_path, "[rate_limits]\nwindow_s = 1\ndefault = 2\n", storage_url=storage_url),
+                         environ={})
     client, boot = make_api(config)
     with client:
         api = Api(client, config, boot.admin_key, boot.tenant_id)
@@ -226,9 +331,9 @@ def test_the_window_slides_over_real_time(tmp_path):
 
 
 @pytest.mark.e2e
-def test_parallel_posts_are_counted_exactly_by_the_real_server(tmp_path):
+def test_parallel_posts_are_counted_exactly_by_the_real_server(tmp_path, server_factory):
     """70 QualityPilot posts at once against the default 60 per 60 s: exactly 60 stored."""
-    server = start_server(tmp_path / "server")
+    server = server_factory(tmp_path / "server")
     try:
         barrier = threading.Barrier(70)
         payload = seed002_payload()

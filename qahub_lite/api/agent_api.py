@@ -111,7 +111,9 @@ class QueueSignal:
 def new_poll_budget(per_key: int, total: int) -> KeyedSlots:
     """Long-polls waiting at once, per key and in all (jobs.max_polls_per_key, jobs.max_polls).
     Without it, 1,030 waiting claims with one write key (well inside its rate limit) took every
-    connection the server had, and /readyz timed out for every tenant."""
+    connection the server had, and /readyz timed out for every tenant. Per node (api/slots.py):
+    a waiting claim holds a connection of the node it reached, and the job it gets is claimed
+    exactly once whichever node it waits on (the claim is a write transaction)."""
     return KeyedSlots(
         per_key, total, retry_after_s=5,
         refusal="Nothing is queued and {which}: ask again in {retry_after} s",

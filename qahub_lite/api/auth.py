@@ -59,7 +59,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
         raise ApiError(403, "Organization suspended: this tenant's keys are disabled")
     svc.key_usage.seen(principal.key_id)
     request.scope["qahub_key_id"] = principal.key_id  # for the rate limiter and logs (never the secret)
-    ratelimit.enforce(request, svc, principal.key_id)  # 429 once this key is over its window
+    await ratelimit.enforce(request, svc, principal.key_id)  # 429 once this key is over its window
     request.scope[_PRINCIPAL] = principal
     if not principal.allows(scope):
         raise ApiError(403, f"This API key lacks the {scope} scope")

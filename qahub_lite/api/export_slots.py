@@ -6,6 +6,9 @@ read key (far inside the per-client request cap) held /readyz for 20 s on two co
 tenant's requests, and the probes that decide whether the server is alive, waited behind them.
 A slot is held for the whole stream, and given back when it ends, fails or the client leaves;
 without one the answer is 429 at once, with Retry-After (docs/robustness.md).
+
+The slots are this node's (api/slots.py says why): with several nodes a key may stream
+PER_KEY exports from each, and TOTAL is sized by this node's cores, which is what it protects.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ RETRY_AFTER_S = 10
 
 
 def new_export_slots(per_key: int = PER_KEY, total: int = TOTAL) -> KeyedSlots:
-    """The process' export slots (built once, in the app's lifespan)."""
+    """The process' export slots (built once, in the app's lifespan; per node, see above)."""
     return KeyedSlots(
         per_key, total, retry_after_s=RETRY_AFTER_S,
         refusal="Too many exports at once: {which}; ask again in {retry_after} s",

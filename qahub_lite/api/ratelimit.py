@@ -1,23 +1,31 @@
-"""Rate limits: a sliding window per API key and route group, kept in this process's memory.
+"""Rate limits: a sliding window per API key and route group.
 
 Why a sliding log and not fixed buckets: a fixed "per minute" bucket lets a client send twice
 its limit across a bucket boundary; seed 002 promises a sliding window. The log holds at most
 `limit` timestamps per (key, group), so it is exact and its memory is bounded.
 
-Why in memory: `qahub serve` is one process by design (server.py: one process owns the
-database and its single writer), so every request of every key passes through this one
-limiter and the counts are exact without shared storage. Were the server ever split into
-several processes, this state would have to move into the database with it.
+Where the windows live depends on the engine (`limiter_for`, chosen once at start):
 
-Exact under concurrency: `hit` checks and records in one step with no await in between, so
-two requests on the event loop cannot both take the last slot. The lock keeps that true should
-a caller ever run in a worker thread (Litestar runs sync handlers in threads), for the price of
-an uncontended acquire.
+- SQLite: in this process's memory (`SlidingWindowLimiter`). A SQLite hub is served by one
+  process (server.py: one process owns the database and its single writer), so every request
+  of every key passes through this one limiter and the counts are exact without shared storage,
+  at the cost of a dictionary look-up.
+- PostgreSQL: in the database (`SharedWindowLimiter`, core/shared_windows.py), since several
+  `qahub serve` nodes share one database behind a load balancer, and a key's 61st QualityPilot
+  post in a minute must be refused whichever node receives it. The check and the count run in
+  one write transaction, and write transactions run one at a time across all nodes (db/engine.py),
+  so the count is exact across nodes too. It costs each limited request a write operation (which
+  group commit shares with the node's other writes; docs/scaling.md has the figures).
+
+Exact under concurrency in memory: `hit` checks and records in one step with no await in
+between, so two requests on the event loop cannot both take the last slot. The lock keeps that
+true should a caller ever run in a worker thread (Litestar runs sync handlers in threads), for
+the price of an uncontended acquire.
 
 Limits apply after the key is verified (api/auth.py calls `enforce`), so only real keys get a
-window: unknown keys cannot grow this table. Idle windows are forgotten as they age out.
+window: unknown keys cannot grow this table. Idle windows are forgotten as they age out (in
+memory), or deleted when next used and by the `rate-window-prune` task (in the database).
 """
-
 from __future__ import annotations
 
 import math
@@ -30,6 +38,7 @@ import msgspec
 from litestar import Request
 
 from ..config import RateLimitsConfig
+from ..core import shared_windows
 from .errors import ApiError
 
 QUALITYPILOT_INGEST = "qualitypilot_ingest"
@@ -105,6 +114,10 @@ class SlidingWindowLimiter:
         """Windows held in memory (one per key and group used recently)."""
         return len(self._windows)
 
+    async def count(self, key_id: str, group: str) -> Decision | None:
+        """`hit`, behind the interface the shared limiter has (the app awaits either)."""
+        return self.hit(key_id, group)
+
     def hit(self, key_id: str, group: str) -> Decision | None:
         """Count one request of `key_id` in `group`; None when the group has no limit."""
         limit = self._limits[group]
@@ -142,7 +155,66 @@ class SlidingWindowLimiter:
             del self._windows[slot]
 
 
-def enforce(request: Request, svc, key_id: str) -> None:
+class SharedWindowLimiter:
+    """The same windows in the database, for several nodes on one PostgreSQL database (see the
+    module's docstring). `clock` (seconds) is for tests; by default the database's clock times
+    every hit, so that all nodes measure windows against one clock."""
+
+    def __init__(
+        self, db, limits: Mapping[str, int], window_s: int, clock: Callable[[], float] | None = None
+    ) -> None:
+        unknown = set(limits) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown rate-limit groups: {sorted(unknown)}")
+        self._db = db
+        self._limits = {group: limits.get(group, 0) for group in GROUPS}
+        self._window = window_s
+        self._clock = clock
+
+    @classmethod
+    def from_config(cls, db, cfg: RateLimitsConfig) -> SharedWindowLimiter:
+        limits = {QUALITYPILOT_INGEST: cfg.qualitypilot_ingest, QUALIGATE: cfg.qualigate, DEFAULT: cfg.default}
+        return cls(db, limits, cfg.window_s)
+
+    async def count(self, key_id: str, group: str) -> Decision | None:
+        """Count one request of `key_id` in `group`; None when the group has no limit."""
+        limit = self._limits[group]
+        if limit <= 0:
+            return None
+        now_ms = None if self._clock is None else round(self._clock() * 1000)
+        state = await self._db.write(shared_windows.hit, group, key_id, limit, self._window, now_ms)
+        reset_s = shared_windows.retry_after_s(state, self._window)
+        return Decision(state.allowed, group, limit, limit - state.count, reset_s, self._window)
+
+    async def prune(self) -> int:
+        """Delete the hits that left their window, of every key (the `rate-window-prune` task)."""
+        now_ms = None if self._clock is None else round(self._clock() * 1000)
+        deleted = 0
+        for group, limit in self._limits.items():
+            if limit > 0:
+                deleted += await self._db.write(shared_windows.prune, group, self._window, now_ms)
+        return deleted
+
+    async def keys_held(self, group: str) -> int:
+        """Keys of `group` with hits stored (tests, figures)."""
+        return await self._db.read(shared_windows.subjects, group)
+
+
+# How often the shared windows are pruned of the hits of keys that went idle (the windows of
+# active keys are pruned as they are used): every minute keeps the table near the hits of the
+# last window, for one write a minute per node.
+PRUNE_INTERVAL_S = 60
+
+
+def limiter_for(db, cfg: RateLimitsConfig) -> SlidingWindowLimiter | SharedWindowLimiter:
+    """The limiter for the engine: in memory on SQLite (one process), in the database on
+    PostgreSQL (any number of nodes)."""
+    if db.engine.name == "sqlite":
+        return SlidingWindowLimiter.from_config(cfg)
+    return SharedWindowLimiter.from_config(db, cfg)
+
+
+async def enforce(request: Request, svc, key_id: str) -> None:
     """Count this request against its key's limit; 429 (seed 004's body) when it is over.
 
     Called by `authenticate` once the key is known (once per request: it remembers the
@@ -150,7 +222,7 @@ def enforce(request: Request, svc, key_id: str) -> None:
     if SCOPE_KEY in request.scope:
         decision = request.scope[SCOPE_KEY]
     else:
-        decision = svc.ratelimiter.hit(key_id, route_group(request.method, request.scope["path"]))
+        decision = await svc.ratelimiter.count(key_id, route_group(request.method, request.scope["path"]))
         request.scope[SCOPE_KEY] = decision
         if decision is not None and not decision.allowed:
             svc.metrics.rate_limited[decision.group] += 1

@@ -2,6 +2,15 @@
 requests wait or stream (agents' long-polls, exports). A request without a slot is refused at
 once with 429 and Retry-After, before it costs anything; a slot is given back however the
 request ends (answered, failed, cancelled, or its client gone).
+
+Per node, on both engines, on purpose: with several `qahub serve` nodes on one PostgreSQL
+database, each node counts the slots of the requests it holds, and a key may hold `per_key` on
+each node. What a slot protects is the node's own: a waiting long-poll holds one of that node's
+connections and tasks, a streaming export one of its cores and its reader pool. A shared count
+would guard nothing more (another node's export costs this node nothing) and would cost a
+database write to take and to give back each slot, plus a way to recover the slots of a node
+that died while holding them. The limit a client meets across the whole hub remains the rate
+limit (api/ratelimit.py), which is shared. docs/scaling.md ("What is shared") says the same.
 """
 
 from __future__ import annotations

@@ -91,5 +91,5 @@ def issue_embedded_key(conn, tenant_ref: str) -> NewKey:
     it, replacing the one of the previous start (its secret was only ever in memory)."""
     tenant = find_tenant(conn, tenant_ref) if tenant_ref else list_tenants(conn)[0]
     jobs_db.delete_keys_named(conn, tenant.id, EMBEDDED_KEY_NAME)
-    key_checks.keys_changed()  # a deleted key is never served from memory
+    key_checks.keys_changed(conn)  # a deleted key is never served from memory
     return create_key(conn, tenant.id, scope="write", name=EMBEDDED_KEY_NAME)

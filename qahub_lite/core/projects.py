@@ -163,6 +163,6 @@ def delete_project(conn, tenant_id: str, project_id: str) -> list[str]:
     """Delete a project and everything in it; returns attachment hashes to check after commit."""
     project = get_project(conn, tenant_id, project_id)
     hashes = library_db.project_attachment_hashes(conn, project.id)
-    key_checks.keys_changed()  # keys limited to the project go with it
+    key_checks.keys_changed(conn)  # keys limited to the project go with it
     library_db.delete_project(conn, project.id)
     return hashes

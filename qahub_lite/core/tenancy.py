@@ -91,7 +91,7 @@ def list_tenants(conn) -> list[Tenant]:
 
 def set_suspended(conn, id_or_name: str, suspended: bool) -> Tenant:
     tenant = find_tenant(conn, id_or_name)
-    key_checks.keys_changed()
+    key_checks.keys_changed(conn)
     tenancy_db.set_tenant_suspended(conn, tenant.id, suspended)
     return find_tenant(conn, tenant.id)
 
@@ -132,7 +132,7 @@ def revoke_key(conn, key_id: str, tenant_id: str | None = None) -> KeyInfo:
         key_id = key_id[len(KEY_PREFIX) :].split("_", 1)[0]
     if tenancy_db.key_row(conn, key_id, tenant_id) is None:
         raise NotFound(f"no key {key_id!r}")
-    key_checks.keys_changed()
+    key_checks.keys_changed(conn)
     tenancy_db.mark_key_revoked(conn, key_id, now_ms())
     return _key_info(tenancy_db.key_row(conn, key_id))
 

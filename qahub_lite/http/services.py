@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
     from ..api.agent_api import QueueSignal
     from ..api.metrics import Metrics
-    from ..api.ratelimit import SlidingWindowLimiter
+    from ..api.ratelimit import SharedWindowLimiter, SlidingWindowLimiter
     from ..api.shutdown import Shutdown
     from ..api.slots import KeyedSlots
     from ..db.database import Database
     from ..maintenance import TaskScheduler
-    from ..web.throttle import HashGate, SignInThrottle
+    from ..web.throttle import HashGate, SharedSignInThrottle, SignInThrottle
 
 
 class KeyUsage:
@@ -52,17 +52,18 @@ class Services:
     metrics: Metrics
     # Set off by server.py on SIGTERM (api/shutdown.py).
     shutdown: Shutdown
-    ratelimiter: SlidingWindowLimiter
+    # In memory on SQLite, in the database on PostgreSQL (api/ratelimit.py, web/throttle.py).
+    ratelimiter: SlidingWindowLimiter | SharedWindowLimiter
     scheduler: TaskScheduler
     # Agents' long-polls waiting at once (api/agent_api.py) and exports streaming at once
-    # (api/export_slots.py), per key and in all.
+    # (api/export_slots.py), per key and in all: per node, on purpose (api/slots.py says why).
     poll_budget: KeyedSlots
     export_slots: KeyedSlots
     # Triggers notify it when they queue jobs; agents' claims wait on it.
     job_signal: QueueSignal
     # The dashboard: its template engine and its sign-in guards (web/render.py, web/auth.py).
     templates: jinja2.Environment
-    sign_in_throttle: SignInThrottle
+    sign_in_throttle: SignInThrottle | SharedSignInThrottle
     sign_in_hash_gate: HashGate
     key_usage: KeyUsage = field(default_factory=KeyUsage)
     # Key checks remembered for a few seconds; every revocation in this process forgets them.

@@ -30,7 +30,7 @@ from ..core.clock import now_ms
 from ..core.errors import Forbidden
 from .forms import check_token, decode_pairs, read_form, read_query, read_raw_form
 from .render import SignInRequired, page, redirect
-from .throttle import Busy, HashGate, SignInThrottle
+from .throttle import Busy, HashGate, SharedSignInThrottle, SignInThrottle
 
 SESSION_COOKIE = "qahub_session"
 LOGIN_COOKIE = "qahub_login"
@@ -77,7 +77,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def throttle(request: Request) -> SignInThrottle:
+def throttle(request: Request) -> SignInThrottle | SharedSignInThrottle:
     return services(request).sign_in_throttle
 
 
@@ -147,7 +147,7 @@ async def login(request: Request) -> Response:
     check_token(request.cookies.get(LOGIN_COOKIE, ""), next((v for k, v in pairs if k == "csrf"), None))
     form = decode_pairs(pairs, LoginForm, "form", ignore=("csrf",))
     limiter, address = throttle(request), _address(request)
-    wait = limiter.reserve(form.username, address)
+    wait = await limiter.reserve_attempt(form.username, address)
     if wait:
         minutes = max(1, round(wait / 60))
         return _login_page(
@@ -160,7 +160,7 @@ async def login(request: Request) -> Response:
             stored = await svc.db.read(users.find_credentials, form.username)
             signed = await asyncio.to_thread(users.check_credentials, stored, form.username, form.password)
     except Busy:
-        limiter.release(form.username, address)
+        await limiter.release_attempt(form.username, address)
         return _login_page(
             request, status=429, username=form.username, next_path=form.next,
             headers={"Retry-After": str(HashGate.RETRY_AFTER_S)},
@@ -168,7 +168,7 @@ async def login(request: Request) -> Response:
         )
     except Forbidden as exc:
         return _login_page(request, status=401, message=exc.message, username=form.username, next_path=form.next)
-    limiter.succeeded(form.username, address)
+    await limiter.clear_failures(form.username, address)
     # Upgrading an old hash costs one more scrypt run: off the event loop, like the check, and
     # through the gate; when it is full the upgrade waits for the next sign-in.
     new_hash = None

@@ -19,9 +19,19 @@ clears the pair's failures. The address is the TCP peer: behind a reverse proxy 
 shares the proxy's address, and the limit becomes per user name (still a limit; headers such
 as X-Forwarded-For are not trusted, since any client can send them).
 
-Memory is bounded: pairs whose failures all left the window are forgotten, and beyond
-`max_keys` pairs the stalest are dropped first (a flood of made-up names cannot grow it).
-qahub-lite serves from one process (server.py), so this in-process state is the whole truth.
+Where the failures are kept depends on the engine (`throttle_for`, chosen once at start):
+
+- SQLite: in memory (`SignInThrottle`). A SQLite hub is served by one process (server.py), so
+  this in-process state is the whole truth. Memory is bounded: pairs whose failures all left the
+  window are forgotten, and beyond `max_keys` pairs the stalest are dropped first (a flood of
+  made-up names cannot grow it).
+- PostgreSQL: in the database (`SharedSignInThrottle`, core/shared_windows.py), because behind a
+  load balancer a guesser's attempts reach every node: a per-node count would give them the
+  budget once per node. Reserving is one write transaction, atomic across nodes (db/engine.py).
+  The table holds at most `attempts` rows per pair and is pruned of idle pairs every minute.
+
+`HashGate` stays per node on both engines: what it protects is the CPU of the node that runs
+the hashes, and each node's cores are its own (docs/scaling.md, "What is shared").
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ import os
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
+
+from ..core import shared_windows
 
 
 class SignInThrottle:
@@ -100,6 +112,68 @@ class SignInThrottle:
 
     def __len__(self) -> int:
         return len(self._failures)
+
+    # The interface the login handler awaits, shared with SharedSignInThrottle.
+
+    async def reserve_attempt(self, username: str, address: str) -> int:
+        return self.reserve(username, address)
+
+    async def release_attempt(self, username: str, address: str) -> None:
+        self.release(username, address)
+
+    async def clear_failures(self, username: str, address: str) -> None:
+        self.succeeded(username, address)
+
+
+class SharedSignInThrottle:
+    """SignInThrottle's rule with the failures in the database, for several nodes (see the
+    module's docstring). `clock` (seconds) is for tests; by default the database's clock."""
+
+    def __init__(self, db, attempts: int, window_s: float, *, clock: Callable[[], float] | None = None) -> None:
+        self._db = db
+        self.attempts = attempts
+        self.window_s = window_s
+        self._clock = clock
+
+    @staticmethod
+    def subject(username: str, address: str) -> str:
+        # The address first: it holds no newline, so the pair reads back unambiguously whatever
+        # the name holds. Names are folded as SignInThrottle.key folds them.
+        name, address = SignInThrottle.key(username, address)
+        return f"{address}\n{name}"
+
+    def _now_ms(self) -> int | None:
+        return None if self._clock is None else round(self._clock() * 1000)
+
+    async def reserve_attempt(self, username: str, address: str) -> int:
+        """Count an attempt before its password is checked: 0 when it may be checked now (and
+        is counted as a failure until `clear_failures`), else the seconds to wait (not counted)."""
+        state = await self._db.write(shared_windows.hit, shared_windows.SIGN_IN, self.subject(username, address),
+                                     self.attempts, self.window_s, self._now_ms())
+        return 0 if state.allowed else shared_windows.retry_after_s(state, self.window_s)
+
+    async def release_attempt(self, username: str, address: str) -> None:
+        """Give back a reservation whose password was never checked (the gate was full)."""
+        await self._db.write(shared_windows.release_newest, shared_windows.SIGN_IN, self.subject(username, address))
+
+    async def clear_failures(self, username: str, address: str) -> None:
+        """A success clears the pair's failures."""
+        await self._db.write(shared_windows.clear, shared_windows.SIGN_IN, self.subject(username, address))
+
+    async def prune(self) -> int:
+        """Delete failures that left the window, of every pair (the `rate-window-prune` task)."""
+        return await self._db.write(shared_windows.prune, shared_windows.SIGN_IN, self.window_s, self._now_ms())
+
+    async def pairs_held(self) -> int:
+        return await self._db.read(shared_windows.subjects, shared_windows.SIGN_IN)
+
+
+def throttle_for(db, attempts: int, window_s: float) -> SignInThrottle | SharedSignInThrottle:
+    """The sign-in throttle for the engine: in memory on SQLite (one process), in the database
+    on PostgreSQL (any number of nodes)."""
+    if db.engine.name == "sqlite":
+        return SignInThrottle(attempts, window_s)
+    return SharedSignInThrottle(db, attempts, window_s)
 
 
 class Busy(Exception):
