@@ -22,7 +22,7 @@ from qahub_lite.bootstrap import ensure_initialized
 from qahub_lite.cli.copy import TableProgress
 from qahub_lite.config import load_config
 from qahub_lite.core import tenancy
-from qahub_lite.db.copy import CopyError, CopyRefused, Table, copy_hub, plan
+from qahub_lite.db.copy import NOT_COPIED, CopyError, CopyRefused, Table, copy_hub, plan
 from qahub_lite.db.database import direct_connection
 from qahub_lite.db.engine import PostgresqlEngine, SqliteEngine
 
@@ -33,7 +33,7 @@ def _sqlite_tables(path: Path) -> dict[str, list[tuple]]:
     try:
         names = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != 'schema_migrations' ORDER BY name")]
+            "ORDER BY name") if r[0] not in NOT_COPIED]
         return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
     finally:
         conn.close()
@@ -43,7 +43,7 @@ def _pg_counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         names = [r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
-            "AND table_name != 'schema_migrations'")]
+            "AND table_type = 'BASE TABLE'") if r[0] not in NOT_COPIED]
         return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 

@@ -40,6 +40,10 @@ from .engine import PostgresqlEngine, SqliteEngine
 BATCH_ROWS = 5000
 # Kept by each engine's migrations themselves: the target's migrate() writes its own records.
 _MIGRATIONS_TABLE = "schema_migrations"
+# What running nodes keep to coordinate, not the hub's data: rate-limit windows, task leases and
+# the key-change counter (migrations 0011, 0012). The target starts with its own (a counter row
+# its migration made, no windows, no leases); they are neither copied nor counted as rows.
+NOT_COPIED = frozenset({_MIGRATIONS_TABLE, "rate_limit_hits", "rate_limit_windows", "key_generation", "task_leases"})
 
 ATTACHMENTS_NOTE = ("attachment files are not copied: they stay in the data folder, which the "
                     "new config's [storage] data_dir must name")
@@ -217,7 +221,7 @@ def same_database(source, target) -> bool:
 
 def _non_empty(conn, engine, tables) -> list[str]:
     return [t for t in tables
-            if t != _MIGRATIONS_TABLE and conn.execute(f"SELECT 1 FROM {_q(t)} LIMIT 1").fetchone() is not None]
+            if t not in NOT_COPIED and conn.execute(f"SELECT 1 FROM {_q(t)} LIMIT 1").fetchone() is not None]
 
 
 def _refuse_non_empty(conn, engine, describe: str) -> None:
@@ -383,8 +387,8 @@ def _copy_tables(src, source, dst, target, batch_rows: int, progress: Progress) 
     # Checked again inside the write transaction: a target filled between the first look and now.
     _refuse_non_empty(dst, target, target.describe())
     source_tables = {t.name: t for t in _schema(src, source).values()}
-    tables = sorted(set(schema) - {_MIGRATIONS_TABLE})
-    if set(source_tables) - {_MIGRATIONS_TABLE} != set(tables):
+    tables = sorted(set(schema) - NOT_COPIED)
+    if set(source_tables) - NOT_COPIED != set(tables):
         extra = sorted(set(source_tables) - set(schema))
         missing = sorted(set(tables) - set(source_tables))
         raise CopyRefused(f"the source's tables differ from this version's schema (only in the source: {extra}, "
