@@ -42,6 +42,7 @@ def json_list_holds(conn, column: str) -> str:
 
 class SqliteEngine:
     name = "sqlite"
+    shares_write_lock = False  # one process writes: nothing to wait for but itself
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> None:
         self.path = path
@@ -97,6 +98,7 @@ class SqliteEngine:
 
 class PostgresqlEngine:
     name = "postgresql"
+    shares_write_lock = True  # every node's writer takes WRITE_LOCK in turn
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
         from . import postgresql  # imported only when configured: SQLite hubs never load psycopg

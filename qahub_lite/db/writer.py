@@ -168,6 +168,17 @@ class Writer:
                 self.engine.at_writer_stop(self._conn)
                 return
 
+    def _take_waiting(self, batch: list) -> None:
+        while len(batch) < self._max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                self._queue.put(_STOP)  # seen by _serve after this batch, which drains the rest
+                return
+            batch.append(item)
+
     def _connection(self):
         """The writer's connection, opened again when the server dropped it (a PostgreSQL restart
         or failover): the batch that found it broken failed; the next one gets a new connection."""
@@ -188,6 +199,10 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         try:
             self.engine.begin_write(conn)
+            if self.engine.shares_write_lock:
+                # Other nodes' writers held the lock while this one waited: what was queued
+                # meanwhile joins this transaction instead of waiting for the next one.
+                self._take_waiting(batch)
             for index, (fn, args, _, _) in enumerate(batch):
                 savepoint = f"op{index}"
                 conn.execute(f"SAVEPOINT {savepoint}")
