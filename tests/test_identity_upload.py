@@ -17,7 +17,9 @@ from conftest import start_server
 from test_upload import CI_MARKERS, FakeHub, _answer, _png, upload
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "generated"
-pytestmark = [pytest.mark.e2e, pytest.mark.engines]
+# The command-line client against a server: its behaviour does not depend on the server's engine,
+# whose API is tested on both engines elsewhere; one engine keeps make test short.
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

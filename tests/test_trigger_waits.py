@@ -12,7 +12,6 @@ import pytest
 from conftest import start_server
 from qahub_lite.cli import main
 
-pytestmark = pytest.mark.engines
 
 
 @pytest.fixture(scope="module")

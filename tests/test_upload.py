@@ -28,7 +28,6 @@ from qahub_lite.payload import (
 from qahub_lite.reports import FORMATS, Attempt, ParsedResult
 from qahub_lite.upload import split
 
-pytestmark = pytest.mark.engines
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "generated"
 # Provider marker variables: a test run inside a CI job must not pick up that job's context.

@@ -15,7 +15,6 @@ from conftest import free_port, qahub_command, start_server
 from qahub_lite.cli import main
 from qahub_lite.cli.wait import parse_duration
 
-pytestmark = pytest.mark.engines
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -12,6 +12,7 @@ import msgspec
 
 from . import migrations, orphans
 from .connection import MIN_SQLITE
+from .errors import StorageError
 
 
 class CheckReport(msgspec.Struct):
@@ -43,11 +44,9 @@ def check_engine(engine, attachments_dir: Path) -> CheckReport:
 
 
 def _check_postgresql(engine, attachments_dir: Path) -> CheckReport:
-    import psycopg  # only PostgreSQL hubs come here
-
     try:
         conn = engine.open_reader()
-    except psycopg.Error as exc:  # the message is the finding
+    except StorageError as exc:  # the message is the finding (engine.py translates the driver's)
         return CheckReport(False, "", {}, [], [], [], [], [
             f"cannot connect to {engine.describe()}: {' '.join(str(exc).split())}"], engine="postgresql")
     problems: list[str] = []
