@@ -338,8 +338,8 @@ def main() -> int:
     if one["write_busy"] >= 0.9:
         print(f"  one node's writer is in a write transaction {one['write_busy']:.0%} of the time: the write path is "
               "saturated, and write transactions run one at a time across nodes (the write lock), so a second node "
-              f"adds only parsing and validation in parallel, while its writer waits for the lock and group commit "
-              f"shares less ({one['operations'] / max(one['transactions'], 1):.2f} -> "
+              f"adds only parsing and validation in parallel, while its writer waits for the lock (group commit: "
+              f"{one['operations'] / max(one['transactions'], 1):.2f} -> "
               f"{two['operations'] / max(two['transactions'], 1):.2f} ingests per transaction)")
     else:
         print("  the writer is not saturated: the nodes' request handling and the database's CPU limit it")
