@@ -95,6 +95,27 @@ def module_storage_url(engine: str, request) -> str:
     return request.getfixturevalue("pg_cluster").fresh_database()
 
 
+class OpenDatabase:
+    """A migrated Database of the test's engine, opened on an event loop of its own: one node's
+    worth of storage, for tests that drive the storage layer without a server."""
+
+    def __init__(self, config: Config) -> None:
+        import asyncio
+
+        from qahub_lite.db.database import Database
+
+        self.loop = asyncio.new_event_loop()
+        self.db = Database.from_config(config)
+        self.run(self.db.open())
+
+    def run(self, awaitable):
+        return self.loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        self.run(self.db.close())
+        self.loop.close()
+
+
 def run_sql(config: Config, sql: str, params=()) -> list:
     """Run one statement on the hub's database, whichever engine, in a committed write
     transaction (what tests use to age rows or look under the API); returns its rows."""

@@ -21,9 +21,9 @@ from qahub_lite.api.ratelimit import (
 )
 from qahub_lite.config import load_config
 from qahub_lite.core import tenancy
-from qahub_lite.db.database import Database, direct_connection
+from qahub_lite.db.database import direct_connection
 
-from conftest import Api, make_api, write_config
+from conftest import Api, OpenDatabase, make_api, write_config
 from seeds.examples import seed002_payload
 
 pytestmark = pytest.mark.engines
@@ -43,28 +43,12 @@ def _limiter(limit=3, window=60, clock=None) -> SlidingWindowLimiter:
     return SlidingWindowLimiter({QUALITYPILOT_INGEST: limit, QUALIGATE: limit, DEFAULT: limit}, window, clock or Clock())
 
 
-class Opened:
-    """A migrated Database of the test's engine, opened on an event loop of the test's own."""
-
-    def __init__(self, config) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.db = Database.from_config(config)
-        self.run(self.db.open())
-
-    def run(self, awaitable):
-        return self.loop.run_until_complete(awaitable)
-
-    def close(self) -> None:
-        self.run(self.db.close())
-        self.loop.close()
-
-
 @pytest.fixture
 def opened(config):
     databases = []
 
     def open_one():
-        databases.append(Opened(config))
+        databases.append(OpenDatabase(config))
         return databases[-1]
 
     yield open_one

@@ -12,32 +12,18 @@ import pytest
 from qahub_lite.app import create_app
 from qahub_lite.bootstrap import ensure_initialized
 from qahub_lite.core import key_checks, tenancy
-from qahub_lite.db.database import Database, direct_connection
+from qahub_lite.db.database import direct_connection
 from qahub_lite.web.throttle import SharedSignInThrottle, SignInThrottle, throttle_for
 
+from conftest import OpenDatabase
+
 pytestmark = pytest.mark.engines
-
-
-class Node:
-    """A migrated Database of the test's engine, on an event loop of its own: one node's worth."""
-
-    def __init__(self, config) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.db = Database.from_config(config)
-        self.run(self.db.open())
-
-    def run(self, awaitable):
-        return self.loop.run_until_complete(awaitable)
-
-    def close(self) -> None:
-        self.run(self.db.close())
-        self.loop.close()
 
 
 @pytest.fixture
 def nodes(config):
     ensure_initialized(config)
-    opened = [Node(config), Node(config)]
+    opened = [OpenDatabase(config), OpenDatabase(config)]  # two nodes' worth
     yield opened
     for node in opened:
         node.close()
